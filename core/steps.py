@@ -1,0 +1,127 @@
+"""One optimisation step of the VAE-GAN (three separate updates) and of the pixel VAE.
+
+Gradient routing of the VAE-GAN (paper, Algorithm 1):
+- Enc gets d(L_prior + L_llike)/d theta_Enc only: the GAN gradient never reaches it.
+- Dec gets gamma * dL_llike + dL_GAN(generator) w.r.t. theta_Dec.
+- Dis gets dL_GAN(discriminator) only: the feature loss never trains it.
+All three gradients are taken from one forward pass before any optimiser steps, so no
+parameter is modified in place while a graph still needs it (the classic port bug).
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from core.losses import bce_fake, bce_real, feature_nll, kl_prior, pixel_nll
+from core.model import VAEGAN
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    gamma: float = 1e-2
+    """Weight of the feature loss in the decoder's update, relative to the GAN term."""
+    equilibrium: float = 0.68
+    margin: float = 0.35
+    kl_weight: float = 1.0
+    """Weight of L_prior; below 1 keeps more detail in z when Dis_l has few features (narrow models)."""
+    pixel_sigma: float = 0.1
+    """Observation noise (in [-1, 1] pixel units) of the plain VAE's Gaussian likelihood."""
+
+
+@dataclass
+class Optimizers:
+    encoder: torch.optim.Optimizer
+    decoder: torch.optim.Optimizer
+    discriminator: torch.optim.Optimizer | None
+
+
+def balance(dis_real: float, dis_fake: float, s: StepSettings) -> tuple[bool, bool]:
+    """Equilibrium rule of the authors' code: returns (train_discriminator, train_generator)."""
+    train_dis = not (dis_real < s.equilibrium - s.margin or dis_fake < s.equilibrium - s.margin)
+    train_gen = not (dis_real > s.equilibrium + s.margin or dis_fake > s.equilibrium + s.margin)
+    if not (train_dis or train_gen):
+        return True, True
+    return train_dis, train_gen
+
+
+def _assign(params: list[nn.Parameter], grads: list[torch.Tensor | None], scale: float = 1.0,
+            accumulate: bool = False) -> None:
+    for p, g in zip(params, grads):
+        if g is None:
+            continue
+        g = g * scale if scale != 1.0 else g
+        p.grad = p.grad + g if accumulate and p.grad is not None else g.clone()
+
+
+def _params(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings,
+                autocast: Callable[[], AbstractContextManager], generator: torch.Generator) -> dict[str, float]:
+    """x: batch in [-1, 1]. Returns the step's losses and mean D outputs."""
+    enc, dec, dis = model.encoder, model.decoder, model.discriminator
+    assert dis is not None and opt.discriminator is not None
+    n = x.shape[0]
+    with autocast():
+        mu, logvar = enc(x)
+        eps = torch.randn(mu.shape, device=x.device, generator=generator, dtype=mu.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        z_prior = torch.randn(mu.shape, device=x.device, generator=generator, dtype=mu.dtype)
+        x_rec = dec(z)
+        x_prior = dec(z_prior)
+        logits, features = dis(torch.cat([x, x_rec, x_prior]))
+    logit_real, logit_rec, logit_prior = logits.float().split(n)
+    feat_real, feat_rec, _ = features.split(n)
+
+    kl = kl_prior(mu.float(), logvar.float())
+    feat = feature_nll(feat_rec, feat_real)
+    dis_real = bce_real(logit_real)
+    dis_rec, dis_prior = bce_fake(logit_rec), bce_fake(logit_prior)
+    dis_fake = 0.5 * (dis_rec + dis_prior)
+    gen = bce_real(logit_rec) + bce_real(logit_prior)
+    train_dis, train_gen = balance(dis_real.item(), dis_fake.item(), s)
+
+    enc_p, dec_p, dis_p = _params(enc), _params(dec), _params(dis)
+    for o in (opt.encoder, opt.decoder, opt.discriminator):
+        o.zero_grad(set_to_none=True)
+    grads = torch.autograd.grad(s.kl_weight * kl + feat, enc_p + dec_p, retain_graph=True, allow_unused=True)
+    _assign(enc_p, grads[:len(enc_p)])
+    _assign(dec_p, grads[len(enc_p):], scale=s.gamma)
+    if train_gen:
+        _assign(dec_p, torch.autograd.grad(gen, dec_p, retain_graph=train_dis, allow_unused=True), accumulate=True)
+    if train_dis:
+        _assign(dis_p, torch.autograd.grad(dis_real + dis_rec + dis_prior, dis_p, allow_unused=True))
+    opt.encoder.step()
+    opt.decoder.step()
+    if train_dis:
+        opt.discriminator.step()
+    with torch.no_grad():
+        probs = torch.sigmoid(logits.float()).split(n)
+    return {
+        "kl": kl.item(), "feature": feat.item(), "gen": gen.item(),
+        "dis_real": dis_real.item(), "dis_fake": dis_fake.item(),
+        "d_real": probs[0].mean().item(), "d_rec": probs[1].mean().item(), "d_prior": probs[2].mean().item(),
+        "train_dis": float(train_dis), "train_gen": float(train_gen),
+    }
+
+
+def vae_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings,
+             autocast: Callable[[], AbstractContextManager], generator: torch.Generator) -> dict[str, float]:
+    """Plain pixel-likelihood VAE on the same Enc/Dec, for side-by-side comparison."""
+    with autocast():
+        mu, logvar = model.encoder(x)
+        eps = torch.randn(mu.shape, device=x.device, generator=generator, dtype=mu.dtype)
+        x_rec = model.decoder(mu + eps * torch.exp(0.5 * logvar))
+    kl = kl_prior(mu.float(), logvar.float())
+    pix = pixel_nll(x_rec, x) / (s.pixel_sigma ** 2)
+    opt.encoder.zero_grad(set_to_none=True)
+    opt.decoder.zero_grad(set_to_none=True)
+    (s.kl_weight * kl + pix).backward()
+    opt.encoder.step()
+    opt.decoder.step()
+    return {"kl": kl.item(), "pixel": pix.item()}

@@ -1,0 +1,365 @@
+"""Training loop usable from a background thread: callbacks, pause/resume/stop, NaN rollback,
+deterministic resume, metrics.jsonl, atomic checkpoints, optional torch.distributed data parallelism."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from core.checkpoint import Checkpoint, flatten_optimizer, load_checkpoint, save_checkpoint, unflatten_optimizer
+from core.dataset import BatchSampler, FaceDataset, device_batch, to_signed
+from core.device import autocast_for, resolve_device, uses_channels_last
+from core.model import VAEGAN, ModelConfig
+from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+METRICS_NAME = "metrics.jsonl"
+MAX_ROLLBACKS_IN_A_ROW = 5
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (bad settings, or it kept diverging)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    epochs: int | None = None
+    max_steps: int | None = None
+    lr: float = 3e-4
+    beta1: float = 0.5
+    gamma: float = StepSettings.gamma
+    kl_weight: float = StepSettings.kl_weight
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: bool = True
+    log_interval: int = 20
+    preview_interval: int = 200
+    checkpoint_interval_s: float = 300.0
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise ValueError(f"batch size must be at least 2, got {self.batch_size}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max steps must be at least 1, got {self.max_steps}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be a positive number, got {self.lr}")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        if self.max_steps is not None:
+            return self.max_steps
+        return (self.epochs or 10) * steps_per_epoch
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Preview:
+    step: int
+    samples: torch.Tensor
+    """Decodes of fixed prior vectors, N x 3 x H x W in [0, 1]."""
+    originals: torch.Tensor
+    reconstructions: torch.Tensor
+
+
+class TrainerCallbacks:
+    """Override what you need; every method is called on the training thread."""
+
+    def on_metrics(self, record: dict[str, float]) -> None: ...
+    def on_message(self, text: str) -> None: ...
+    def on_preview(self, preview: Preview) -> None: ...
+    def on_checkpoint(self, path: Path) -> None: ...
+
+
+def model_tensors(model: VAEGAN, inference_only: bool = False) -> dict[str, torch.Tensor]:
+    parts = {"enc": model.encoder, "dec": model.decoder}
+    if model.discriminator is not None and not inference_only:
+        parts["dis"] = model.discriminator
+    return {f"{p}.{k}": v for p, m in parts.items() for k, v in m.state_dict().items()}
+
+
+def load_model_tensors(model: VAEGAN, ckpt: Checkpoint) -> None:
+    model.encoder.load_state_dict(ckpt.group("enc"))
+    model.decoder.load_state_dict(ckpt.group("dec"))
+    if model.discriminator is not None:
+        model.discriminator.load_state_dict(ckpt.group("dis"))
+
+
+class Trainer:
+    def __init__(self, data: FaceDataset, run_dir: str | Path, model_cfg: ModelConfig | None = None,
+                 train_cfg: TrainConfig | None = None, callbacks: TrainerCallbacks | None = None) -> None:
+        self.model_cfg = model_cfg or ModelConfig(image_size=data.image_size)
+        self.cfg = train_cfg or TrainConfig()
+        if data.image_size != self.model_cfg.image_size:
+            raise TrainingError(f"data is {data.image_size}px but the model expects {self.model_cfg.image_size}px")
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.callbacks = callbacks or TrainerCallbacks()
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.device = resolve_device(self.cfg.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", self.rank % torch.cuda.device_count())
+        self.channels_last = uses_channels_last(self.device)
+        self.autocast = autocast_for(self.device, self.cfg.mixed_precision)
+        self.sampler = BatchSampler(len(data), self.cfg.batch_size, self.cfg.seed, self.rank, self.world)
+        self.total_steps = self.cfg.total_steps(self.sampler.steps_per_epoch)
+        torch.manual_seed(self.cfg.seed)
+        self.model = VAEGAN(self.model_cfg).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizers = self._make_optimizers()
+        self.settings = StepSettings(gamma=self.cfg.gamma, kl_weight=self.cfg.kl_weight)
+        self.images = self._place_images(data.images)
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.history: dict[str, Any] = {"rollbacks": 0}
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._good_state: dict | None = None
+        self._sync_initial_weights()
+
+    # ----- control, callable from any thread -----
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    # ----- setup -----
+    def _make_optimizers(self) -> Optimizers:
+        def adam(module: torch.nn.Module | None) -> torch.optim.Optimizer | None:
+            if module is None:
+                return None
+            return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, 0.999))
+
+        return Optimizers(adam(self.model.encoder), adam(self.model.decoder), adam(self.model.discriminator))
+
+    def _place_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Keep the decoded set on the GPU when it takes under a quarter of free memory."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if images.numel() < free // 4:
+                return images.to(self.device)
+        return images
+
+    def _sync_initial_weights(self) -> None:
+        if self.world > 1:
+            for p in self.model.state_dict().values():
+                dist.broadcast(p, src=0)
+
+    # ----- the loop -----
+    def run(self) -> Path | None:
+        """Train until the planned step count or stop(); returns the last checkpoint written."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fixed_z, fixed_index = self._preview_inputs()
+        step_fn = vaegan_step if self.model_cfg.model_type == "vaegan" else vae_step
+        generator = torch.Generator(device=self.device)
+        window: list[dict[str, float]] = []
+        window_start = time.perf_counter()
+        last_save = time.monotonic()
+        saved: Path | None = None
+        rollbacks_in_a_row = 0
+        self._snapshot()
+        self.callbacks.on_message(f"training on {self.device.type} ({self.world} process(es)), "
+                                  f"{len(self.data)} images, step {self.step} of {self.total_steps}")
+        while self.step < self.total_steps and not self._stop.is_set():
+            if not self._running.is_set():
+                self.elapsed_s += time.perf_counter() - window_start
+                self._running.wait()
+                window_start = time.perf_counter()
+                continue
+            generator.manual_seed(self.cfg.seed * 7_919 + self.step * self.world + self.rank)
+            x = device_batch(self.images, self.sampler.indices(self.step), self.device, generator,
+                             channels_last=self.channels_last)
+            self.model.train()
+            metrics = step_fn(self.model, x, self._reducing(self.optimizers), self.settings, self.autocast, generator)
+            if not all(math.isfinite(v) for v in metrics.values()):
+                rollbacks_in_a_row += 1
+                self._rollback(metrics)
+                if rollbacks_in_a_row >= MAX_ROLLBACKS_IN_A_ROW:
+                    raise TrainingError(f"training diverged {rollbacks_in_a_row} times in a row at step "
+                                        f"{self.step}; try a lower learning rate (--lr) or gamma")
+                continue
+            rollbacks_in_a_row = 0
+            self.step += 1
+            window.append(metrics)
+            if self.step % self.cfg.log_interval == 0 or self.step == self.total_steps:
+                now = time.perf_counter()
+                self.elapsed_s += now - window_start
+                self._emit_metrics(window, now - window_start)
+                window, window_start = [], now
+                self._snapshot()
+            if self.step % self.cfg.preview_interval == 0 or self.step == self.total_steps:
+                self.callbacks.on_preview(self.preview(fixed_z, fixed_index))
+            if time.monotonic() - last_save >= self.cfg.checkpoint_interval_s:
+                saved, last_save = self.save(), time.monotonic()
+        if window:
+            self.elapsed_s += time.perf_counter() - window_start
+        saved = self.save()
+        done = "finished" if self.step >= self.total_steps else "stopped"
+        self.callbacks.on_message(f"training {done} at step {self.step}; checkpoint {saved}")
+        return saved
+
+    def _reducing(self, opt: Optimizers) -> Optimizers:
+        if self.world == 1:
+            return opt
+        return Optimizers(*(None if o is None else _AllReduceOptimizer(o, self.world)
+                            for o in (opt.encoder, opt.decoder, opt.discriminator)))
+
+    def _emit_metrics(self, window: list[dict[str, float]], seconds: float) -> None:
+        record = {k: sum(m[k] for m in window) / len(window) for k in window[0]}
+        images_per_s = len(window) * self.cfg.batch_size * self.world / max(seconds, 1e-9)
+        remaining = self.total_steps - self.step
+        record.update(step=self.step, epoch=self.step / self.sampler.steps_per_epoch, images_per_s=images_per_s,
+                      eta_s=remaining * self.cfg.batch_size * self.world / max(images_per_s, 1e-9),
+                      elapsed_s=self.elapsed_s, time=time.time())
+        if self.rank == 0:
+            with open(self.run_dir / METRICS_NAME, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        self.callbacks.on_metrics(record)
+
+    def _snapshot(self) -> None:
+        self._good_state = {
+            "step": self.step,
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optim": [copy.deepcopy(o.state_dict()) for o in self._all_optimizers()],
+        }
+
+    def _rollback(self, metrics: dict[str, float]) -> None:
+        bad = ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
+        assert self._good_state is not None
+        self.model.load_state_dict(self._good_state["model"])
+        for o, sd in zip(self._all_optimizers(), self._good_state["optim"]):
+            o.load_state_dict(sd)
+        self.history["rollbacks"] += 1
+        # Skip the offending batch: continue from the step after it with the last good weights.
+        self.step += 1
+        self.callbacks.on_message(f"step {self.step}: non-finite loss ({bad}); rolled back to the weights of "
+                                  f"step {self._good_state['step']} and skipped the batch")
+
+    def _all_optimizers(self) -> list[torch.optim.Optimizer]:
+        o = self.optimizers
+        return [x for x in (o.encoder, o.decoder, o.discriminator) if x is not None]
+
+    def _preview_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.cfg.seed + 12345)
+        z = torch.randn(16, self.model_cfg.latent_dim, generator=g)
+        index = torch.randperm(len(self.data), generator=g)[:8]
+        return z, index
+
+    @torch.no_grad()
+    def preview(self, z: torch.Tensor, index: torch.Tensor) -> Preview:
+        self.model.eval()
+        x = to_signed(self.data.images[index]).to(self.device)
+        with self.autocast():
+            samples = self.model.decoder(z.to(self.device))
+            recon = self.model.decoder(self.model.encoder(x)[0])
+        self.model.train()
+
+        def unit(t: torch.Tensor) -> torch.Tensor:
+            return ((t.float() + 1) / 2).clamp(0, 1).cpu()
+
+        return Preview(self.step, unit(samples), unit(x), unit(recon))
+
+    # ----- persistence -----
+    def state_meta(self) -> dict[str, Any]:
+        return {
+            "kind": "training",
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": asdict(self.cfg),
+            "training_state": {"step": self.step, "total_steps": self.total_steps,
+                               "images_seen": self.step * self.cfg.batch_size * self.world,
+                               "elapsed_s": round(self.elapsed_s, 1), **self.history},
+            "data": self.data.summary,
+            "label_names": self.data.label_names,
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        path = Path(path or self.checkpoint_path)
+        if self.rank != 0:
+            return path
+        tensors = model_tensors(self.model)
+        optim_info = {}
+        for name, o in zip(("enc", "dec", "dis"), (self.optimizers.encoder, self.optimizers.decoder,
+                                                    self.optimizers.discriminator)):
+            if o is None:
+                continue
+            t, info = flatten_optimizer(f"optim.{name}", o)
+            tensors.update(t)
+            optim_info[name] = info
+        meta = self.state_meta()
+        meta["optimizer"] = optim_info
+        save_checkpoint(path, Checkpoint(tensors, meta))
+        self.callbacks.on_checkpoint(path)
+        return path
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, data: FaceDataset, callbacks: TrainerCallbacks | None = None,
+               **overrides: Any) -> "Trainer":
+        """Continue a run from its checkpoint; `overrides` may change e.g. max_steps, epochs or device."""
+        run_dir = Path(run_dir)
+        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        if ckpt.meta.get("kind") != "training" or "optimizer" not in ckpt.meta:
+            raise TrainingError(f"{run_dir / CHECKPOINT_NAME}: holds no training state (an inference-only model)")
+        cfg = replace(TrainConfig.from_dict(ckpt.meta["train_config"]), **overrides)
+        trainer = cls(data, run_dir, ModelConfig.from_dict(ckpt.meta["model_config"]), cfg, callbacks)
+        load_model_tensors(trainer.model, ckpt)
+        for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
+                                                    trainer.optimizers.discriminator)):
+            if o is not None:
+                o.load_state_dict(unflatten_optimizer(f"optim.{name}", ckpt, ckpt.meta["optimizer"][name]))
+        state = ckpt.meta["training_state"]
+        trainer.step = int(state["step"])
+        trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
+        trainer.history["rollbacks"] = int(state.get("rollbacks", 0))
+        return trainer
+
+
+class _AllReduceOptimizer:
+    """Averages gradients across processes before stepping (the step functions take gradients with
+    torch.autograd.grad, which DistributedDataParallel's backward hooks do not see)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, world: int) -> None:
+        self.optimizer, self.world = optimizer, world
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+        self.optimizer.step()
