@@ -1,0 +1,183 @@
+"""The public model API used by the GUI, the CLI and scripts."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.checkpoint import Checkpoint, CheckpointError, find_checkpoint_in, load_checkpoint, save_checkpoint
+from core.device import resolve_device
+from core.model import VAEGAN, ModelConfig
+
+
+@dataclass
+class ReferenceMap:
+    """Latents of about 2,000 faces, their fitted 2D projection and thumbnails rendered by the model."""
+
+    latents: torch.Tensor          # N x D
+    coords: torch.Tensor           # N x 2
+    thumbnails: torch.Tensor       # N x 3 x t x t uint8
+    projection_mean: torch.Tensor  # D
+    projection_axes: torch.Tensor  # 2 x D (PCA components)
+    labels: torch.Tensor | None = None  # N x A int8 in {-1, 1}, for colouring by attribute
+    label_names: tuple[str, ...] = ()
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Place new latents on the existing map (the projection is never refitted)."""
+        return (z.float().cpu() - self.projection_mean) @ self.projection_axes.T
+
+
+class Model:
+    """An encoder/decoder pair in inference mode. Images are float tensors in [0, 1]."""
+
+    def __init__(self, net: VAEGAN, device: torch.device, meta: dict[str, Any] | None = None,
+                 attributes: dict[str, torch.Tensor] | None = None, reference: ReferenceMap | None = None,
+                 path: Path | None = None) -> None:
+        self.net = net.to(device).eval()
+        self.device = device
+        self.meta = meta or {}
+        self.attributes: dict[str, torch.Tensor] = dict(attributes or {})
+        self.reference = reference
+        self.path = path
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.net.cfg
+
+    @property
+    def image_size(self) -> int:
+        return self.net.cfg.image_size
+
+    @property
+    def latent_dim(self) -> int:
+        return self.net.cfg.latent_dim
+
+    @property
+    def images_trained_on(self) -> int:
+        return int(self.meta.get("training_state", {}).get("images_seen", 0))
+
+    def _check_images(self, x: torch.Tensor) -> None:
+        s = self.image_size
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != s or x.shape[3] != s:
+            raise ValueError(f"expected images of shape N x 3 x {s} x {s}, got {tuple(x.shape)}")
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Posterior means of q(z|x): N x latent_dim (on the CPU)."""
+        self._check_images(x)
+        out = [self.net.encoder(chunk.to(self.device, torch.float32) * 2 - 1)[0].float().cpu()
+               for chunk in x.split(batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.latent_dim)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Images N x 3 x H x W in [0, 1] (on the CPU)."""
+        if z.dim() == 1:
+            z = z.unsqueeze(0)
+        if z.shape[-1] != self.latent_dim:
+            raise ValueError(f"expected latents of size {self.latent_dim}, got {z.shape[-1]}")
+        out = [((self.net.decoder(chunk.to(self.device, torch.float32)).float() + 1) / 2).clamp_(0, 1).cpu()
+               for chunk in z.split(batch_size)]
+        return torch.cat(out)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def sample(self, n: int, temperature: float = 1.0, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n prior samples z ~ N(0, temperature^2 I) and their decodes."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = torch.randn(n, self.latent_dim, generator=g) * temperature
+        return z, self.decode(z)
+
+    def info(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "latent_dim": self.latent_dim, "model_type": self.config.model_type,
+                "images_trained_on": self.images_trained_on, "attributes": sorted(self.attributes),
+                "path": str(self.path) if self.path else None, "provenance": self.meta.get("provenance")}
+
+    def info_line(self) -> str:
+        i = self.info()
+        return (f"{i['image_size']}x{i['image_size']} {i['model_type'].upper()}, latent {i['latent_dim']}, "
+                f"trained on {i['images_trained_on']:,} images, {len(i['attributes'])} attributes")
+
+    def save_attributes(self, path: str | Path | None = None) -> Path:
+        """Write the current attribute vectors into the checkpoint file (atomically), keeping all else."""
+        target = Path(path or self.path or "")
+        if not target.name:
+            raise CheckpointError("model has no file to save attributes into")
+        ckpt = load_checkpoint(target)
+        ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not k.startswith("attr.")}
+        names = sorted(self.attributes)
+        if names:
+            ckpt.tensors["attr.vectors"] = torch.stack([self.attributes[n].float().cpu() for n in names])
+        ckpt.meta["attributes"] = names
+        return save_checkpoint(target, ckpt)
+
+
+def _attributes_from(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
+    names = ckpt.meta.get("attributes", [])
+    vectors = ckpt.tensors.get("attr.vectors")
+    if vectors is None or len(names) != vectors.shape[0]:
+        return {}
+    return {n: v.float() for n, v in zip(names, vectors)}
+
+
+def _reference_from(ckpt: Checkpoint) -> ReferenceMap | None:
+    t = ckpt.tensors
+    needed = ("ref.latents", "ref.coords", "ref.thumbnails_jpeg", "ref.projection_mean", "ref.projection_axes")
+    if not all(k in t for k in needed):
+        return None
+    info = ckpt.meta.get("reference", {})
+    thumbs = decode_thumbnail_atlas(t["ref.thumbnails_jpeg"], int(info.get("count", t["ref.latents"].shape[0])),
+                                    int(info.get("thumbnail_size", 64)), int(info.get("columns", 45)))
+    return ReferenceMap(t["ref.latents"].float(), t["ref.coords"].float(), thumbs, t["ref.projection_mean"].float(),
+                        t["ref.projection_axes"].float(), t.get("ref.labels"), tuple(info.get("label_names", ())))
+
+
+def encode_thumbnail_atlas(thumbs: torch.Tensor, columns: int, quality: int = 88) -> torch.Tensor:
+    """N x 3 x t x t uint8 -> one JPEG of a grid, as a uint8 tensor of its bytes (compact to ship)."""
+    from PIL import Image
+
+    n, _, t, _ = thumbs.shape
+    rows = -(-n // columns)
+    canvas = torch.zeros(3, rows * t, columns * t, dtype=torch.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        canvas[:, r * t:(r + 1) * t, c * t:(c + 1) * t] = thumbs[i]
+    buf = io.BytesIO()
+    Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=quality)
+    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+
+
+def decode_thumbnail_atlas(data: torch.Tensor, count: int, size: int, columns: int) -> torch.Tensor:
+    from PIL import Image
+
+    atlas = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")).copy())
+    atlas = atlas.permute(2, 0, 1)
+    tiles = [atlas[:, (i // columns) * size:(i // columns + 1) * size, (i % columns) * size:(i % columns + 1) * size]
+             for i in range(count)]
+    return torch.stack(tiles).contiguous()
+
+
+def load_model(path: str | Path, device: str = "auto") -> Model:
+    """Load a training or inference checkpoint (file or run folder) as a Model.
+
+    Raises CheckpointError with a one-line message naming the file and the problem."""
+    dev = resolve_device(device)
+    file = Path(path)
+    if file.is_dir():
+        file = find_checkpoint_in(file)
+    ckpt = load_checkpoint(file)
+    try:
+        cfg = ModelConfig.from_dict(ckpt.meta["model_config"])
+        net = VAEGAN(cfg, with_discriminator=False)
+        net.encoder.load_state_dict({k: v.float() for k, v in ckpt.group("enc").items()})
+        net.decoder.load_state_dict({k: v.float() for k, v in ckpt.group("dec").items()})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{file}: checkpoint does not hold a usable model ({str(exc).splitlines()[0][:160]})") from exc
+    if dev.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return Model(net, dev, ckpt.meta, _attributes_from(ckpt), _reference_from(ckpt), file)

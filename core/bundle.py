@@ -1,0 +1,54 @@
+"""Inference-only model files: Enc + Dec weights, attribute vectors and a reference latent map."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.api import Model, ReferenceMap, encode_thumbnail_atlas
+from core.checkpoint import Checkpoint, save_checkpoint
+from core.trainer import model_tensors
+
+ATLAS_COLUMNS = 45
+
+
+def fit_pca(latents: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, components k x D) of the latents' principal axes."""
+    mean = latents.float().mean(0)
+    _, _, v = torch.linalg.svd(latents.float() - mean, full_matrices=False)
+    return mean, v[:k].contiguous()
+
+
+def build_reference_map(model: Model, images: torch.Tensor, labels: torch.Tensor | None = None,
+                        label_names: tuple[str, ...] = ()) -> ReferenceMap:
+    """Encode uint8 images, fit the 2D PCA map, and render thumbnails with the model itself."""
+    latents = model.encode(images.float() / 255)
+    mean, axes = fit_pca(latents)
+    thumbs = (model.decode(latents) * 255).round().to(torch.uint8)
+    return ReferenceMap(latents, (latents - mean) @ axes.T, thumbs, mean, axes, labels, tuple(label_names))
+
+
+def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, Any] | None = None,
+                         half_precision: bool = True) -> Path:
+    """Write Enc/Dec weights (no Dis, no optimiser), attributes and reference map to one file."""
+    dtype = torch.float16 if half_precision else torch.float32
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model_tensors(model.net, True).items()}
+    meta: dict[str, Any] = {k: v for k, v in model.meta.items() if k not in ("optimizer",)}
+    meta.update(kind="inference", model_config=model.config.to_dict(), **(extra_meta or {}))
+    names = sorted(model.attributes)
+    meta["attributes"] = names
+    if names:
+        tensors["attr.vectors"] = torch.stack([model.attributes[n].float() for n in names])
+    ref = model.reference
+    if ref is not None:
+        tensors.update({
+            "ref.latents": ref.latents.to(dtype), "ref.coords": ref.coords.float(),
+            "ref.thumbnails_jpeg": encode_thumbnail_atlas(ref.thumbnails, ATLAS_COLUMNS),
+            "ref.projection_mean": ref.projection_mean.float(), "ref.projection_axes": ref.projection_axes.float(),
+        })
+        if ref.labels is not None:
+            tensors["ref.labels"] = ref.labels.to(torch.int8)
+        meta["reference"] = {"count": int(ref.latents.shape[0]), "thumbnail_size": int(ref.thumbnails.shape[-1]),
+                             "columns": ATLAS_COLUMNS, "label_names": list(ref.label_names), "projection": "pca"}
+    return save_checkpoint(path, Checkpoint(tensors, meta))

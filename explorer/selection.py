@@ -1,0 +1,56 @@
+"""The shared current-selection model that lets panels pass faces and models to each other."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from core.api import Model
+
+
+@dataclass
+class FaceItem:
+    """A face known to the app: where it came from, its crop (3 x S x S in [0, 1]) and its latent."""
+
+    name: str
+    latent: torch.Tensor
+    image: torch.Tensor | None = None
+    source: str = ""
+
+
+class Selection(QObject):
+    """One per window. Panels listen to its signals and call its methods; they never talk directly."""
+
+    modelChanged = Signal(object)          # core.Model | None
+    faceSelected = Signal(object)          # FaceItem: the current face (attribute panel edits it)
+    facesAdded = Signal(list)              # list[FaceItem]: new faces to highlight on the latent map
+    endpointsSent = Signal(list)           # list[FaceItem]: endpoints for the interpolation panel
+    groupsSent = Signal(object, object)    # (latents with, latents without): N x D tensors for a new vector
+    attributesChanged = Signal()           # the model's attribute vectors were added to or changed
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model: Model | None = None
+        self.current: FaceItem | None = None
+
+    def set_model(self, model: Model | None) -> None:
+        self.model = model
+        self.current = None
+        self.modelChanged.emit(model)
+
+    def select_face(self, face: FaceItem) -> None:
+        self.current = face
+        self.faceSelected.emit(face)
+
+    def add_faces(self, faces: list[FaceItem]) -> None:
+        self.facesAdded.emit(faces)
+
+    def send_endpoints(self, faces: list[FaceItem]) -> None:
+        self.endpointsSent.emit(faces)
+
+    def send_groups(self, with_latents: torch.Tensor, without_latents: torch.Tensor) -> None:
+        self.groupsSent.emit(with_latents, without_latents)
+
+    def notify_attributes_changed(self) -> None:
+        self.attributesChanged.emit()
