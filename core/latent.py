@@ -1,0 +1,448 @@
+"""Latent-space operations: interpolation, attribute vectors, edits, prior samples and 2D maps.
+
+Plain torch (numpy only at the t-SNE/UMAP boundary); never imports Qt. Latents are float tensors,
+one vector of size D or a batch N x D. Bad settings raise ValueError with a one-line message.
+"""
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MAX_STEPS = 256
+_PARALLEL_SIN = 1e-5     # slerp treats directions closer than this (in sin of the angle) as parallel
+_TINY_NORM = 1e-12
+_REDUNDANT = 1e-5        # a residual below this fraction of its vector's norm lies in the span of the others
+_TSNE_NEIGHBOURS = 5
+
+
+# ---------------------------------------------------------------- validation helpers
+
+def _float(x: Tensor | Sequence[float]) -> Tensor:
+    x = torch.as_tensor(x)
+    return x if x.is_floating_point() else x.float()
+
+
+def _vector(x: Tensor | Sequence[float], name: str) -> Tensor:
+    x = _float(x)
+    if x.dim() != 1:
+        raise ValueError(f"{name} must be a single latent vector (D), got shape {tuple(x.shape)}")
+    return x
+
+
+def _matrix(x: Tensor | Sequence[Sequence[float]], name: str) -> Tensor:
+    x = _float(x)
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be a batch of latents (N x D), got shape {tuple(x.shape)}")
+    return x
+
+
+def _same_shape(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    a, b = _float(a), _float(b)
+    if a.shape != b.shape or a.dim() not in (1, 2):
+        raise ValueError(f"a and b must both be D or N x D of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b.to(a.dtype)
+
+
+# ---------------------------------------------------------------- interpolation
+
+def lerp(a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
+    """Straight-line interpolation; t=0 gives a and t=1 gives b exactly (torch.lerp guarantees both ends)."""
+    a, b = _same_shape(a, b)
+    return torch.lerp(a, b, torch.as_tensor(t, dtype=a.dtype))
+
+
+def slerp(a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
+    """Spherical interpolation along the last dimension (D or N x D; t a float or broadcastable, e.g. N x 1).
+
+    Keeps the norm when |a| == |b|, which keeps samples in the prior's high-density shell. Falls back to
+    lerp where a and b are (anti)parallel or either is near zero, where the great circle is undefined."""
+    a, b = _same_shape(a, b)
+    t = torch.as_tensor(t, dtype=a.dtype)
+    a_norm, b_norm = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    a_unit, b_unit = a / a_norm.clamp_min(_TINY_NORM), b / b_norm.clamp_min(_TINY_NORM)
+    # 2 atan2(|a-b|, |a+b|) is accurate at every angle, unlike acos of the dot product near 0 and pi
+    angle = 2 * torch.atan2((a_unit - b_unit).norm(dim=-1, keepdim=True), (a_unit + b_unit).norm(dim=-1, keepdim=True))
+    sin_angle = torch.sin(angle)
+    degenerate = (sin_angle < _PARALLEL_SIN) | (a_norm < _TINY_NORM) | (b_norm < _TINY_NORM)
+    safe_sin = torch.where(degenerate, torch.ones_like(sin_angle), sin_angle)
+    # weights are x / x == 1 and sin(0) == 0 at the ends, so the endpoints come out exactly
+    spherical = torch.sin((1 - t) * angle) / safe_sin * a + torch.sin(t * angle) / safe_sin * b
+    return torch.where(degenerate, torch.lerp(a, b, t), spherical)
+
+
+Interpolator = Callable[[Tensor, Tensor, "float | Tensor"], Tensor]
+_INTERPOLATORS: dict[str, Interpolator] = {"linear": lerp, "slerp": slerp}
+
+
+def _interpolator(method: str) -> Interpolator:
+    if method not in _INTERPOLATORS:
+        raise ValueError(f"unknown interpolation method {method!r}; use one of: {', '.join(_INTERPOLATORS)}")
+    return _INTERPOLATORS[method]
+
+
+def _check_steps(steps: int, minimum: int) -> None:
+    if not isinstance(steps, int) or not minimum <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer between {minimum} and {MAX_STEPS}, got {steps!r}")
+
+
+def _segment(a: Tensor, b: Tensor, steps: int, interpolator: Interpolator) -> Tensor:
+    t = torch.linspace(0, 1, steps, dtype=a.dtype)[:, None]  # linspace hits 0 and 1 exactly
+    return interpolator(a.expand(steps, -1), b.expand(steps, -1), t)
+
+
+def interpolate(a: Tensor, b: Tensor, steps: int, method: str = "linear") -> Tensor:
+    """steps x D latents from a to b, both endpoints included exactly. method: "linear" or "slerp"."""
+    interpolator = _interpolator(method)
+    _check_steps(steps, 2)
+    a, b = _same_shape(_vector(a, "a"), _vector(b, "b"))
+    return _segment(a, b, steps, interpolator)
+
+
+def interpolate_path(points: Tensor, steps: int, method: str = "linear") -> Tensor:
+    """steps x D latents through all K >= 2 points in order, passing exactly through each.
+
+    The steps - 1 moves are shared evenly between the K - 1 segments (earlier segments take the remainder)."""
+    interpolator = _interpolator(method)
+    points = _matrix(points, "points")
+    if points.shape[0] < 2:
+        raise ValueError(f"a path needs at least 2 points, got {points.shape[0]}")
+    _check_steps(steps, points.shape[0])
+    segments = points.shape[0] - 1
+    base, extra = divmod(steps - 1, segments)
+    pieces = [points[:1]]
+    for i, (start, end) in enumerate(pairwise(points)):
+        moves = base + (1 if i < extra else 0)
+        pieces.append(_segment(start, end, moves + 1, interpolator)[1:])
+    return torch.cat(pieces)
+
+
+# ---------------------------------------------------------------- attribute vectors
+
+def _group_mean(latents: Tensor, index: Tensor | Sequence[int] | Sequence[bool], side: str) -> Tensor:
+    index = torch.as_tensor(index)
+    n = latents.shape[0]
+    if index.dtype == torch.bool:
+        if index.shape != (n,):
+            raise ValueError(f"the '{side}' mask must have one entry per latent ({n}), got shape {tuple(index.shape)}")
+    else:
+        index = index.long().reshape(-1)
+        if index.numel() and (index.min() < -n or index.max() >= n):
+            raise ValueError(f"the '{side}' indices must lie in 0..{n - 1}")
+    group = latents[index]
+    if group.shape[0] == 0:
+        raise ValueError(f"the '{side}' group is empty: need at least one latent with and one without the attribute")
+    return group.mean(0)
+
+
+def vector_from_groups(latents: Tensor, with_index: Tensor | Sequence[int], without_index: Tensor | Sequence[int]) -> Tensor:
+    """Mean latent of the 'with' group minus mean of the 'without' group (indices or boolean masks)."""
+    latents = _matrix(latents, "latents")
+    return _group_mean(latents, with_index, "with") - _group_mean(latents, without_index, "without")
+
+
+def attribute_vector(latents: Tensor, has_attribute: Tensor) -> Tensor:
+    """Unnormalised attribute direction: mean latent with the attribute minus mean latent without it."""
+    has_attribute = torch.as_tensor(has_attribute, dtype=torch.bool)
+    return vector_from_groups(latents, has_attribute, ~has_attribute)
+
+
+def attribute_vectors_from_labels(latents: Tensor, labels: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+    """One vector per label column (1 = has it, -1 = lacks it, 0 = unknown); columns with an empty side are skipped."""
+    latents = _matrix(latents, "latents")
+    labels = torch.as_tensor(labels)
+    if labels.shape != (latents.shape[0], len(names)):
+        raise ValueError(f"labels must be N x A = {latents.shape[0]} x {len(names)}, got shape {tuple(labels.shape)}")
+    vectors = {}
+    for name, column in zip(names, labels.T):
+        has, lacks = column > 0, column < 0
+        if has.any() and lacks.any():
+            vectors[name] = vector_from_groups(latents, has, lacks)
+    return vectors
+
+
+# ---------------------------------------------------------------- orthogonalisation
+
+def _remove_components(v: Tensor, orthonormal_basis: list[Tensor]) -> Tensor:
+    residual = v.double()
+    for unit in orthonormal_basis:  # modified Gram-Schmidt: project the running residual
+        residual = residual - (residual @ unit) * unit
+    return residual
+
+
+def _is_redundant(residual: Tensor, original: Tensor) -> bool:
+    return bool(residual.norm() <= _REDUNDANT * original.double().norm())
+
+
+def _with_norm_of(residual: Tensor, original: Tensor) -> Tensor:
+    """residual rescaled to |original|, or zeros when nothing independent is left of original."""
+    if _is_redundant(residual, original):
+        return torch.zeros_like(original)
+    return (residual * (original.double().norm() / residual.norm())).to(original.dtype)
+
+
+def _grow_basis(orthonormal_basis: list[Tensor], residual: Tensor, original: Tensor) -> None:
+    if not _is_redundant(residual, original):
+        orthonormal_basis.append(residual / residual.norm())
+
+
+def _check_dims(vectors: Sequence[Tensor], what: str) -> None:
+    sizes = {tuple(v.shape) for v in vectors}
+    if len(sizes) > 1 or any(len(s) != 1 for s in sizes):
+        raise ValueError(f"{what} must all be latent vectors of one size, got shapes {sorted(sizes)}")
+
+
+def orthogonalize(vectors: Mapping[str, Tensor], order: Sequence[str] | None = None) -> dict[str, Tensor]:
+    """Gram-Schmidt in order: each vector loses its components along all earlier ones.
+
+    Names in `order` come first, the rest follow in the mapping's order. Each output keeps its input's norm,
+    so a slider strength means the same step size before and after. A vector that lies in the span of the
+    earlier ones has nothing independent left and comes back as zeros."""
+    unknown = [name for name in order or () if name not in vectors]
+    if unknown:
+        raise ValueError(f"unknown vector name(s) in order: {', '.join(unknown)}; known: {', '.join(vectors)}")
+    names = list(dict.fromkeys([*(order or ()), *vectors]))
+    originals = [_float(vectors[name]) for name in names]
+    _check_dims(originals, "vectors to orthogonalize")
+    basis: list[Tensor] = []
+    result = {}
+    for name, original in zip(names, originals):
+        residual = _remove_components(original, basis)
+        result[name] = _with_norm_of(residual, original)
+        _grow_basis(basis, residual, original)
+    return result
+
+
+def orthogonalize_against(v: Tensor, others: Sequence[Tensor]) -> Tensor:
+    """v without its components in the span of `others` (which need not be orthogonal), rescaled to |v|."""
+    v = _vector(v, "v")
+    others = [_float(o) for o in others]
+    _check_dims([v, *others], "v and the other vectors")
+    basis: list[Tensor] = []
+    for other in others:
+        _grow_basis(basis, _remove_components(other, basis), other)
+    return _with_norm_of(_remove_components(v, basis), v)
+
+
+# ---------------------------------------------------------------- edits and prior samples
+
+Edits = Mapping[str, float] | Sequence[tuple[Tensor, float]]
+
+
+def _edit_pairs(edits: Edits, vectors: Mapping[str, Tensor] | None) -> list[tuple[Tensor, float]]:
+    if not isinstance(edits, Mapping):
+        return [(_float(vector), float(strength)) for vector, strength in edits]
+    missing = [name for name in edits if vectors is None or name not in vectors]
+    if missing:
+        known = ", ".join(vectors or {}) or "none"
+        raise ValueError(f"unknown attribute(s): {', '.join(missing)}; known: {known}")
+    return [(_float(vectors[name]), float(strength)) for name, strength in edits.items()]
+
+
+def apply_edits(z: Tensor, edits: Edits, vectors: Mapping[str, Tensor] | None = None) -> Tensor:
+    """z + sum(strength * vector). edits: {name: strength} looked up in `vectors`, or [(vector, strength)].
+
+    z may be one latent (D) or a batch (N x D); the same offset is added to every row. z is not modified."""
+    z = _float(z)
+    if z.dim() not in (1, 2):
+        raise ValueError(f"z must be D or N x D, got shape {tuple(z.shape)}")
+    offset = torch.zeros(z.shape[-1], dtype=torch.float64)
+    for vector, strength in _edit_pairs(edits, vectors):
+        if vector.shape != offset.shape:
+            raise ValueError(f"edit vector of shape {tuple(vector.shape)} does not match latent size {z.shape[-1]}")
+        offset += strength * vector.double()
+    return z + offset.to(z.dtype)
+
+
+def sample_prior(n: int, latent_dim: int, temperature: float = 1.0, seed: int | None = None) -> Tensor:
+    """n x latent_dim samples of N(0, temperature^2 I); the same seed gives the same z as Model.sample."""
+    if n < 1 or latent_dim < 1:
+        raise ValueError(f"need n >= 1 and latent_dim >= 1, got n={n}, latent_dim={latent_dim}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.randn(n, latent_dim, generator=generator) * temperature
+
+
+# ---------------------------------------------------------------- 2D projections
+
+def _installed(module: str) -> bool:
+    """Whether a module can be found, without importing it (umap pulls in numba and takes seconds)."""
+    return importlib.util.find_spec(module) is not None
+
+
+PROJECTION_METHODS: tuple[str, ...] = tuple(
+    method for method, available in (("pca", True), ("umap", _installed("umap")),
+                                      ("tsne", _installed("openTSNE") or _installed("sklearn")))
+    if available)
+
+
+def _principal_axes(latents: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean D, axes 2 x D); each axis's largest-magnitude entry is positive so maps never flip between runs.
+
+    Eigenvectors of the D x D scatter matrix in float64: as exact as an SVD of the N x D data for 2 axes,
+    and ~20x faster for N = 10,000 (one matmul plus a small eigh)."""
+    mean = latents.double().mean(0)
+    centred = latents.double() - mean
+    _, eigenvectors = torch.linalg.eigh(centred.T @ centred)   # ascending eigenvalues
+    axes = eigenvectors[:, [-1, -2]].T
+    peaks = axes.gather(1, axes.abs().argmax(1, keepdim=True))
+    return mean.float(), (axes * peaks.sign()).float().contiguous()
+
+
+def _place_by_neighbours(new: Tensor, fitted: Tensor, fitted_coords: Tensor, chunk: int = 1024) -> Tensor:
+    """Inverse-distance-weighted mean of the 2D coords of each new latent's nearest fitted latents."""
+    k = min(_TSNE_NEIGHBOURS, fitted.shape[0])
+    placed = [torch.empty(0, 2)]
+    for rows in new.double().split(chunk):
+        distances, nearest = torch.cdist(rows, fitted.double()).topk(k, largest=False)
+        weights = 1 / distances.clamp_min(1e-12)   # an exact match dominates, landing on its own spot
+        weights = weights / weights.sum(1, keepdim=True)
+        placed.append((weights[..., None] * fitted_coords.double()[nearest]).sum(1).float())
+    return torch.cat(placed)
+
+
+def _tsne_perplexity(options: dict[str, Any], n: int) -> float:
+    """t-SNE needs perplexity < N; small sets get N/3 instead of the default 30."""
+    return max(1.0, min(float(options.pop("perplexity", 30.0)), (n - 1) / 3))
+
+
+class _PCA:
+    def __init__(self, mean: Tensor | None = None, axes: Tensor | None = None) -> None:
+        self.mean, self.axes = mean, axes
+
+    def fit_transform(self, latents: Tensor) -> Tensor:
+        self.mean, self.axes = _principal_axes(latents)
+        return self.transform(latents)
+
+    def transform(self, latents: Tensor) -> Tensor:
+        return (latents - self.mean) @ self.axes.T
+
+
+class _SklearnTSNE:
+    """sklearn's t-SNE cannot place new points, so transform uses _place_by_neighbours on the fitted map."""
+
+    def __init__(self, seed: int, options: dict[str, Any]) -> None:
+        self.seed, self.options = seed, dict(options)
+
+    def fit_transform(self, latents: Tensor) -> Tensor:
+        from sklearn.manifold import TSNE
+
+        options = dict(self.options)
+        perplexity = _tsne_perplexity(options, latents.shape[0])
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
+                    random_state=self.seed, **options)
+        self.fitted = latents.float()
+        self.coords = torch.from_numpy(tsne.fit_transform(self.fitted.numpy())).float()
+        return self.coords
+
+    def transform(self, latents: Tensor) -> Tensor:
+        return _place_by_neighbours(latents, self.fitted, self.coords)
+
+
+class _OpenTSNE:
+    """openTSNE optimises new points against the fixed fitted embedding."""
+
+    def __init__(self, seed: int, options: dict[str, Any]) -> None:
+        self.seed, self.options = seed, dict(options)
+
+    def fit_transform(self, latents: Tensor) -> Tensor:
+        import openTSNE
+
+        options = dict(self.options)
+        perplexity = _tsne_perplexity(options, latents.shape[0])
+        self.embedding = openTSNE.TSNE(n_components=2, perplexity=perplexity, random_state=self.seed,
+                                       **options).fit(latents.double().numpy())
+        return torch.from_numpy(np.asarray(self.embedding)).float()
+
+    def transform(self, latents: Tensor) -> Tensor:
+        return torch.from_numpy(np.asarray(self.embedding.transform(latents.double().numpy()))).float()
+
+
+class _UMAP:
+    def __init__(self, seed: int, options: dict[str, Any]) -> None:
+        import umap
+
+        self.model = umap.UMAP(n_components=2, random_state=seed, **options)
+
+    def fit_transform(self, latents: Tensor) -> Tensor:
+        return torch.from_numpy(np.asarray(self.model.fit_transform(latents.float().numpy()))).float()
+
+    def transform(self, latents: Tensor) -> Tensor:
+        return torch.from_numpy(np.asarray(self.model.transform(latents.float().numpy()))).float()
+
+
+def _backend(method: str, seed: int, options: dict[str, Any]) -> _PCA | _SklearnTSNE | _OpenTSNE | _UMAP:
+    if method not in PROJECTION_METHODS:
+        hint = " (install umap-learn)" if method == "umap" else ""
+        raise ValueError(f"unknown or unavailable projection method {method!r}{hint}; "
+                         f"available: {', '.join(PROJECTION_METHODS)}")
+    if method == "pca":
+        if options:
+            raise ValueError(f"PCA takes no options, got: {', '.join(options)}")
+        return _PCA()
+    if method == "umap":
+        return _UMAP(seed, options)
+    return _OpenTSNE(seed, options) if _installed("openTSNE") else _SklearnTSNE(seed, options)
+
+
+class Projection:
+    """A 2D map of latents: fit once with fit_transform, then place new latents with transform (never refits).
+
+    method is one of PROJECTION_METHODS; options go to the t-SNE/UMAP constructor (e.g. perplexity=10).
+    Only PCA has a saveable state (mean + 2 x D axes), matching ReferenceMap.projection_mean/_axes."""
+
+    def __init__(self, method: str = "pca", seed: int = 0, **options: Any) -> None:
+        self._backend = _backend(method, seed, options)
+        self.method = method
+        self._dim: int | None = None
+
+    def fit_transform(self, latents: Tensor) -> Tensor:
+        """N x 2 coordinates of the latents (N >= 2, D >= 2), fitting the projection to them."""
+        latents = _matrix(latents, "latents").float()
+        if min(latents.shape) < 2:
+            raise ValueError(f"a 2D map needs at least 2 latents of at least 2 dimensions, got {tuple(latents.shape)}")
+        coords = self._backend.fit_transform(latents)
+        self._dim = latents.shape[1]
+        return coords
+
+    def transform(self, new_latents: Tensor) -> Tensor:
+        """M x 2 coordinates of new latents on the fitted map."""
+        self._check_fitted()
+        new_latents = _matrix(new_latents, "new_latents").float()
+        if new_latents.shape[1] != self._dim:
+            raise ValueError(f"latents of size {new_latents.shape[1]} do not match the fitted size {self._dim}")
+        return self._backend.transform(new_latents)
+
+    def _check_fitted(self) -> None:
+        if self._dim is None:
+            raise RuntimeError("the projection is not fitted yet; call fit_transform first")
+
+    def state(self) -> dict[str, Tensor]:
+        """{"mean": D, "axes": 2 x D} of a fitted PCA projection; Projection.from_state(**state) restores it."""
+        self._check_fitted()
+        if not isinstance(self._backend, _PCA):
+            raise ValueError(f"only PCA projections have a saveable state; refit {self.method} maps instead")
+        return {"mean": self._backend.mean.clone(), "axes": self._backend.axes.clone()}
+
+    @classmethod
+    def from_state(cls, mean: Tensor, axes: Tensor) -> Projection:
+        """A fitted PCA projection from a saved mean (D) and axes (2 x D), e.g. a ReferenceMap's."""
+        mean, axes = _vector(mean, "mean").float(), _matrix(axes, "axes").float()
+        if axes.shape != (2, mean.shape[0]):
+            raise ValueError(f"axes must be 2 x {mean.shape[0]} to match the mean, got {tuple(axes.shape)}")
+        projection = cls("pca")
+        projection._backend = _PCA(mean, axes)
+        projection._dim = mean.shape[0]
+        return projection
+
+
+def fit_projection(latents: Tensor, method: str = "pca", seed: int = 0, **options: Any) -> tuple[Projection, Tensor]:
+    """(fitted Projection, N x 2 coordinates of the latents)."""
+    projection = Projection(method, seed, **options)
+    return projection, projection.fit_transform(latents)
