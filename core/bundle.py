@@ -8,25 +8,20 @@ import torch
 
 from core.api import Model, ReferenceMap, encode_thumbnail_atlas
 from core.checkpoint import Checkpoint, save_checkpoint
+from core.latent import fit_projection
 from core.trainer import model_tensors
 
 ATLAS_COLUMNS = 45
-
-
-def fit_pca(latents: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, components k x D) of the latents' principal axes."""
-    mean = latents.float().mean(0)
-    _, _, v = torch.linalg.svd(latents.float() - mean, full_matrices=False)
-    return mean, v[:k].contiguous()
 
 
 def build_reference_map(model: Model, images: torch.Tensor, labels: torch.Tensor | None = None,
                         label_names: tuple[str, ...] = ()) -> ReferenceMap:
     """Encode uint8 images, fit the 2D PCA map, and render thumbnails with the model itself."""
     latents = model.encode(images.float() / 255)
-    mean, axes = fit_pca(latents)
+    projection, coords = fit_projection(latents, "pca")
+    state = projection.state()
     thumbs = (model.decode(latents) * 255).round().to(torch.uint8)
-    return ReferenceMap(latents, (latents - mean) @ axes.T, thumbs, mean, axes, labels, tuple(label_names))
+    return ReferenceMap(latents, coords, thumbs, state["mean"], state["axes"], labels, tuple(label_names))
 
 
 def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, Any] | None = None,
