@@ -1,0 +1,615 @@
+"""Headless command line: ``vaegan train | resume | reconstruct | sample | interpolate | edit | project | info``.
+
+Every command exits 0 on success and 2 on bad input, with exactly one ``vaegan: error: ...`` line on
+stderr and no traceback. Output files are never replaced without ``--overwrite``.
+
+``torchrun --nproc_per_node=N -m core.cli train ...`` trains data-parallel: the Trainer averages
+gradients across the processes and only rank 0 writes files and prints progress.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn, Sequence
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from core.api import Model, load_model
+from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint
+from core.data import CROP_MODES, DataError, load_image_folder, prepare_image
+from core.dataset import FaceDataset, to_unit
+from core.device import DeviceError, default_cpu_threads, resolve_device
+from core.export import make_grid, make_strip, save_gif, save_image
+from core.latent import PROJECTION_METHODS, apply_edits, attribute_vectors_from_labels, fit_projection, \
+    interpolate_path
+from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
+from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Trainer, TrainConfig, TrainerCallbacks, TrainingError
+
+PROG = "vaegan"
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ENCODE_CHUNK = 1024
+"""Images converted to float at a time when encoding a whole training set (keeps memory flat)."""
+PROGRESS_KEYS = ("kl", "feature", "pixel", "gen", "d_real", "d_prior")
+
+
+class CliError(Exception):
+    """Bad input found by the CLI itself; the message is the whole explanation."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (CliError, CheckpointError, DataError, DeviceError, TrainingError,
+                                                ValueError, OSError, ModuleNotFoundError)
+"""Errors caused by what the user asked for: reported in one line, never as a traceback.
+ImageLoadError and NoFaceError are DataErrors; FileExistsError is an OSError."""
+
+
+# ----------------------------------------------------------------------------------------- output
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def say(text: str) -> None:
+    """A status line on stderr (stdout stays for results), without breaking a progress bar."""
+    if is_main_process():
+        tqdm.write(text, file=sys.stderr)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if not isinstance(exc, ModuleNotFoundError) else f"{text} (install the optional dependency)"
+
+
+class FolderProgress:
+    """A tqdm bar fed by core.data's progress(done, total) callback."""
+
+    def __init__(self, description: str) -> None:
+        self.bar = tqdm(desc=description, unit="img", disable=not is_main_process(), dynamic_ncols=True, leave=False)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def load_folder(folder: Path, image_size: int, crop: str, attributes_file: str | None = None,
+                min_images: int = 16) -> FaceDataset:
+    progress = FolderProgress(f"reading {folder.name}")
+    try:
+        data = load_image_folder(folder, image_size=image_size, crop=crop, attributes_file=attributes_file,
+                                 min_images=min_images, progress=progress)
+    finally:
+        progress.close()
+    if attributes_file:
+        data.summary["attributes_file"] = str(Path(attributes_file).expanduser().resolve())
+    skipped = data.summary.get("skipped", [])
+    say(f"{len(data)} images from {folder} ({data.summary.get('label_source', 'none')} labels"
+        + (f"; skipped {len(skipped)}, e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")")
+    return data
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+
+def existing_path(text: str, what: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CliError(f"{path}: no such {what}")
+    return path
+
+
+def output_file(text: str, overwrite: bool, suffixes: Sequence[str]) -> Path:
+    """The path to write, refusing an unsupported type or an existing file (unless overwrite)."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise CliError(f"{path}: unsupported output type {path.suffix or '(none)'}; use {', '.join(suffixes)}")
+    if path.is_dir():
+        raise CliError(f"{path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise CliError(f"{path} already exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def parse_edit(text: str) -> tuple[str, float]:
+    """'Smiling=1.5' -> ('Smiling', 1.5); an argparse type."""
+    name, sep, value = text.rpartition("=")
+    try:
+        if not (sep and name):
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=STRENGTH (e.g. Smiling=1.5), got {text!r}") from None
+
+
+def resolve_attribute(name: str, available: Sequence[str]) -> str:
+    """The model's spelling of an attribute name (exact, else case-insensitive)."""
+    if name in available:
+        return name
+    folded = [a for a in available if a.lower() == name.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    if not available:
+        raise CliError("this model has no attribute vectors (train on a labelled folder: sub-folders or a "
+                       "CelebA attribute file)")
+    raise CliError(f"unknown attribute {name!r}; this model has: {', '.join(sorted(available))}")
+
+
+# ----------------------------------------------------------------------------------------- models and images
+
+
+def open_model(args: argparse.Namespace) -> Model:
+    existing_path(args.model, "model file or run folder")
+    return load_model(args.model, device=args.device or "auto")
+
+
+def model_crop(model: Model, requested: str | None) -> str:
+    """The crop asked for, else the one the model was trained with, else CelebA's."""
+    return requested or model.meta.get("data", {}).get("crop") or "celeba"
+
+
+def read_faces(paths: Sequence[str], model: Model, crop: str | None) -> torch.Tensor:
+    """N x 3 x S x S float in [0, 1], cropped the way the model's training set was."""
+    crop = model_crop(model, crop)
+    pixels = [prepare_image(existing_path(p, "image file"), model.image_size, crop).pixels for p in paths]
+    return to_unit(torch.stack(pixels))
+
+
+def encode_dataset(model: Model, data: FaceDataset) -> torch.Tensor:
+    """Posterior means of every image, in chunks so a large set never exists as float all at once."""
+    chunks = data.images.split(ENCODE_CHUNK)
+    bar = tqdm(chunks, desc="encoding", unit="chunk", disable=not is_main_process(), leave=False)
+    return torch.cat([model.encode(to_unit(chunk)) for chunk in bar])
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+class ProgressCallbacks(TrainerCallbacks):
+    """A tqdm bar over steps (with ETA) on rank 0, and a stop request that every rank honours together."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+        self.trainer: Trainer | None = None
+        self.stop_requested = False
+
+    def attach(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="training", unit="step",
+                        disable=trainer.rank != 0, dynamic_ncols=True)
+
+    def request_stop(self) -> None:
+        """Single process: stop after the current step. Distributed: at the next metrics record, where
+        all ranks agree, so that no rank waits forever in a gradient all-reduce the others left."""
+        assert self.trainer is not None
+        self.stop_requested = True
+        if self.trainer.world == 1:
+            self.trainer.stop()
+
+    def on_metrics(self, record: dict[str, float]) -> None:
+        assert self.bar is not None
+        self.bar.update(int(record["step"]) - self.bar.n)
+        shown = {k: f"{record[k]:.3g}" for k in PROGRESS_KEYS if k in record}
+        self.bar.set_postfix(shown, refresh=True)
+        self._agree_on_stop()
+
+    def _agree_on_stop(self) -> None:
+        trainer = self.trainer
+        if trainer is None or trainer.world == 1:
+            return
+        flag = torch.tensor([float(self.stop_requested)], device=trainer.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() > 0:
+            trainer.stop()
+
+    def on_message(self, text: str) -> None:
+        if self.trainer is None or self.trainer.rank == 0:
+            tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def stop_on_interrupt(callbacks: ProgressCallbacks) -> Iterator[None]:
+    """First Ctrl+C: finish the step, save a checkpoint and return. Second Ctrl+C: abort at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if callbacks.stop_requested:
+            raise KeyboardInterrupt
+        say("stopping: finishing the current step and saving a checkpoint (Ctrl+C again to abort)")
+        callbacks.request_stop()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def process_group(device_name: str) -> Iterator[None]:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, else gloo); leave it after."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def parameter_digest(trainer: Trainer) -> str:
+    """SHA-256 of every parameter's bytes (not BN running statistics, which stay per process)."""
+    digest = hashlib.sha256()
+    for _, p in sorted(trainer.model.named_parameters()):
+        digest.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_replicas_agree(trainer: Trainer) -> None:
+    """After data-parallel training every process must hold the same weights; say so or fail loudly."""
+    digests: list[str | None] = [None] * trainer.world
+    dist.all_gather_object(digests, parameter_digest(trainer))
+    if len(set(digests)) != 1:
+        raise TrainingError(f"weights differ between the {trainer.world} processes after training "
+                            f"(digests {', '.join(d[:12] for d in digests if d)})")
+    say(f"weights identical on all {trainer.world} processes (sha256 {digests[0][:12]})")
+
+
+def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_name: str,
+                 data: FaceDataset) -> int:
+    """Run a trainer under the process group, Ctrl+C handling and a progress bar; then store attribute
+    vectors computed from the training labels in the run's checkpoint."""
+    callbacks = ProgressCallbacks()
+    with process_group(device_name):
+        trainer = make_trainer(callbacks)
+        if trainer.step >= trainer.total_steps:
+            raise CliError(f"{trainer.run_dir} is already trained to step {trainer.step} of {trainer.total_steps}; "
+                           f"pass a larger --max-steps or --epochs to continue")
+        callbacks.attach(trainer)
+        try:
+            with stop_on_interrupt(callbacks):
+                checkpoint = trainer.run()
+        finally:
+            callbacks.close()
+        if trainer.world > 1:
+            check_replicas_agree(trainer)
+    if trainer.rank == 0 and checkpoint is not None:
+        store_attribute_vectors(checkpoint, data, str(trainer.device))
+        print(checkpoint)
+    return 0
+
+
+def store_attribute_vectors(checkpoint: Path, data: FaceDataset, device: str) -> None:
+    """Encode the training set with the trained encoder (eval mode) and save one vector per label."""
+    if data.labels is None or not data.label_names:
+        say("the folder has no labels, so the model gets no attribute vectors")
+        return
+    model = load_model(checkpoint, device=device)
+    model.attributes = attribute_vectors_from_labels(encode_dataset(model, data), data.labels, data.label_names)
+    model.save_attributes(checkpoint)
+    say(f"attribute vectors: {', '.join(sorted(model.attributes)) or 'none (every label is on one side)'}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    folder = existing_path(args.data, "data folder")
+    run_dir = Path(args.out).expanduser()
+    if (run_dir / CHECKPOINT_NAME).exists():
+        raise CliError(f"{run_dir} already holds a training run; continue it with 'vaegan resume {run_dir}' "
+                       f"or choose another --out")
+    model_cfg = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim, width=args.width,
+                            kernel_size=args.kernel_size, model_type=args.model)
+    train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
+                            gamma=args.gamma, kl_weight=args.kl_weight, seed=args.seed, device=args.device or "auto",
+                            num_threads=args.threads)
+    resolve_device(train_cfg.device)
+    data = load_folder(folder, args.image_size, args.crop, args.attributes)
+    return train_to_end(lambda cb: Trainer(data, run_dir, model_cfg, train_cfg, cb), train_cfg.device, data)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    run_dir = existing_path(args.run, "run folder")
+    if not run_dir.is_dir():
+        raise CliError(f"{run_dir}: not a run folder (give the folder that holds {CHECKPOINT_NAME})")
+    meta = load_checkpoint(run_dir / CHECKPOINT_NAME).meta
+    summary = meta.get("data") or {}
+    recorded = args.data or summary.get("folder")
+    if not recorded:
+        raise CliError(f"{run_dir / CHECKPOINT_NAME} does not record its data folder; pass --data FOLDER")
+    folder = existing_path(recorded, "data folder (moved? pass --data FOLDER)")
+    model_cfg = ModelConfig.from_dict(meta.get("model_config", {}))
+    data = load_folder(folder, int(summary.get("image_size", model_cfg.image_size)), summary.get("crop", "celeba"),
+                       args.attributes or summary.get("attributes_file"))
+    overrides: dict[str, Any] = {}
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    if args.epochs is not None:
+        overrides.update(epochs=args.epochs, max_steps=None)
+    if args.device is not None:
+        overrides["device"] = args.device
+    if args.threads is not None:
+        overrides["num_threads"] = args.threads
+    device_name = args.device or meta.get("train_config", {}).get("device", "auto")
+    resolve_device(device_name)
+    return train_to_end(lambda cb: Trainer.resume(run_dir, data, cb, **overrides), device_name, data)
+
+
+# ----------------------------------------------------------------------------------------- model commands
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """One file: originals above reconstructions. A folder: <name>_recon.png per image."""
+    out = Path(args.out).expanduser()
+    targets = [output_file(args.out, args.overwrite, IMAGE_SUFFIXES)] if out.suffix else \
+        [output_file(str(out / f"{Path(p).stem}_recon.png"), args.overwrite, IMAGE_SUFFIXES) for p in args.images]
+    if len(set(targets)) != len(targets):
+        raise CliError("two input images share a file name; write them to a single grid file instead")
+    model = open_model(args)
+    faces = read_faces(args.images, model, args.crop)
+    recon = model.reconstruct(faces)
+    if len(targets) == 1 and out.suffix:
+        written = [save_image(make_grid(torch.cat([faces, recon]), len(faces)), targets[0], overwrite=args.overwrite)]
+    else:
+        written = [save_image(r, t, overwrite=args.overwrite) for r, t in zip(recon, targets)]
+    print("\n".join(map(str, written)))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
+    if args.rows < 1 or args.cols < 1:
+        raise CliError(f"--rows and --cols must be at least 1, got {args.rows} and {args.cols}")
+    model = open_model(args)
+    _, images = model.sample(args.rows * args.cols, temperature=args.temperature, seed=args.seed)
+    print(save_image(make_grid(images, args.cols), target, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    """A path through the latents of 2+ images: a .png strip or a .gif animation."""
+    target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES + (".gif",))
+    if len(args.images) < 2:
+        raise CliError("interpolate needs at least two images")
+    model = open_model(args)
+    points = model.encode(read_faces(args.images, model, args.crop))
+    frames = model.decode(interpolate_path(points, args.steps, args.method))
+    if target.suffix.lower() == ".gif":
+        written = save_gif(frames, target, frame_ms=args.frame_ms, pingpong=args.pingpong, overwrite=args.overwrite)
+    else:
+        written = save_image(make_strip(frames), target, overwrite=args.overwrite)
+    print(written)
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
+    model = open_model(args)
+    edits = {resolve_attribute(name, list(model.attributes)): strength for name, strength in args.attribute}
+    face = read_faces([args.image], model, args.crop)
+    z = model.encode(face)
+    edited = model.decode(apply_edits(z, edits, model.attributes))
+    picture = make_strip(torch.cat([face, model.decode(z), edited])) if args.compare else edited[0]
+    print(save_image(picture, target, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    target = output_file(args.out, args.overwrite, (".csv",))
+    folder = existing_path(args.folder, "image folder")
+    model = open_model(args)
+    data = load_folder(folder, model.image_size, model_crop(model, args.crop), min_images=2)
+    _, coords = fit_projection(encode_dataset(model, data), args.method, seed=args.seed)
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "x", "y"])
+        writer.writerows([name, f"{x:.6g}", f"{y:.6g}"] for name, (x, y) in zip(data.names, coords.tolist()))
+    print(target)
+    return 0
+
+
+def checkpoint_report(path: Path) -> dict[str, Any]:
+    """What a checkpoint knows about itself, for `info`."""
+    meta = load_checkpoint(path).meta
+    data = dict(meta.get("data") or {})
+    skipped = data.pop("skipped", [])
+    if data:
+        data["skipped"] = len(skipped)
+    report = {"file": str(path), "kind": meta.get("kind", "unknown"), "model_config": meta.get("model_config"),
+              "train_config": meta.get("train_config"), "training_state": meta.get("training_state"),
+              "data": data or None, "label_names": meta.get("label_names"), "attributes": meta.get("attributes", []),
+              "reference_map": meta.get("reference"), "provenance": meta.get("provenance")}
+    metrics = path.parent / METRICS_NAME
+    if metrics.is_file():
+        lines = metrics.read_text(encoding="utf-8").splitlines()
+        report["last_metrics"] = json.loads(lines[-1]) if lines else None
+    return {k: v for k, v in report.items() if v is not None}
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    path = existing_path(args.model, "model file or run folder")
+    report = checkpoint_report(find_checkpoint_in(path) if path.is_dir() else path)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key, value in report.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k}: {v}")
+        else:
+            print(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments in one `vaegan: error:` line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def runtime_options() -> Parser:
+    p = Parser(add_help=False)
+    p.add_argument("--device", default=None, help="auto, cpu, cuda[:N] or mps (default: auto)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: the cores minus one or two, shared among torchrun processes)")
+    return p
+
+
+def output_options() -> Parser:
+    p = Parser(add_help=False)
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    p.add_argument("--crop", choices=CROP_MODES, default=None,
+                   help="how to crop input pictures (default: the crop the model was trained with)")
+    return p
+
+
+def add_length_options(p: argparse.ArgumentParser) -> None:
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
+    length.add_argument("--max-steps", type=int, default=None, help="optimisation steps in total")
+
+
+def add_train_parser(sub: Any, runtime: Parser) -> None:
+    p = sub.add_parser("train", parents=[runtime], help="train a new model on a folder of faces")
+    p.add_argument("data", metavar="DATA", help="folder of face pictures (sub-folders become labels)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder for the checkpoint and metrics")
+    p.add_argument("--image-size", type=int, default=64, choices=SUPPORTED_IMAGE_SIZES)
+    p.add_argument("--latent-dim", type=int, default=ModelConfig.latent_dim)
+    p.add_argument("--width", type=float, default=ModelConfig.width, help="channel multiplier (1.0 = the paper's)")
+    p.add_argument("--kernel-size", type=int, default=ModelConfig.kernel_size, choices=(4, 5),
+                   help="5 = the paper's; 4 avoids checkerboard artifacts")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    add_length_options(p)
+    p.add_argument("--crop", choices=CROP_MODES, default="celeba")
+    p.add_argument("--model", choices=MODEL_TYPES, default="vaegan")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--gamma", type=float, default=TrainConfig.gamma, help="feature-loss weight for the decoder")
+    p.add_argument("--kl-weight", type=float, default=TrainConfig.kl_weight)
+    p.add_argument("--attributes", metavar="FILE", help="CelebA list_attr_celeba.txt with labels")
+    p.set_defaults(run=cmd_train)
+
+
+def add_resume_parser(sub: Any, runtime: Parser) -> None:
+    p = sub.add_parser("resume", parents=[runtime], help="continue a run from its checkpoint")
+    p.add_argument("run", metavar="RUN", help="run folder written by 'vaegan train'")
+    add_length_options(p)
+    p.add_argument("--data", help="the data folder, if it moved since training")
+    p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file, if it moved since training")
+    p.set_defaults(run=cmd_resume)
+
+
+def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
+    both = [runtime, output]
+    p = sub.add_parser("reconstruct", parents=both, help="encode and decode pictures")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, metavar="FILE_OR_DIR",
+                   help="an image file (originals above reconstructions) or a folder (one file per image)")
+    p.set_defaults(run=cmd_reconstruct)
+
+    p = sub.add_parser("sample", parents=both, help="decode random prior samples into a grid")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--rows", type=int, default=4)
+    p.add_argument("--cols", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("interpolate", parents=both, help="morph through the latents of two or more pictures")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="two or more pictures, visited in order")
+    p.add_argument("--out", required=True, metavar="FILE", help=".png strip or .gif animation")
+    p.add_argument("--steps", type=int, default=8, help="images along the whole path, ends included")
+    p.add_argument("--method", choices=("linear", "slerp"), default="linear")
+    p.add_argument("--frame-ms", type=int, default=80)
+    p.add_argument("--pingpong", action="store_true", help="play the GIF forwards then backwards")
+    p.set_defaults(run=cmd_interpolate)
+
+    p = sub.add_parser("edit", parents=both, help="move a picture's latent along attribute vectors")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--attribute", type=parse_edit, action="append", required=True, metavar="NAME=STRENGTH")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--compare", action="store_true", help="write original | reconstruction | edit side by side")
+    p.set_defaults(run=cmd_edit)
+
+    p = sub.add_parser("project", parents=both, help="2D map of a folder's latents as name,x,y CSV")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--method", choices=PROJECTION_METHODS, default="pca")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_project)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="Train and use a VAE-GAN (Larsen et al. 2016) on faces.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    runtime = runtime_options()
+    add_train_parser(sub, runtime)
+    add_resume_parser(sub, runtime)
+    add_model_parsers(sub, runtime, output_options())
+    p = sub.add_parser("info", help="print a checkpoint's configuration, training state and provenance")
+    p.add_argument("model", metavar="MODEL_OR_RUN")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=cmd_info)
+    return parser
+
+
+def cpu_threads(requested: int | None) -> int:
+    """--threads, else the default share of the cores for this process (torchrun starts several)."""
+    if requested is not None:
+        if requested < 1:
+            raise CliError(f"--threads must be at least 1, got {requested}")
+        return requested
+    return max(1, default_cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported in one line
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        torch.set_num_threads(cpu_threads(getattr(args, "threads", None)))
+        return args.run(args)
+    except USER_ERRORS as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Entry point of the `vaegan-explorer` GUI script, `python main.py` and main.pyw.
+
+    vaegan-explorer [MODEL] [--images PICTURE ...] [--panel NAME]
+    vaegan-explorer [MODEL] --screenshot FILE [--panel NAME] [--size WxH]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+SCREENSHOT_TIMEOUT_S = 60.0
+SETTLE_S = 0.5
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    from explorer.main_window import PANELS
+
+    parser = argparse.ArgumentParser(prog="vaegan-explorer", description="Explore and train VAE-GAN face models.")
+    parser.add_argument("model", nargs="?", help="model file (.safetensors) or run folder; default: the bundled model")
+    parser.add_argument("--images", nargs="+", default=[], metavar="PICTURE",
+                        help="face pictures to reconstruct once the model is open")
+    parser.add_argument("--panel", choices=[p.key for p in PANELS], help="panel to show first")
+    parser.add_argument("--screenshot", metavar="FILE", help="render the window offscreen to FILE (PNG) and exit")
+    parser.add_argument("--size", default="1280x800", help="window size for --screenshot, e.g. 1280x800")
+    return parser.parse_args(argv)
+
+
+def window_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    screenshot = "--screenshot" in argv
+    if screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    import torch
+    from core.device import default_cpu_threads
+    from explorer.icon import app_icon
+    from explorer.main_window import APP_NAME, MainWindow
+
+    args = parse_args(argv)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("vaegan-explorer")
+    app.setApplicationDisplayName(APP_NAME)
+    app.setWindowIcon(app_icon())
+    torch.set_num_threads(default_cpu_threads())
+    window = MainWindow(args.model, persist=not args.screenshot)
+    if args.images:
+        reconstruct_when_ready(window, [Path(p) for p in args.images])
+    if args.panel:
+        window.show_panel(args.panel)
+    if args.screenshot:
+        window.resize(*window_size(args.size))
+    window.show()
+    if args.screenshot:
+        return take_screenshot(app, window, Path(args.screenshot))
+    return app.exec()
+
+
+def reconstruct_when_ready(window, pictures: list[Path]) -> None:
+    panel = window.panels["reconstruct"]
+
+    def add_once(model) -> None:
+        if model is not None:
+            window.selection.modelChanged.disconnect(add_once)
+            panel.add_sources([(p.name, p) for p in pictures])
+
+    window.selection.modelChanged.connect(add_once)
+
+
+def take_screenshot(app, window, target: Path) -> int:
+    """Wait until the model is open and all background work (decodes, reconstructions) has settled."""
+    from PySide6.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    deadline = time.monotonic() + SCREENSHOT_TIMEOUT_S
+    quiet_since = None
+    while time.monotonic() < deadline:
+        app.processEvents()
+        busy = window.loading or pool.activeThreadCount() > 0
+        quiet_since = None if busy else (quiet_since or time.monotonic())
+        if quiet_since and time.monotonic() - quiet_since >= SETTLE_S:
+            break
+        time.sleep(0.01)
+    app.processEvents()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    saved = window.grab().save(str(target))
+    window.close()
+    if not saved:
+        print(f"could not write {target}", file=sys.stderr)
+    return 0 if saved else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

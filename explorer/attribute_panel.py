@@ -1,0 +1,349 @@
+"""Attribute-vector sliders: edit a face by adding multiples of the model's attribute directions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+from superqt import QLabeledDoubleSlider
+
+from core.api import Model
+from core.checkpoint import CheckpointError
+from core.export import make_strip, save_image, tensor_to_pil
+from core.latent import apply_edits, orthogonalize, sample_prior, vector_from_groups
+from explorer.selection import FaceItem, Selection
+from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView
+
+SLIDER_RANGE = 3.0
+SLIDER_STEP = 0.05
+DEFAULT_TEMPERATURE = 0.8
+
+
+def display_name(name: str) -> str:
+    return name.replace("_", " ")
+
+
+class AttributeRow(QWidget):
+    """A named slider for one attribute vector: how many times the vector is added to the face."""
+
+    strengthChanged = Signal(str, float)
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.label = QLabel(display_name(name))
+        self.label.setMinimumWidth(120)
+        self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(-SLIDER_RANGE, SLIDER_RANGE)
+        self.slider.setSingleStep(SLIDER_STEP)
+        self.slider.setDecimals(2)
+        self.slider.setValue(0.0)
+        self.slider.setToolTip(f"Add this many {display_name(name)} vectors to the face (double-click the value "
+                               "to type one)")
+        self.slider.valueChanged.connect(lambda value: self.strengthChanged.emit(self.name, float(value)))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label, 2)
+        layout.addWidget(self.slider, 3)
+
+    def strength(self) -> float:
+        return float(self.slider.value())
+
+    def set_strength(self, value: float) -> None:
+        self.slider.setValue(value)
+
+    def matches(self, text: str) -> bool:
+        return text.lower() in display_name(self.name).lower()
+
+
+class AttributePanel(QWidget):
+    """Edit a face with attribute-vector sliders and see before and after side by side.
+
+    The face is the Selection's current face (on model load: the first reference-map face) or a
+    random prior sample. Several sliders combine (z + sum of strength x vector); "Orthogonalise"
+    removes from each active vector its overlap with the ones moved before it. Groups sent from the
+    map (Selection.groupsSent) become a new named vector, saved into the model file.
+
+    For the main window: export_current(path, scale=1, mode="smooth") saves the edited face,
+    export_before_after(path, scale=1, mode="smooth") the pair side by side, current_image() returns
+    the edited face (3 x H x W in [0, 1]); add_vector_from_groups(name, with, without) adds a vector.
+    """
+
+    def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selection = selection
+        self.model: Model | None = None
+        self.face: FaceItem | None = None
+        self.rows: dict[str, AttributeRow] = {}
+        self._moved_order: list[str] = []
+        self.before_image: torch.Tensor | None = None
+        self.after_image: torch.Tensor | None = None
+        self.edited_latent: torch.Tensor | None = None
+        self._render_edit = CoalescedCall(self.render_edit, self)
+        self._build()
+        self.stack = EmptyStateStack(self._content, "Load a model to edit faces with its attribute vectors.")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+        selection.modelChanged.connect(self.set_model)
+        selection.faceSelected.connect(self.set_face)
+        selection.groupsSent.connect(self.ask_for_vector_from_groups)
+        selection.attributesChanged.connect(self._rebuild_rows)
+        self.set_model(selection.model)
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        self._content = QWidget()
+        layout = QHBoxLayout(self._content)
+        layout.addLayout(self._build_faces(), 3)
+        layout.addLayout(self._build_sliders(), 2)
+
+    def _build_faces(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        self.face_label = QLabel(wordWrap=True)
+        font = self.face_label.font()
+        font.setBold(True)
+        self.face_label.setFont(font)
+        column.addWidget(self.face_label)
+        pair = QHBoxLayout()
+        self.before_view = ImageView("No face yet", min_side=200, caption="Before")
+        self.after_view = ImageView("", min_side=200, caption="After")
+        pair.addWidget(self.before_view)
+        pair.addWidget(self.after_view)
+        column.addLayout(pair, 1)
+        self.edits_label = QLabel(wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
+        column.addWidget(self.edits_label)
+        source_row = QHBoxLayout()
+        self.random_button = QPushButton("Random face", toolTip="Edit a new face drawn from the prior")
+        self.random_button.clicked.connect(self.random_face)
+        self.temperature_spin = QDoubleSpinBox(prefix="Temperature ", decimals=2, minimum=0.0, maximum=2.0,
+                                               singleStep=0.1, value=DEFAULT_TEMPERATURE)
+        self.temperature_spin.setToolTip("Spread of random faces: lower is more typical, higher more unusual")
+        self.map_button = QPushButton("Show on map", toolTip="Mark the edited face on the latent map")
+        self.map_button.clicked.connect(self.show_on_map)
+        self.save_button = QPushButton("Save edited...")
+        self.save_button.clicked.connect(lambda: self._save_dialog(self.export_current, "edited face"))
+        self.save_pair_button = QPushButton("Save before/after...")
+        self.save_pair_button.clicked.connect(lambda: self._save_dialog(self.export_before_after, "before and after"))
+        for widget in (self.random_button, self.temperature_spin):
+            source_row.addWidget(widget)
+        source_row.addStretch(1)
+        for widget in (self.map_button, self.save_button, self.save_pair_button):
+            source_row.addWidget(widget)
+        column.addLayout(source_row)
+        self.status_label = QLabel(wordWrap=True)
+        column.addWidget(self.status_label)
+        return column
+
+    def _build_sliders(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        tools = QHBoxLayout()
+        self.filter_edit = QLineEdit(placeholderText="Filter attributes...", clearButtonEnabled=True)
+        self.filter_edit.textChanged.connect(self._apply_filter)
+        self.orthogonal_check = QCheckBox("Orthogonalise")
+        self.orthogonal_check.setToolTip("With several sliders moved, remove from each vector its overlap with the "
+                                         "ones moved before it, so one edit does not also push another attribute")
+        self.orthogonal_check.toggled.connect(self._render_edit.request)
+        self.reset_button = QPushButton("Reset", toolTip="Set every slider back to 0")
+        self.reset_button.clicked.connect(self.reset)
+        tools.addWidget(self.filter_edit, 1)
+        tools.addWidget(self.orthogonal_check)
+        tools.addWidget(self.reset_button)
+        column.addLayout(tools)
+        self.rows_widget = QWidget()
+        self.rows_layout = QVBoxLayout(self.rows_widget)
+        self.rows_layout.setContentsMargins(4, 4, 12, 4)
+        self.rows_layout.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.rows_widget)
+        scroll.setMinimumWidth(340)
+        column.addWidget(scroll, 1)
+        self.no_vectors_label = QLabel(
+            "This model has no attribute vectors yet. Select two groups of faces on the map and send them here "
+            "to make one.", wordWrap=True)
+        column.addWidget(self.no_vectors_label)
+        hint = QLabel("New vectors: select faces on the map, use them as 'with' and 'without' groups and send them "
+                      "here.", wordWrap=True)
+        hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        column.addWidget(hint)
+        return column
+
+    # ------------------------------------------------------------------ model, face and sliders
+
+    def set_model(self, model: Model | None) -> None:
+        self.model = model
+        self.face = None
+        self._moved_order = []
+        self.status_label.clear()
+        self._rebuild_rows()
+        if model is None:
+            self.stack.show_message()
+            return
+        self.stack.show_content()
+        reference = model.reference
+        if reference is not None and len(reference.latents):
+            self.set_face(FaceItem("Reference face 1", reference.latents[0].float().clone(),
+                                   reference.thumbnails[0].float() / 255, "map"))
+        else:
+            self.random_face(seed=0)
+
+    def set_face(self, face: FaceItem) -> None:
+        """Edit this face; the sliders keep their values so the same edit applies to the new face."""
+        if self.model is None or face.latent.numel() != self.model.latent_dim:
+            return
+        self.face = face
+        self.face_label.setText(f"Editing: {face.name}")
+        self.before_image = self.model.decode(face.latent.float().reshape(1, -1))[0]
+        self.before_view.set_image(self.before_image)
+        self.render_edit()
+
+    def random_face(self, seed: int | None = None) -> None:
+        z = sample_prior(1, self.model.latent_dim, self.temperature_spin.value(), seed=seed)[0]
+        self.set_face(FaceItem(f"Random face (temperature {self.temperature_spin.value():.2f})", z, source="prior"))
+
+    def _rebuild_rows(self) -> None:
+        values = {name: row.strength() for name, row in self.rows.items()}
+        for row in self.rows.values():
+            row.deleteLater()
+        self.rows = {}
+        names = sorted(self.model.attributes, key=str.lower) if self.model else []
+        for name in names:
+            row = AttributeRow(name)
+            row.set_strength(values.get(name, 0.0))
+            row.strengthChanged.connect(self._strength_changed)
+            self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
+            self.rows[name] = row
+        self._moved_order = [n for n in self._moved_order if n in self.rows]
+        self.no_vectors_label.setVisible(self.model is not None and not names)
+        self._apply_filter(self.filter_edit.text())
+        self._render_edit.request()
+
+    def _apply_filter(self, text: str) -> None:
+        for row in self.rows.values():
+            row.setVisible(row.matches(text))
+
+    def _strength_changed(self, name: str, value: float) -> None:
+        if name in self._moved_order:
+            self._moved_order.remove(name)
+        if value != 0:
+            self._moved_order.append(name)
+        self._render_edit.request()
+
+    def strengths(self) -> dict[str, float]:
+        """The non-zero slider values, in the order the sliders were moved."""
+        return {name: self.rows[name].strength() for name in self._moved_order}
+
+    def set_strengths(self, strengths: dict[str, float]) -> None:
+        for name, value in strengths.items():
+            self.rows[name].set_strength(value)
+
+    def reset(self) -> None:
+        for row in self.rows.values():
+            row.set_strength(0.0)
+
+    def edit_vectors(self) -> dict[str, torch.Tensor]:
+        """The vectors the sliders add, orthogonalised in the order they were moved when asked to."""
+        active = {name: self.model.attributes[name].float() for name in self._moved_order}
+        return orthogonalize(active, self._moved_order) if self.orthogonal_check.isChecked() else active
+
+    def render_edit(self) -> None:
+        """Decode the edited face (runs on the GUI thread: one 64x64 decode takes a few ms)."""
+        if self.model is None or self.face is None:
+            return
+        self.edited_latent = apply_edits(self.face.latent.float().reshape(-1), self.strengths(), self.edit_vectors())
+        self.after_image = self.model.decode(self.edited_latent.unsqueeze(0))[0]
+        self.after_view.set_image(self.after_image)
+        self.edits_label.setText(self._edits_summary())
+
+    def _edits_summary(self) -> str:
+        edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
+        orthogonal = " (orthogonalised)" if edits and self.orthogonal_check.isChecked() else ""
+        return f"Edits: {edits}{orthogonal}" if edits else "Move a slider to edit the face"
+
+    def flush(self) -> None:
+        """Render any pending slider change now."""
+        self._render_edit.flush()
+
+    # ------------------------------------------------------------------ new vectors from groups
+
+    def ask_for_vector_from_groups(self, with_latents: torch.Tensor, without_latents: torch.Tensor) -> None:
+        if self.model is None:
+            return
+        name, accepted = QInputDialog.getText(
+            self, "New attribute vector",
+            f"Name the difference between the {len(with_latents):,} 'with' faces and the "
+            f"{len(without_latents):,} 'without' faces:", text=self._free_name("Custom"))
+        if accepted and name.strip():
+            self.add_vector_from_groups(name.strip(), with_latents, without_latents)
+
+    def _free_name(self, base: str) -> str:
+        number = 1
+        while f"{base} {number}" in self.model.attributes:
+            number += 1
+        return f"{base} {number}"
+
+    def add_vector_from_groups(self, name: str, with_latents: torch.Tensor, without_latents: torch.Tensor) -> bool:
+        """Add (or replace) the vector mean(with) - mean(without) and save it into the model file.
+
+        Returns whether it was saved; the status line says what happened either way."""
+        latents = torch.cat([with_latents.float(), without_latents.float()])
+        count = len(with_latents)
+        self.model.attributes[name] = vector_from_groups(latents, range(count), range(count, len(latents)))
+        saved = self._save_attributes(name)
+        self.selection.notify_attributes_changed()
+        return saved
+
+    def _save_attributes(self, name: str) -> bool:
+        if self.model.path is None:
+            self._show_status(f"Added “{name}” for this session only: this model has no file to save it into.", True)
+            return False
+        try:
+            self.model.save_attributes()
+        except (CheckpointError, OSError) as error:
+            self._show_status(f"Added “{name}”, but could not save it into the model file: {error}", True)
+            return False
+        self._show_status(f"Added “{name}” and saved it into {Path(self.model.path).name}.", False)
+        return True
+
+    def _show_status(self, text: str, problem: bool) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #d04040;" if problem else "")
+
+    # ------------------------------------------------------------------ sending and exporting
+
+    def show_on_map(self) -> None:
+        if self.edited_latent is not None:
+            self.selection.add_faces([FaceItem(f"{self.face.name} (edited)", self.edited_latent.clone(),
+                                               self.after_image, "attributes")])
+
+    def current_image(self) -> torch.Tensor | None:
+        self.flush()
+        return self.after_image
+
+    def export_current(self, path: str | Path, scale: int = 1, mode: str = "smooth", overwrite: bool = True) -> Path:
+        """Save the edited face as an image file."""
+        self.flush()
+        return save_image(tensor_to_pil(self.after_image), path, scale=scale, mode=mode, overwrite=overwrite)
+
+    def export_before_after(self, path: str | Path, scale: int = 1, mode: str = "smooth",
+                            overwrite: bool = True) -> Path:
+        """Save the face before and after the edit side by side."""
+        self.flush()
+        pair = make_strip(torch.stack([self.before_image, self.after_image]))
+        return save_image(pair, path, scale=scale, mode=mode, overwrite=overwrite)
+
+    def _save_dialog(self, export: object, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Save the {what}", f"{what.replace(' ', '_')}.png",
+                                              "PNG image (*.png);;JPEG image (*.jpg)")
+        if not path:
+            return
+        try:
+            saved = export(path, scale=4)
+        except (OSError, ValueError) as error:
+            self._show_status(f"Could not save: {error}", True)
+            return
+        self._show_status(f"Saved {saved}", False)

@@ -1,0 +1,406 @@
+"""Interpolation strips: decoded faces along a linear or spherical path through two or more latents."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from superqt import QLabeledSlider
+
+from core.api import Model
+from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
+from core.export import make_grid, make_strip, save_gif, save_image
+from core.latent import interpolate_path, sample_prior
+from explorer.selection import FaceItem, Selection
+from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, to_qimage
+
+MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
+METHODS = (("Linear", "linear"), ("Slerp (spherical)", "slerp"))
+MIN_FRAME_CELL, MAX_FRAME_CELL = 48, 256
+PLAYER_SIDE = 256
+ICON_SIZE = 48
+DEFAULT_FRAME_MS = 120
+RANDOM_TEMPERATURE = 0.8
+
+
+def keyframe_indices(points: int, steps: int) -> list[int]:
+    """Frame numbers where interpolate_path passes through each of its points (earlier segments get the
+    extra moves)."""
+    base, extra = divmod(steps - 1, points - 1)
+    indices = [0]
+    for segment in range(points - 1):
+        indices.append(indices[-1] + base + (1 if segment < extra else 0))
+    return indices
+
+
+class FrameGrid(QWidget):
+    """All frames, left to right and wrapping, each as large as lets every frame fit; endpoint frames
+    get a highlighted border."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pixmaps: list[QPixmap] = []
+        self._keyframes: set[int] = set()
+        self.setMinimumSize(MIN_FRAME_CELL * 4, MIN_FRAME_CELL * 2)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_frames(self, frames: torch.Tensor, keyframes: list[int]) -> None:
+        self._pixmaps = [QPixmap.fromImage(to_qimage(frame)) for frame in frames]
+        self._keyframes = set(keyframes)
+        self.update()
+
+    def cell_layout(self) -> tuple[float, int]:
+        """(cell side, columns) with the largest cells that fit all frames into the widget."""
+        count = max(1, len(self._pixmaps))
+        best = max(((min(self.width() / columns, self.height() / math.ceil(count / columns)), columns)
+                    for columns in range(1, count + 1)))
+        return min(best[0], MAX_FRAME_CELL), best[1]
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        cell, columns = self.cell_layout()
+        highlight = QPen(self.palette().color(QPalette.ColorRole.Highlight), 3)
+        for index, pixmap in enumerate(self._pixmaps):
+            row, column = divmod(index, columns)
+            frame = QRectF(column * cell + 3, row * cell + 3, cell - 6, cell - 6)
+            painter.drawPixmap(frame, pixmap, QRectF(pixmap.rect()))
+            if index in self._keyframes:
+                painter.setPen(highlight)
+                painter.drawRect(frame.adjusted(-1.5, -1.5, 1.5, 1.5))
+            painter.setPen(QColor(0, 0, 0))
+            painter.drawText(frame.adjusted(5, 3, 0, 0), str(index + 1))
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(frame.adjusted(4, 2, 0, 0), str(index + 1))
+
+
+class InterpolationPanel(QWidget):
+    """Decoded strips between two or more endpoints, linearly or along great circles (slerp).
+
+    Endpoints come from Selection.endpointsSent, the current face, image files or prior samples; the
+    strip redraws as soon as a setting changes (all frames decoded in one batch).
+
+    For the main window: export_current(path, ...) saves by suffix (.gif: animation, else the strip);
+    export_strip(path, scale=1, mode="smooth"), export_grid(path, columns=None, scale=1, mode="smooth"),
+    export_gif(path, frame_ms=None, pingpong=None, scale=1, mode="smooth") (None = the panel's
+    settings); current_image() returns the strip as one 3 x H x W image; frames() the decoded frames.
+    """
+
+    def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selection = selection
+        self.model: Model | None = None
+        self._frames: torch.Tensor | None = None
+        self._play_position = 0
+        self._render = CoalescedCall(self.render_frames, self)
+        self._player = QTimer(self, interval=DEFAULT_FRAME_MS)
+        self._player.timeout.connect(self._next_player_frame)
+        self._build()
+        self.stack = EmptyStateStack(self._content, "Load a model to interpolate between faces.")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+        selection.modelChanged.connect(self.set_model)
+        selection.endpointsSent.connect(self.set_endpoints)
+        selection.faceSelected.connect(lambda _face: self._refresh_buttons())
+        self.set_model(selection.model)
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        self._content = QWidget()
+        layout = QHBoxLayout(self._content)
+        layout.addLayout(self._build_endpoints(), 0)
+        layout.addLayout(self._build_strip(), 1)
+
+    def _build_endpoints(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        column.addWidget(QLabel("Endpoints, in path order (drag to reorder)"))
+        self.endpoint_list = QListWidget()
+        self.endpoint_list.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
+        self.endpoint_list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.endpoint_list.setMinimumWidth(250)
+        self.endpoint_list.model().rowsMoved.connect(self._render.request)
+        self.endpoint_list.currentRowChanged.connect(lambda _row: self._refresh_buttons())
+        column.addWidget(self.endpoint_list, 1)
+        buttons = QGridLayout()
+        self.add_current_button = self._button("Add current face", "Add the face selected on the map or elsewhere",
+                                               self.add_current_face)
+        self.add_image_button = self._button("Add image...", "Encode a picture and add it", self.add_image_dialog)
+        self.random_button = self._button("Random", "Add a face drawn from the prior",
+                                          lambda: self.add_random(seed=None))
+        self.remove_button = self._button("Remove", "", self.remove_selected)
+        self.up_button = self._button("Move up", "", lambda: self.move_selected(-1))
+        self.down_button = self._button("Move down", "", lambda: self.move_selected(1))
+        for index, button in enumerate((self.add_current_button, self.add_image_button, self.random_button,
+                                        self.remove_button, self.up_button, self.down_button)):
+            buttons.addWidget(button, index // 2, index % 2)
+        column.addLayout(buttons)
+        self.message_label = QLabel(wordWrap=True)
+        self.message_label.setMaximumWidth(300)
+        column.addWidget(self.message_label)
+        return column
+
+    def _build_strip(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        column.addLayout(self._build_settings())
+        self.frame_grid = FrameGrid()
+        column.addWidget(self.frame_grid, 1)
+        column.addLayout(self._build_player_and_export(), 0)
+        return column
+
+    def _build_settings(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.method_combo = QComboBox()
+        for title, method in METHODS:
+            self.method_combo.addItem(title, method)
+        self.method_combo.setToolTip("Slerp follows great circles, keeping faces in the prior's dense shell; "
+                                     "linear cuts through the middle, which can look washed out")
+        self.method_combo.currentIndexChanged.connect(self._render.request)
+        self.steps_slider = QLabeledSlider(Qt.Orientation.Horizontal)
+        self.steps_slider.setRange(MIN_STEPS, MAX_STEPS)
+        self.steps_slider.setValue(DEFAULT_STEPS)
+        self.steps_slider.setToolTip("Frames in the whole strip, endpoints included")
+        self.steps_slider.valueChanged.connect(self._render.request)
+        row.addWidget(QLabel("Path"))
+        row.addWidget(self.method_combo)
+        row.addSpacing(12)
+        row.addWidget(QLabel("Frames"))
+        row.addWidget(self.steps_slider, 1)
+        return row
+
+    def _build_player_and_export(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.player_view = ImageView("The animation plays here", min_side=PLAYER_SIDE, caption="Animation preview")
+        self.player_view.setFixedSize(PLAYER_SIDE, PLAYER_SIDE + self.fontMetrics().height() + 4)
+        row.addWidget(self.player_view)
+        controls = QVBoxLayout()
+        self.play_button = self._button("Pause", "Play or pause the animation preview", self.toggle_playing)
+        self.frame_ms_spin = QSpinBox(minimum=20, maximum=2000, singleStep=10, value=DEFAULT_FRAME_MS, suffix=" ms")
+        self.frame_ms_spin.setToolTip("How long each frame shows, in the preview and the GIF")
+        self.frame_ms_spin.valueChanged.connect(self._player.setInterval)
+        self.pingpong_check = QCheckBox("Ping-pong", toolTip="Play forwards then backwards, looping smoothly")
+        self.pingpong_check.toggled.connect(lambda _on: setattr(self, "_play_position", 0))
+        self.scale_spin = QSpinBox(minimum=1, maximum=8, value=2, suffix="×", toolTip="Enlarge exports by this factor")
+        self.crisp_check = QCheckBox("Crisp pixels", toolTip="Enlarge with hard pixel edges instead of smoothly")
+        form = QGridLayout()
+        for index, (label, widget) in enumerate((("Frame time", self.frame_ms_spin), ("", self.pingpong_check),
+                                                 ("Export size", self.scale_spin), ("", self.crisp_check))):
+            form.addWidget(QLabel(label), index, 0)
+            form.addWidget(widget, index, 1)
+        controls.addWidget(self.play_button)
+        controls.addLayout(form)
+        for title, export in (("Save strip...", self.export_strip), ("Save grid...", self.export_grid),
+                              ("Save GIF...", self.export_gif)):
+            controls.addWidget(self._button(title, "", lambda _=False, e=export, t=title: self._save_dialog(e, t)))
+        controls.addStretch(1)
+        row.addLayout(controls)
+        row.addStretch(1)
+        return row
+
+    @staticmethod
+    def _button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
+        button = QPushButton(title, toolTip=tip)
+        button.clicked.connect(slot)
+        return button
+
+    # ------------------------------------------------------------------ endpoints
+
+    def set_model(self, model: Model | None) -> None:
+        self.model = model
+        self.endpoint_list.clear()
+        self._frames = None
+        self.message_label.clear()
+        if model is None:
+            self._player.stop()
+            self.stack.show_message()
+            return
+        self.stack.show_content()
+        reference = model.reference
+        if reference is not None and len(reference.latents) >= 2:
+            self.set_endpoints([FaceItem(f"Reference face {i + 1}", reference.latents[i].float().clone(),
+                                         reference.thumbnails[i].float() / 255, "map") for i in (0, 1)])
+        else:
+            for seed in (0, 1):
+                self.add_random(seed=seed)
+        self._player.start()
+        self.play_button.setText("Pause")
+
+    def endpoints(self) -> list[FaceItem]:
+        return [self.endpoint_list.item(row).data(Qt.ItemDataRole.UserRole)
+                for row in range(self.endpoint_list.count())]
+
+    def set_endpoints(self, faces: list[FaceItem]) -> None:
+        self.endpoint_list.clear()
+        for face in faces:
+            self._append(face)
+
+    def add_face(self, face: FaceItem) -> None:
+        self._append(face)
+
+    def _append(self, face: FaceItem) -> None:
+        if self.model is None or face.latent.numel() != self.model.latent_dim:
+            return
+        image = face.image if face.image is not None else self.model.decode(face.latent.float().reshape(1, -1))[0]
+        item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)
+        item.setData(Qt.ItemDataRole.UserRole, face)
+        item.setToolTip(face.source or face.name)
+        self.endpoint_list.addItem(item)
+        self._render.request()
+
+    def add_current_face(self) -> None:
+        if self.selection.current is not None:
+            self.add_face(self.selection.current)
+
+    def add_random(self, seed: int | None = None) -> None:
+        z = sample_prior(1, self.model.latent_dim, RANDOM_TEMPERATURE, seed=seed)[0]
+        self.add_face(FaceItem(f"Random face {self.endpoint_list.count() + 1}", z, source="prior sample"))
+
+    def add_image_dialog(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in IMAGE_EXTENSIONS)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add face pictures", "", f"Images ({patterns})")
+        for path in paths:
+            self.add_image(Path(path))
+
+    def add_image(self, path: Path) -> None:
+        """Crop and encode a picture the way the model's training set was prepared, then add it."""
+        crop = self.model.meta.get("data", {}).get("crop", "celeba")
+        try:
+            pixels = prepare_image(path, self.model.image_size, crop).pixels
+        except ImageLoadError as error:
+            self.message_label.setText(f"Could not use {Path(path).name}: {error.reason}")
+            return
+        image = pixels.float() / 255
+        self.add_face(FaceItem(Path(path).name, self.model.encode(image.unsqueeze(0))[0], image, str(path)))
+
+    def remove_selected(self) -> None:
+        row = self.endpoint_list.currentRow()
+        if row >= 0:
+            self.endpoint_list.takeItem(row)
+            self._render.request()
+
+    def move_selected(self, offset: int) -> None:
+        row = self.endpoint_list.currentRow()
+        target = row + offset
+        if row < 0 or not 0 <= target < self.endpoint_list.count():
+            return
+        self.endpoint_list.insertItem(target, self.endpoint_list.takeItem(row))
+        self.endpoint_list.setCurrentRow(target)
+        self._render.request()
+
+    def _refresh_buttons(self) -> None:
+        row = self.endpoint_list.currentRow()
+        self.add_current_button.setEnabled(self.selection.current is not None)
+        self.remove_button.setEnabled(row >= 0)
+        self.up_button.setEnabled(row > 0)
+        self.down_button.setEnabled(0 <= row < self.endpoint_list.count() - 1)
+
+    # ------------------------------------------------------------------ frames
+
+    def settings(self) -> tuple[str, int]:
+        return self.method_combo.currentData(), self.steps_slider.value()
+
+    def render_frames(self) -> None:
+        """Decode the whole path in one batch and show it."""
+        self._refresh_buttons()
+        faces = self.endpoints()
+        if self.model is None or len(faces) < 2:
+            self._frames = None
+            self.frame_grid.set_frames(torch.empty(0, 3, 1, 1), [])
+            self.player_view.set_image(None)
+            self.player_view.set_placeholder("Add at least two endpoints")
+            return
+        method, steps = self.settings()
+        steps = max(steps, len(faces))
+        path = interpolate_path(torch.stack([f.latent.float().reshape(-1) for f in faces]), steps, method)
+        self._frames = self.model.decode(path)
+        self.frame_grid.set_frames(self._frames, keyframe_indices(len(faces), steps))
+        note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
+        self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}")
+
+    def frames(self) -> torch.Tensor | None:
+        """The decoded frames (N x 3 x H x W in [0, 1]) as currently shown."""
+        self._render.flush()
+        return self._frames
+
+    def _play_order(self) -> list[int]:
+        count = len(self._frames)
+        forward = list(range(count))
+        return forward + forward[-2:0:-1] if self.pingpong_check.isChecked() else forward
+
+    def _next_player_frame(self) -> None:
+        if self._frames is None:
+            return
+        order = self._play_order()
+        self._play_position = (self._play_position + 1) % len(order)
+        self.player_view.set_image(self._frames[order[self._play_position]])
+
+    def toggle_playing(self) -> None:
+        if self._player.isActive():
+            self._player.stop()
+            self.play_button.setText("Play")
+        else:
+            self._player.start()
+            self.play_button.setText("Pause")
+
+    # ------------------------------------------------------------------ export
+
+    def _export_mode(self, mode: str | None) -> str:
+        return mode or ("crisp" if self.crisp_check.isChecked() else "smooth")
+
+    def _checked_frames(self) -> torch.Tensor:
+        frames = self.frames()
+        if frames is None:
+            raise ValueError("add at least two endpoints first")
+        return frames
+
+    def current_image(self) -> torch.Tensor | None:
+        frames = self.frames()
+        return None if frames is None else torch.cat(list(frames), dim=2)
+
+    def export_strip(self, path: str | Path, scale: int | None = None, mode: str | None = None,
+                     overwrite: bool = True) -> Path:
+        """All frames in one row as a PNG (or JPEG)."""
+        strip = make_strip(self._checked_frames())
+        return save_image(strip, path, scale=scale or self.scale_spin.value(), mode=self._export_mode(mode),
+                          overwrite=overwrite)
+
+    def export_grid(self, path: str | Path, columns: int | None = None, scale: int | None = None,
+                    mode: str | None = None, overwrite: bool = True) -> Path:
+        """The frames in a near-square grid (or `columns` wide)."""
+        frames = self._checked_frames()
+        grid = make_grid(frames, columns or math.ceil(math.sqrt(len(frames))))
+        return save_image(grid, path, scale=scale or self.scale_spin.value(), mode=self._export_mode(mode),
+                          overwrite=overwrite)
+
+    def export_gif(self, path: str | Path, frame_ms: int | None = None, pingpong: bool | None = None,
+                   scale: int | None = None, mode: str | None = None, overwrite: bool = True) -> Path:
+        """An animated GIF of the frames (ping-pong plays them back again)."""
+        return save_gif(self._checked_frames(), path, frame_ms=frame_ms or self.frame_ms_spin.value(),
+                        pingpong=self.pingpong_check.isChecked() if pingpong is None else pingpong,
+                        scale=scale or self.scale_spin.value(), mode=self._export_mode(mode), overwrite=overwrite)
+
+    def export_current(self, path: str | Path, **options: Any) -> Path:
+        """Save by file type: .gif -> animation, anything else -> the strip."""
+        export = self.export_gif if Path(path).suffix.lower() == ".gif" else self.export_strip
+        return export(path, **options)
+
+    def _save_dialog(self, export: Callable[..., Path], title: str) -> None:
+        is_gif = export == self.export_gif
+        name = "interpolation.gif" if is_gif else "interpolation.png"
+        kinds = "GIF animation (*.gif)" if is_gif else "PNG image (*.png);;JPEG image (*.jpg)"
+        path, _ = QFileDialog.getSaveFileName(self, title.rstrip("."), name, kinds)
+        if not path:
+            return
+        try:
+            saved = export(path)
+        except (OSError, ValueError) as error:
+            self.message_label.setText(f"Could not save: {error}")
+            return
+        self.message_label.setText(f"Saved {saved}")

@@ -1,0 +1,279 @@
+"""The main window: panels as tabs, menus, model loading, persistence of window state."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget,
+                               QWidget)
+
+from core.api import Model, load_model
+from explorer.attribute_panel import AttributePanel
+from explorer.desktop_entry import install_entry
+from explorer.empty_state import EmptyState
+from explorer.export_dialog import ExportDialog, ExportKind
+from explorer.icon import app_icon
+from explorer.interpolation_panel import InterpolationPanel
+from explorer.map_panel import MapPanel
+from explorer.reconstruction_panel import ReconstructionPanel
+from explorer.selection import Selection
+from explorer.settings import add_recent_file, app_settings, folder_setting, recent_files
+from explorer.training_panel import TrainingPanel
+from explorer.widgets import start_worker
+
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "faces64.safetensors"
+APP_NAME = "VAE-GAN Face Explorer"
+DEFAULT_SIZE = (1280, 800)
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    key: str
+    title: str
+    tooltip: str
+
+
+PANELS = (
+    PanelSpec("map", "Latent map", "Thousands of faces placed by their latent vectors: hover, click, explore"),
+    PanelSpec("attributes", "Attributes", "Change a face along learned directions: smile, glasses, age…"),
+    PanelSpec("interpolate", "Interpolate", "Morph smoothly between faces through the latent space"),
+    PanelSpec("reconstruct", "Reconstruct", "Drop your own face pictures and see how the model encodes them"),
+    PanelSpec("train", "Train", "Train a VAE-GAN on a folder of face pictures and watch it learn"),
+)
+PANEL_CLASSES = {"map": MapPanel, "attributes": AttributePanel, "interpolate": InterpolationPanel,
+                 "reconstruct": ReconstructionPanel, "train": TrainingPanel}
+
+ABOUT_TEXT = f"""<h2>{APP_NAME}</h2>
+<p>Explore what a VAE-GAN learned about faces, or train your own.</p>
+<p>The model follows <i>Autoencoding beyond pixels using a learned similarity metric</i> by
+Anders Boesen Lindbo Larsen, Søren Kaae Sønderby, Hugo Larochelle and Ole Winther (ICML 2016):
+a variational autoencoder whose reconstruction error is measured in the feature space of a
+GAN discriminator, which gives sharper faces than pixel-wise errors.</p>
+<p><b>Data licence.</b> The bundled model was trained on CelebA (Liu, Luo, Wang and Tang, ICCV 2015),
+which is available for non-commercial research purposes only; faces the model generates inherit
+that restriction. See the CelebA agreement at mmlab.ie.cuhk.edu.hk/projects/CelebA.html.</p>"""
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, model_path: str | Path | None = None, persist: bool = True) -> None:
+        super().__init__()
+        self.persist = persist
+        self.settings = app_settings()
+        self.selection = Selection(self)
+        self.loading = False
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.panels: dict[str, QWidget] = {spec.key: PANEL_CLASSES[spec.key](self.selection) for spec in PANELS}
+        self.tabs = QTabWidget(documentMode=True)
+        for spec in PANELS:
+            index = self.tabs.addTab(self.panels[spec.key], spec.title)
+            self.tabs.setTabToolTip(index, spec.tooltip)
+        self.empty_state = EmptyState()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty_state)
+        self.stack.addWidget(self.tabs)
+        self.setCentralWidget(self.stack)
+        self.model_info = QLabel("No model open")
+        self.model_info.setToolTip("The open model: resolution, kind, latent size, training images, attributes")
+        self.statusBar().addPermanentWidget(self.model_info)
+        self._build_menus()
+        self._connect_panels()
+        self._restore_window_state()
+        self.open_model(model_path or BUNDLED_MODEL, startup=True)
+
+    # ----- construction -----
+    def _connect_panels(self) -> None:
+        self.selection.modelChanged.connect(self._on_model_changed)
+        self.empty_state.openRequested.connect(self.choose_model)
+        self.empty_state.trainRequested.connect(lambda: self.show_panel("train"))
+        self.tabs.currentChanged.connect(self._sync_view_menu)
+        recon = self.panels["reconstruct"]
+        recon.navigate.connect(self.show_panel)
+        recon.statusMessage.connect(self.show_status)
+        train = self.panels["train"]
+        train.openModelRequested.connect(self.open_model)
+        train.statusMessage.connect(self.show_status)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._add_action(file_menu, "&Open model…", self.choose_model, QKeySequence.StandardKey.Open,
+                         "Open a model file (.safetensors) or a training run folder")
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.setToolTipsVisible(True)
+        self._fill_recent_menu()
+        export_menu = file_menu.addMenu("&Export")
+        export_menu.setToolTipsVisible(True)
+        self._add_action(export_menu, "Current &image…", lambda: self.export(ExportKind.CURRENT),
+                         QKeySequence("Ctrl+E"), "Save the face you are looking at as PNG or JPEG")
+        self._add_action(export_menu, "&Reconstruction grid…", lambda: self.export(ExportKind.RECONSTRUCTIONS),
+                         None, "Save the Reconstruct panel's inputs above their reconstructions")
+        self._add_action(export_menu, "&Samples grid…", lambda: self.export(ExportKind.SAMPLES),
+                         None, "Save a grid of random faces drawn from the prior")
+        file_menu.addSeparator()
+        self._add_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the app")
+
+        view_menu = bar.addMenu("&View")
+        self.view_group = QActionGroup(self)
+        for number, spec in enumerate(PANELS, start=1):
+            action = self._add_action(view_menu, spec.title, lambda _=False, k=spec.key: self.show_panel(k),
+                                      QKeySequence(f"Ctrl+{number}"), spec.tooltip)
+            action.setCheckable(True)
+            action.setData(spec.key)
+            self.view_group.addAction(action)
+
+        help_menu = bar.addMenu("&Help")
+        self._add_action(help_menu, f"&About {APP_NAME}", self.show_about, None, "The paper and the data licence")
+        if sys.platform.startswith("linux"):
+            self._add_action(help_menu, "Add to applications &menu", self.add_to_applications_menu, None,
+                             "Create a menu entry so you can start the app from your desktop's menu")
+        for menu in (file_menu, view_menu, help_menu):
+            menu.setToolTipsVisible(True)
+
+    def _add_action(self, menu, text: str, slot, shortcut, tip: str) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        return action
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        entries = recent_files(self.settings)
+        for path in entries:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_model(p))
+        self.recent_menu.setEnabled(bool(entries))
+
+    # ----- models -----
+    def choose_model(self) -> None:
+        start = folder_setting(self.settings, "models/folder", BUNDLED_MODEL.parent)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start,
+                                              "VAE-GAN models (*.safetensors);;All files (*)")
+        if path:
+            self.settings.setValue("models/folder", str(Path(path).parent))
+            self.open_model(path)
+
+    def open_model(self, path: str | Path, startup: bool = False) -> None:
+        """Load in the background; on failure keep the current model (and explain why)."""
+        path = Path(path)
+        if startup and not path.exists():
+            self.empty_state.show_no_model(f"The bundled model {path.name} was not found.")
+            self.show_status(f"No model at {path}")
+            return
+        self.loading = True
+        if self.selection.model is None:
+            self.empty_state.show_loading(path.name)
+        self.show_status(f"Opening {path}…")
+        start_worker(load_model, path, on_result=lambda model: self._model_loaded(path, model),
+                     on_error=lambda exc: self._model_failed(path, exc, startup))
+
+    def _model_loaded(self, path: Path, model: Model) -> None:
+        self.loading = False
+        add_recent_file(self.settings, path)
+        self._fill_recent_menu()
+        self.selection.set_model(model)
+        self.show_status(f"Opened {path}")
+
+    def _model_failed(self, path: Path, exc: Exception, startup: bool) -> None:
+        self.loading = False
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.show_status(f"Could not open {path.name}")
+        if self.selection.model is None:
+            self.empty_state.show_no_model(message)
+        if not startup:
+            QMessageBox.warning(self, "Cannot open model", message)
+
+    def _on_model_changed(self, model: Model | None) -> None:
+        if model is None:
+            self.model_info.setText("No model open")
+            self.stack.setCurrentWidget(self.empty_state)
+            return
+        self.model_info.setText(model.info_line())
+        self.setWindowTitle(f"{Path(model.path).name if model.path else 'model'} — {APP_NAME}")
+        self.stack.setCurrentWidget(self.tabs)
+
+    # ----- panels -----
+    def show_panel(self, key: str) -> None:
+        self.stack.setCurrentWidget(self.tabs)
+        self.tabs.setCurrentWidget(self.panels[key])
+
+    def current_panel_key(self) -> str:
+        return PANELS[self.tabs.currentIndex()].key
+
+    def _sync_view_menu(self, index: int) -> None:
+        for action in self.view_group.actions():
+            action.setChecked(action.data() == PANELS[index].key)
+
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    # ----- export -----
+    def current_image(self) -> torch.Tensor | None:
+        """The image of the active panel if it offers one, else the selected face (decoded)."""
+        panel_image = getattr(self.tabs.currentWidget(), "current_image", None)
+        image = panel_image() if callable(panel_image) else None
+        face, model = self.selection.current, self.selection.model
+        if image is None and face is not None and model is not None:
+            image = model.decode(face.latent.unsqueeze(0))[0]
+        return image
+
+    def export(self, kind: ExportKind) -> None:
+        if self.selection.model is None:
+            QMessageBox.information(self, "Nothing to export", "Open a model first.")
+            return
+        dialog = ExportDialog(self.selection.model, kind, self.current_image(),
+                              self.panels["reconstruct"].reconstruction_pairs(), self.settings, self)
+        if dialog.exec() and dialog.saved_path:
+            self.show_status(f"Saved {dialog.saved_path}")
+
+    # ----- help -----
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About {APP_NAME}", ABOUT_TEXT)
+
+    def add_to_applications_menu(self) -> None:
+        try:
+            target = install_entry()
+        except FileExistsError as exists:
+            answer = QMessageBox.question(self, "Replace menu entry?",
+                                          f"{exists} already exists and differs from this app's entry. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            target = install_entry(replace=True)
+        except OSError as error:
+            QMessageBox.warning(self, "Could not add the menu entry", str(error))
+            return
+        self.show_status(f"Added {target}")
+
+    # ----- persistence -----
+    def _restore_window_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
+            self.restoreState(self.settings.value("window/state", QByteArray()))
+        else:
+            self.resize(*DEFAULT_SIZE)
+        keys = [spec.key for spec in PANELS]
+        last = str(self.settings.value("window/panel", "attributes"))
+        self.tabs.setCurrentIndex(keys.index(last) if last in keys else 0)
+        self._sync_view_menu(self.tabs.currentIndex())
+
+    def save_window_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/panel", self.current_panel_key())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self.panels["train"].confirm_close():
+            event.ignore()
+            return
+        if self.persist:
+            self.save_window_state()
+        event.accept()

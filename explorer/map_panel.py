@@ -1,0 +1,588 @@
+"""The 2D latent map: every known face as a point; hover to see it, click or drag to select faces."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+
+from core.api import Model, ReferenceMap
+from core.data import ImageLoadError, plan_labels, prepare_image, scan_folder
+from core.latent import PROJECTION_METHODS, fit_projection
+from explorer.selection import FaceItem, Selection
+from explorer.widgets import EmptyStateStack, ImageView, start_worker
+
+METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+ENCODE_BATCH = 64
+POINT_SIZE = 7
+PLAIN_BRUSH = QBrush(QColor(110, 170, 235, 170))
+HAS_LABEL_BRUSH = QBrush(QColor(255, 170, 60, 220))
+LACKS_LABEL_BRUSH = QBrush(QColor(110, 140, 190, 110))
+UNKNOWN_LABEL_BRUSH = QBrush(QColor(128, 128, 128, 90))
+SCORE_COLOURS = 32
+SCORE_COLOUR_MAP = pg.colormap.get("viridis")
+SCORE_BRUSHES = [QBrush(SCORE_COLOUR_MAP.map(i / (SCORE_COLOURS - 1), mode="qcolor")) for i in range(SCORE_COLOURS)]
+SCORE_PREFIX = "Vector: "
+HINT = ("Hover a point to see its face · click to select it (Ctrl+click adds) · "
+        "Shift+drag selects a rectangle, Ctrl+drag a lasso · wheel zooms")
+
+
+@dataclass
+class MapData:
+    """The faces on the map and how to place new latents on it (the projection is never refitted)."""
+
+    latents: torch.Tensor                        # N x D
+    coords: np.ndarray                           # N x 2 float64
+    thumbnails: torch.Tensor                     # N x 3 x t x t uint8
+    names: list[str]
+    project: Callable[[torch.Tensor], torch.Tensor]
+    method: str = "pca"
+    title: str = ""
+    is_reference: bool = False
+    labels: torch.Tensor | None = None           # N x A int8: 1 has, -1 lacks, 0 unknown
+    label_names: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_reference(cls, ref: ReferenceMap) -> MapData:
+        count = ref.latents.shape[0]
+        return cls(ref.latents.float(), ref.coords.double().numpy(), ref.thumbnails,
+                   [f"Reference face {i + 1}" for i in range(count)], ref.project, "pca",
+                   f"Reference map · {count:,} faces", True, ref.labels, tuple(ref.label_names))
+
+    def face(self, index: int) -> FaceItem:
+        return FaceItem(self.names[index], self.latents[index].clone(), self.thumbnails[index].float() / 255,
+                        source="map")
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of the N x 2 points inside the K x 2 polygon (even-odd rule, vectorised)."""
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), dtype=bool)
+    for (x1, y1), (x2, y2) in zip(polygon, np.roll(polygon, -1, axis=0)):
+        if y1 == y2:
+            continue
+        crosses = (y1 > y) != (y2 > y)
+        inside ^= crosses & (x < (x2 - x1) * (y - y1) / (y2 - y1) + x1)
+    return inside
+
+
+def score_brushes(scores: np.ndarray) -> tuple[list[QBrush], float, float]:
+    """Shared brushes (a few dozen QBrush objects, not one per point) for scores, robust 2-98% range."""
+    low, high = np.percentile(scores, [2, 98]) if len(scores) else (0.0, 1.0)
+    scaled = np.clip((scores - low) / max(high - low, 1e-9), 0, 1)
+    bins = np.round(scaled * (SCORE_COLOURS - 1)).astype(int)
+    return [SCORE_BRUSHES[b] for b in bins], float(low), float(high)
+
+
+def label_brushes(column: np.ndarray) -> list[QBrush]:
+    palette = {1: HAS_LABEL_BRUSH, -1: LACKS_LABEL_BRUSH}
+    return [palette.get(int(v), UNKNOWN_LABEL_BRUSH) for v in column]
+
+
+def encode_folder(model: Model, folder: Path, crop: str, method: str) -> Generator[tuple[int, int], None, MapData]:
+    """Worker: prepare and encode every image under `folder` (yields (done, total)), then fit the 2D map."""
+    files = scan_folder(folder)
+    if not files:
+        raise ImageLoadError(folder, "no images found in this folder")
+    pixels: list[torch.Tensor] = []
+    names: list[str] = []
+    latents: list[torch.Tensor] = []
+    for start in range(0, len(files), ENCODE_BATCH):
+        batch = []
+        for path in files[start:start + ENCODE_BATCH]:
+            try:
+                batch.append(prepare_image(path, model.image_size, crop).pixels)
+                names.append(path.relative_to(folder).as_posix())
+            except ImageLoadError:
+                continue
+        if batch:
+            pixels += batch
+            latents.append(model.encode(torch.stack(batch).float() / 255))
+        yield min(start + ENCODE_BATCH, len(files)), len(files)
+    if len(names) < 2:
+        raise ImageLoadError(folder, f"only {len(names)} usable image(s); a map needs at least 2")
+    all_latents = torch.cat(latents)
+    projection, coords = fit_projection(all_latents, method)
+    plan = plan_labels(folder, names, None)
+    labels = None
+    if plan.names:
+        labels = torch.zeros(len(names), len(plan.names), dtype=torch.int8)
+        labels[plan.keep] = torch.tensor(plan.rows, dtype=torch.int8)
+    return MapData(all_latents, coords.double().numpy(), torch.stack(pixels), names, projection.transform, method,
+                   f"{folder.name} · {len(names):,} faces", False, labels, tuple(plan.names))
+
+
+def refit(data: MapData, method: str) -> MapData:
+    """Worker: the same faces on a newly fitted map."""
+    projection, coords = fit_projection(data.latents, method)
+    return replace(data, coords=coords.double().numpy(), project=projection.transform, method=method)
+
+
+class SelectingViewBox(pg.ViewBox):
+    """A ViewBox whose left drag pans, or (by mode or modifier) draws a selection rectangle or lasso.
+
+    Shift+drag always draws a rectangle and Ctrl+drag a lasso. Emits the outline in data coordinates."""
+
+    regionSelected = Signal(object)  # K x 2 np.ndarray polygon in data coordinates
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drag_mode = "pan"
+        self._outline_points: list[QPointF] = []
+        self._outline = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255), width=1.5, style=Qt.PenStyle.DashLine))
+        self._outline.setZValue(100)
+        self.addItem(self._outline, ignoreBounds=True)
+
+    def _mode_for(self, modifiers: Qt.KeyboardModifier) -> str:
+        if modifiers & Qt.KeyboardModifier.ShiftModifier:
+            return "rectangle"
+        if modifiers & Qt.KeyboardModifier.ControlModifier:
+            return "lasso"
+        return self.drag_mode
+
+    def mouseDragEvent(self, ev: Any, axis: int | None = None) -> None:
+        mode = self._mode_for(ev.modifiers())
+        if ev.button() != Qt.MouseButton.LeftButton or mode == "pan":
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        start = self.mapSceneToView(ev.buttonDownScenePos())
+        here = self.mapSceneToView(ev.scenePos())
+        if mode == "rectangle":
+            self._outline_points = [start, QPointF(here.x(), start.y()), here, QPointF(start.x(), here.y())]
+        else:
+            self._outline_points = (self._outline_points if not ev.isStart() else [start]) + [here]
+        polygon = np.array([(p.x(), p.y()) for p in self._outline_points])
+        if ev.isFinish():
+            self._outline.setData([], [])
+            self._outline_points = []
+            self.regionSelected.emit(polygon)
+        else:
+            closed = np.vstack([polygon, polygon[:1]])
+            self._outline.setData(closed[:, 0], closed[:, 1])
+
+
+class MapPanel(QWidget):
+    """The model's faces on a 2D map of its latent space.
+
+    Shows model.reference at once; "Encode folder..." maps a folder of pictures instead. Hover shows a
+    face, click selects it (Selection.select_face), Shift/Ctrl+drag select groups; the buttons send the
+    selection as interpolation endpoints or as 'with'/'without' groups for a new attribute vector.
+    Faces added elsewhere (Selection.facesAdded) appear as stars placed with the fitted projection.
+
+    For the main window: export_current(path) saves the map view as a PNG; encode_folder_dialog() and
+    show_reference_map() switch what is mapped; selected_indices() / select_indices() read or set the
+    selection.
+    """
+
+    def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selection = selection
+        self.model: Model | None = None
+        self.data: MapData | None = None
+        self._selected: list[int] = []
+        self._with_group: torch.Tensor | None = None
+        self._without_group: torch.Tensor | None = None
+        self._added: list[FaceItem] = []
+        self._worker: Any = None
+        self._build()
+        self.stack = EmptyStateStack(self._content, "Load a model to see the faces it knows on a 2D map.")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+        selection.modelChanged.connect(self.set_model)
+        selection.facesAdded.connect(self.add_faces)
+        selection.attributesChanged.connect(self._fill_colour_combo)
+        self.set_model(selection.model)
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        self._content = QWidget()
+        layout = QVBoxLayout(self._content)
+        layout.addLayout(self._build_toolbar())
+        layout.addLayout(self._build_progress_row())
+        body = QHBoxLayout()
+        body.addWidget(self._build_plot(), 1)
+        body.addWidget(self._build_side(), 0)
+        layout.addLayout(body, 1)
+        self.hint_label = QLabel(HINT, wordWrap=True)
+        self.hint_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        layout.addWidget(self.hint_label)
+
+    def _build_toolbar(self) -> QHBoxLayout:
+        bar = QHBoxLayout()
+        self.source_label = QLabel()
+        font = self.source_label.font()
+        font.setBold(True)
+        self.source_label.setFont(font)
+        bar.addWidget(self.source_label)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Colour by"))
+        self.colour_combo = QComboBox(minimumContentsLength=14)
+        self.colour_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.colour_combo.currentIndexChanged.connect(self._apply_colouring)
+        bar.addWidget(self.colour_combo)
+        bar.addWidget(QLabel("Map"))
+        self.method_combo = QComboBox()
+        for method in PROJECTION_METHODS:
+            self.method_combo.addItem(METHOD_TITLES.get(method, method), method)
+        self.method_combo.setToolTip("How latents are laid out in 2D. Changing it refits the map of the current "
+                                     "faces (UMAP and t-SNE take a while).")
+        self.method_combo.activated.connect(self._refit_current)
+        bar.addWidget(self.method_combo)
+        bar.addWidget(QLabel("Drag"))
+        self.drag_buttons = QButtonGroup(self)
+        for mode, title, tip in (("pan", "Pan", "Drag moves the map"),
+                                 ("rectangle", "Rectangle", "Drag selects a rectangle (or Shift+drag)"),
+                                 ("lasso", "Lasso", "Drag draws a free-form selection (or Ctrl+drag)")):
+            button = QToolButton(text=title, checkable=True, toolTip=tip, autoRaise=False)
+            button.setProperty("mode", mode)
+            button.setChecked(mode == "pan")
+            self.drag_buttons.addButton(button)
+            bar.addWidget(button)
+        self.drag_buttons.buttonClicked.connect(lambda b: setattr(self.view_box, "drag_mode", b.property("mode")))
+        self.encode_button = QPushButton("Encode folder...")
+        self.encode_button.setToolTip("Encode every picture in a folder and map those faces instead")
+        self.encode_button.clicked.connect(self.encode_folder_dialog)
+        bar.addWidget(self.encode_button)
+        self.reference_button = QPushButton("Reference map")
+        self.reference_button.setToolTip("Go back to the faces shipped with the model")
+        self.reference_button.clicked.connect(self.show_reference_map)
+        bar.addWidget(self.reference_button)
+        return bar
+
+    def _build_progress_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setFormat("Encoding %v of %m pictures")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_work)
+        self.status_label = QLabel(wordWrap=True)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.status_label, 1)
+        self._show_progress(False)
+        return row
+
+    def _build_plot(self) -> pg.PlotWidget:
+        self.view_box = SelectingViewBox()
+        self.view_box.regionSelected.connect(self.select_in_polygon)
+        self.plot_widget = pg.PlotWidget(viewBox=self.view_box)
+        self.plot_widget.setMinimumSize(360, 300)
+        self.plot_widget.setAspectLocked(True)
+        self.plot_widget.hideAxis("left")
+        self.plot_widget.hideAxis("bottom")
+        self.scatter = pg.ScatterPlotItem(pxMode=True, useCache=True, size=POINT_SIZE, pen=None, brush=PLAIN_BRUSH,
+                                          hoverable=True, tip=None)
+        self.scatter.sigHovered.connect(self._on_hover)
+        self.scatter.sigClicked.connect(self._on_click)
+        self.selected_marks = pg.ScatterPlotItem(pxMode=True, size=POINT_SIZE + 6, brush=None,
+                                                 pen=pg.mkPen((255, 255, 255), width=2))
+        self.added_marks = pg.ScatterPlotItem(pxMode=True, symbol="star", size=20,
+                                              brush=pg.mkBrush(255, 80, 120), pen=pg.mkPen((255, 255, 255), width=1.5))
+        self.added_marks.setZValue(10)
+        for item in (self.scatter, self.selected_marks, self.added_marks):
+            self.plot_widget.addItem(item)
+        return self.plot_widget
+
+    def _build_side(self) -> QWidget:
+        side = QWidget()
+        side.setFixedWidth(250)
+        grid = QGridLayout(side)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.face_view = ImageView("Hover over a point to see its face", min_side=200)
+        self.face_caption = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.count_label = QLabel("No faces selected", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.endpoints_button = self._side_button("Send as endpoints",
+                                                  "Interpolate between the selected faces, in the order you picked "
+                                                  "them", self.send_endpoints)
+        self.with_button = self._side_button("Use as 'with' group", "Faces that have the attribute",
+                                             lambda: self.use_as_group(True))
+        self.without_button = self._side_button("Use as 'without' group", "Faces that lack the attribute",
+                                                lambda: self.use_as_group(False))
+        self.groups_label = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.groups_button = self._side_button("Send groups to attributes",
+                                               "Make a new attribute vector: mean of 'with' minus mean of 'without'",
+                                               self.send_groups)
+        self.clear_button = self._side_button("Clear selection", "", lambda: self.select_indices([]))
+        self.legend_label = QLabel(wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
+        widgets: list[QWidget] = [self.face_view, self.face_caption, self.count_label, self.endpoints_button,
+                                  self.with_button, self.without_button, self.groups_label, self.groups_button,
+                                  self.clear_button, self.legend_label]
+        for row, widget in enumerate(widgets):
+            grid.addWidget(widget, row, 0)
+        grid.setRowStretch(len(widgets), 1)
+        self.face_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.face_view.setFixedHeight(240)
+        return side
+
+    @staticmethod
+    def _side_button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
+        button = QPushButton(title, toolTip=tip)
+        button.clicked.connect(slot)
+        return button
+
+    # ------------------------------------------------------------------ model and data
+
+    def set_model(self, model: Model | None) -> None:
+        self.cancel_work()
+        self.model = model
+        self._with_group = self._without_group = None
+        self._added = []
+        if model is None:
+            self.stack.show_message()
+            self.set_data(None)
+            return
+        self.stack.show_content()
+        self.show_reference_map()
+
+    def show_reference_map(self) -> None:
+        reference = self.model.reference if self.model else None
+        self.set_data(MapData.from_reference(reference) if reference is not None else None)
+        if reference is None and self.model is not None:
+            self.source_label.setText("This model has no reference map")
+            self.status_label.setText("Use “Encode folder...” to map a folder of face pictures.")
+
+    def set_data(self, data: MapData | None) -> None:
+        """Show these faces (None clears the map); the selection is cleared, added faces are re-placed."""
+        self.data = data
+        self._selected = []
+        self.scatter.clear()
+        self.reference_button.setEnabled(self.model is not None and self.model.reference is not None)
+        if data is not None:
+            self.scatter.setData(pos=data.coords, data=np.arange(len(data.coords)), brush=PLAIN_BRUSH)
+            self.source_label.setText(f"{data.title} · {METHOD_TITLES[data.method]}")
+            self.status_label.clear()
+            self._select_method(data.method)
+        self._fill_colour_combo()
+        self._place_added_faces()
+        self._refresh_selection()
+        self.face_view.set_image(None)
+        self.face_caption.clear()
+        self.plot_widget.autoRange()
+
+    def _select_method(self, method: str) -> None:
+        index = self.method_combo.findData(method)
+        if index >= 0:
+            self.method_combo.setCurrentIndex(index)
+
+    def _fill_colour_combo(self) -> None:
+        """List the labels and attribute vectors to colour by, keeping the current choice if it is still there."""
+        previous = self.colour_combo.currentData()
+        self.colour_combo.blockSignals(True)
+        self.colour_combo.clear()
+        self.colour_combo.addItem("None", None)
+        if self.data is not None:
+            for column, name in enumerate(self.data.label_names if self.data.labels is not None else ()):
+                self.colour_combo.addItem(name.replace("_", " "), ("label", column))
+            for name in sorted(self.model.attributes if self.model else ()):
+                self.colour_combo.addItem(SCORE_PREFIX + name.replace("_", " "), ("vector", name))
+        self.colour_combo.setCurrentIndex(max(0, self.colour_combo.findData(previous)))
+        self.colour_combo.blockSignals(False)
+        self._apply_colouring()
+
+    # ------------------------------------------------------------------ colouring
+
+    def _apply_colouring(self) -> None:
+        choice = self.colour_combo.currentData()
+        if self.data is None or choice is None:
+            self.scatter.setBrush(PLAIN_BRUSH)
+            self.legend_label.clear()
+            return
+        kind, key = choice
+        if kind == "label":
+            column = self.data.labels[:, key].numpy()
+            self.scatter.setBrush(label_brushes(column))
+            self.legend_label.setText(self._label_legend(self.colour_combo.currentText(), column))
+        else:
+            vector = self.model.attributes[key].float()
+            scores = (self.data.latents @ (vector / vector.norm().clamp_min(1e-12))).numpy()
+            brushes, low, high = score_brushes(scores)
+            self.scatter.setBrush(brushes)
+            self.legend_label.setText(self._score_legend(key, low, high))
+
+    @staticmethod
+    def _swatch(brush: QBrush) -> str:
+        return f"<span style='color:{brush.color().name()}; font-size:16px'>●</span>"
+
+    def _label_legend(self, title: str, column: np.ndarray) -> str:
+        has, lacks = int((column > 0).sum()), int((column < 0).sum())
+        return (f"{self._swatch(HAS_LABEL_BRUSH)} {title} ({has:,})<br>"
+                f"{self._swatch(LACKS_LABEL_BRUSH)} not {title} ({lacks:,})")
+
+    def _score_legend(self, name: str, low: float, high: float) -> str:
+        stops = "".join(f"<span style='color:{SCORE_BRUSHES[i].color().name()}'>█</span>"
+                        for i in range(0, SCORE_COLOURS, 2))
+        return (f"Position along the {name.replace('_', ' ')} vector<br>"
+                f"{low:.2f} <span style='font-size:14px'>{stops}</span> {high:.2f}")
+
+    # ------------------------------------------------------------------ hover, click and region selection
+
+    def _on_hover(self, _item: Any, points: Any, _event: Any) -> None:
+        if len(points):
+            self.show_face(int(points[0].index()))
+
+    def show_face(self, index: int) -> None:
+        """Show face `index` in the side view (what hovering over its point does)."""
+        self.face_view.set_image(self.data.thumbnails[index])
+        self.face_caption.setText(self.data.names[index])
+
+    def _on_click(self, _item: Any, points: Any, event: Any) -> None:
+        if not len(points):
+            return
+        index = int(points[0].index())
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            toggled = [i for i in self._selected if i != index]
+            self.select_indices(toggled if len(toggled) < len(self._selected) else self._selected + [index])
+        else:
+            self.select_indices([index])
+        self.show_face(index)
+        self.selection.select_face(self.data.face(index))
+
+    def select_in_polygon(self, polygon: np.ndarray) -> None:
+        """Select the faces inside a polygon given in map coordinates (what a rectangle or lasso drag does)."""
+        if self.data is None or len(polygon) < 3:
+            return
+        self.select_indices(np.flatnonzero(points_in_polygon(self.data.coords, polygon)).tolist())
+
+    def select_indices(self, indices: list[int]) -> None:
+        self._selected = list(dict.fromkeys(indices))
+        self._refresh_selection()
+
+    def selected_indices(self) -> list[int]:
+        return list(self._selected)
+
+    def selected_faces(self) -> list[FaceItem]:
+        return [self.data.face(i) for i in self._selected] if self.data else []
+
+    def _refresh_selection(self) -> None:
+        count = len(self._selected)
+        coords = self.data.coords[self._selected] if self.data is not None and count else np.empty((0, 2))
+        self.selected_marks.setData(pos=coords)
+        self.count_label.setText(f"{count:,} face{'s' if count != 1 else ''} selected" if count
+                                 else "No faces selected")
+        self.endpoints_button.setEnabled(count >= 2)
+        self.with_button.setEnabled(count >= 1)
+        self.without_button.setEnabled(count >= 1)
+        self.clear_button.setEnabled(count >= 1)
+        self._refresh_groups()
+
+    # ------------------------------------------------------------------ sending to other panels
+
+    def send_endpoints(self) -> None:
+        self.selection.send_endpoints(self.selected_faces())
+
+    def use_as_group(self, with_attribute: bool) -> None:
+        latents = self.data.latents[self._selected].clone()
+        if with_attribute:
+            self._with_group = latents
+        else:
+            self._without_group = latents
+        self._refresh_groups()
+
+    def _refresh_groups(self) -> None:
+        sizes = [0 if g is None else len(g) for g in (self._with_group, self._without_group)]
+        self.groups_label.setText(f"with: {sizes[0]:,} faces · without: {sizes[1]:,} faces")
+        self.groups_button.setEnabled(all(sizes))
+
+    def send_groups(self) -> None:
+        self.selection.send_groups(self._with_group, self._without_group)
+
+    # ------------------------------------------------------------------ faces added elsewhere
+
+    def add_faces(self, faces: list[FaceItem]) -> None:
+        """Mark faces from other panels on this map, placed with its fitted projection."""
+        self._added += faces
+        self._place_added_faces()
+
+    def _place_added_faces(self) -> None:
+        usable = [f for f in self._added if self.model is not None and f.latent.numel() == self.model.latent_dim]
+        if self.data is None or not usable:
+            self.added_marks.setData(pos=np.empty((0, 2)))
+            return
+        coords = self.data.project(torch.stack([f.latent.float().reshape(-1) for f in usable]))
+        self.added_marks.setData(pos=coords.double().numpy(), data=[f.name for f in usable])
+
+    # ------------------------------------------------------------------ background work
+
+    def encode_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Encode the faces in a folder")
+        if folder:
+            self.encode_folder(Path(folder))
+
+    def encode_folder(self, folder: Path) -> None:
+        """Encode every picture under `folder` in the background, then map them with the chosen projection."""
+        crop = self.model.meta.get("data", {}).get("crop", "celeba")
+        self.progress.setFormat("Encoding %v of %m pictures")
+        self._start(encode_folder, self.model, Path(folder), crop, self.method_combo.currentData())
+
+    def _refit_current(self) -> None:
+        method = self.method_combo.currentData()
+        if self.data is None or method == self.data.method:
+            return
+        if method == "pca" and self.data.is_reference:
+            self.show_reference_map()
+            return
+        self.progress.setFormat(f"Fitting a {METHOD_TITLES[method]} map...")
+        self._start(refit, self.data, method)
+
+    def _start(self, job: Callable[..., Any], *args: Any) -> None:
+        self.cancel_work()
+        self.progress.setRange(0, 0)
+        self._show_progress(True)
+        self._worker = start_worker(job, *args, on_result=self._work_done, on_error=self._work_failed,
+                                    on_progress=self._work_progress)
+
+    def _work_progress(self, progress: tuple[int, int]) -> None:
+        done, total = progress
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        if done == total:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(f"Fitting a {METHOD_TITLES[self.method_combo.currentData()]} map...")
+
+    def _work_done(self, data: MapData) -> None:
+        self._worker = None
+        self._show_progress(False)
+        self.set_data(data)
+
+    def _work_failed(self, error: Exception) -> None:
+        self._worker = None
+        self._show_progress(False)
+        self.status_label.setText(f"Could not build the map: {error}")
+        self._select_method(self.data.method if self.data else "pca")
+
+    def cancel_work(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+            self._worker = None
+            self.status_label.setText("Cancelled")
+            if self.data is not None:
+                self._select_method(self.data.method)
+        self._show_progress(False)
+
+    def is_busy(self) -> bool:
+        return self._worker is not None
+
+    def _show_progress(self, visible: bool) -> None:
+        self.progress.setVisible(visible)
+        self.cancel_button.setVisible(visible)
+        self.encode_button.setEnabled(not visible)
+
+    # ------------------------------------------------------------------ export
+
+    def export_current(self, path: str | Path) -> Path:
+        """Save the map as it is shown now (points, colours, selection) as a PNG."""
+        path = Path(path)
+        if not self.plot_widget.grab().save(str(path)):
+            raise OSError(f"{path}: could not write the image")
+        return path

@@ -1,0 +1,38 @@
+"""Persistent app settings in an INI file; VAEGAN_EXPLORER_SETTINGS redirects it (tests, portable installs)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+SETTINGS_ENV = "VAEGAN_EXPLORER_SETTINGS"
+MAX_RECENT = 8
+
+
+def app_settings() -> QSettings:
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "VAE-GAN Explorer", "explorer")
+
+
+def recent_files(settings: QSettings) -> list[str]:
+    value = settings.value("recent", [])
+    items = [value] if isinstance(value, str) else list(value or [])
+    return [p for p in items if p][:MAX_RECENT]
+
+
+def add_recent_file(settings: QSettings, path: str | Path) -> list[str]:
+    entry = str(Path(path).resolve())
+    items = [entry] + [p for p in recent_files(settings) if p != entry]
+    settings.setValue("recent", items[:MAX_RECENT])
+    return items[:MAX_RECENT]
+
+
+def folder_setting(settings: QSettings, key: str, default: Path | None = None) -> str:
+    """A remembered folder, or `default` (home) when it is unset or has since disappeared."""
+    folder = str(settings.value(key, "") or "")
+    if folder and Path(folder).is_dir():
+        return folder
+    return str(default or Path.home())

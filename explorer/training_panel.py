@@ -1,0 +1,416 @@
+"""Train: pick a folder of faces, check the crops, set up a run and watch the VAE-GAN learn."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QScrollArea,
+                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
+
+from core.checkpoint import load_checkpoint
+from core.data import CROP_MODES, DataError, load_image_folder
+from core.dataset import FaceDataset
+from core.device import available_devices
+from core.model import ModelConfig
+from core.trainer import CHECKPOINT_NAME, TrainConfig, Trainer
+from explorer.selection import Selection
+from explorer.settings import app_settings, folder_setting
+from explorer.training_live import LiveView
+from explorer.training_session import TrainingThread
+from explorer.widgets import start_worker
+
+RUNS_ROOT = Path.home() / "VAE-GAN runs"
+CROP_CHOICES = {"celeba": ("CelebA face box", "aligned CelebA pictures (178×218) get the standard face box; "
+                                                "other shapes the centre square"),
+                "center": ("Centre square", "the largest centred square"),
+                "face": ("Detect face", "find the face (OpenCV) in wild photos; pictures without one are skipped"),
+                "none": ("Whole picture", "the whole picture, squashed to a square")}
+
+
+def default_run_folder(data_folder: Path, root: Path = RUNS_ROOT) -> Path:
+    """<root>/<folder name>-<date>, with -2, -3… appended while that run already exists."""
+    base = root / f"{data_folder.name}-{time.strftime('%Y-%m-%d')}"
+    candidate, number = base, 2
+    while candidate.exists():
+        candidate, number = base.with_name(f"{base.name}-{number}"), number + 1
+    return candidate
+
+
+def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
+    """The run's saved metadata and its training data, reloaded from the folder it was trained on."""
+    meta = load_checkpoint(run_dir / CHECKPOINT_NAME).meta
+    if meta.get("kind") != "training":
+        raise DataError(f"{run_dir}: holds an inference-only model, which cannot be trained further")
+    data = meta.get("data", {})
+    folder = data.get("folder")
+    if not folder or not Path(folder).is_dir():
+        raise DataError(f"{run_dir}: its training pictures ({folder or 'unknown folder'}) are no longer there")
+    dataset = load_image_folder(folder, int(data.get("image_size", meta["model_config"]["image_size"])),
+                                data.get("crop", "celeba"), progress=progress, cancel=cancel)
+    return meta, dataset
+
+
+class TrainingPanel(QWidget):
+    openModelRequested = Signal(str)
+    statusMessage = Signal(str)
+
+    def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selection = selection
+        self.settings = app_settings()
+        self.dataset: FaceDataset | None = None
+        self.thread: TrainingThread | None = None
+        self.result_path: Path | None = None
+        self._scan_cancel = threading.Event()
+        self._scan_request = 0
+        self._scan_progress = (0, 0)
+        self._progress_timer = QTimer(self, interval=100)
+        self._progress_timer.timeout.connect(self._show_scan_progress)
+        self.setAcceptDrops(True)
+        self.live = LiveView()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._build_controls())
+        splitter.addWidget(self.live)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([380, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+        self._update_controls()
+
+    # ----- UI -----
+    def _build_controls(self) -> QWidget:
+        column = QVBoxLayout()
+        column.addWidget(self._data_group())
+        column.addWidget(self._settings_group())
+        column.addWidget(self._run_group())
+        column.addStretch(1)
+        inner = QWidget()
+        inner.setLayout(column)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(inner)
+        scroll.setMinimumWidth(340)
+        return scroll
+
+    def _data_group(self) -> QGroupBox:
+        box = QGroupBox("Face pictures")
+        self.folder_edit = QLineEdit(placeholderText="Choose or drop a folder of face pictures", readOnly=True)
+        choose = QPushButton("Choose…", toolTip="Pick a folder; its sub-folders are included")
+        choose.clicked.connect(self.choose_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.folder_edit, 1)
+        row.addWidget(choose)
+        self.scan_status = QLabel("Drop a folder here or click Choose…", wordWrap=True)
+        self.scan_progress = QProgressBar(visible=False, textVisible=True)
+        self.skipped_list = QListWidget(visible=False, toolTip="Files that will not be used, and why")
+        self.skipped_list.setMaximumHeight(80)
+        layout = QVBoxLayout(box)
+        layout.addLayout(row)
+        layout.addWidget(self.scan_status)
+        layout.addWidget(self.scan_progress)
+        layout.addWidget(self.skipped_list)
+        return box
+
+    def _settings_group(self) -> QGroupBox:
+        box = QGroupBox("Model and training")
+        self.image_size = self._combo([("64 × 64", 64), ("128 × 128", 128)],
+                                      "Resolution of the faces; 128 takes about four times longer to train")
+        self.crop = self._combo([(CROP_CHOICES.get(m, (m,))[0], m) for m in CROP_MODES],
+                                "How each picture is cropped to a square:\n" +
+                                "\n".join(f"{CROP_CHOICES[m][0]}: {CROP_CHOICES[m][1]}" for m in CROP_MODES
+                                          if m in CROP_CHOICES))
+        self.epochs = QSpinBox(minimum=1, maximum=10_000, value=20, toolTip="Passes over all pictures")
+        self.batch_size = QSpinBox(minimum=2, maximum=1024, value=64, toolTip="Pictures per training step (paper: 64)")
+        self.latent_size = QSpinBox(minimum=2, maximum=1024, value=128,
+                                    toolTip="Length of the latent vector z (paper: 128)")
+        self.width = QDoubleSpinBox(minimum=0.125, maximum=4.0, singleStep=0.125, value=0.5, decimals=3,
+                                    toolTip="Channel multiplier of all networks: 1 is the paper's size; "
+                                            "0.25–0.5 trains several times faster on a CPU")
+        self.kernel = self._combo([("4 (faster, no checkerboard)", 4), ("5 (paper)", 5)],
+                                  "Convolution kernel size")
+        self.model_type = self._combo([("VAE-GAN", "vaegan"), ("VAE (pixel loss)", "vae")],
+                                      "VAE-GAN: the paper's learned similarity; VAE: the blurry pixel-loss baseline")
+        self.device = self._combo([(f"{name} — {desc}", name) for name, desc in available_devices()],
+                                  "Where to train; a GPU is many times faster than the CPU")
+        self.preview_every = QSpinBox(minimum=1, maximum=10_000, value=100,
+                                      toolTip="Refresh the samples and reconstructions every this many steps")
+        form = QFormLayout(box)
+        for label, field in (("Image size", self.image_size), ("Crop", self.crop), ("Epochs", self.epochs),
+                             ("Batch size", self.batch_size), ("Latent size", self.latent_size),
+                             ("Width", self.width), ("Kernel", self.kernel), ("Model", self.model_type),
+                             ("Device", self.device), ("Preview every", self.preview_every)):
+            form.addRow(label, field)
+        self.image_size.currentIndexChanged.connect(self.scan)
+        self.crop.currentIndexChanged.connect(self.scan)
+        return box
+
+    def _run_group(self) -> QGroupBox:
+        box = QGroupBox("Run")
+        self.run_folder = QLineEdit(toolTip="Checkpoints, metrics and the finished model are written here")
+        change = QPushButton("Change…", toolTip="Pick where this run is saved")
+        change.clicked.connect(self.choose_run_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.run_folder, 1)
+        row.addWidget(change)
+        self.start_button = QPushButton("Start", toolTip="Start training with these settings")
+        self.pause_button = QPushButton("Pause", toolTip="Pause or resume training (nothing is lost)")
+        self.stop_button = QPushButton("Stop", toolTip="End training after this step and save a checkpoint")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(button)
+        self.resume_button = QPushButton("Resume a previous run…",
+                                         toolTip="Continue a run folder from its checkpoint with its own data")
+        self.resume_button.clicked.connect(self.choose_run_to_resume)
+        self.open_button = QPushButton("Open in explorer", toolTip="Explore the model this run produced")
+        self.open_button.clicked.connect(self.open_result)
+        layout = QVBoxLayout(box)
+        layout.addWidget(QLabel("Save to"))
+        layout.addLayout(row)
+        layout.addLayout(buttons)
+        layout.addWidget(self.resume_button)
+        layout.addWidget(self.open_button)
+        return box
+
+    @staticmethod
+    def _combo(items: list[tuple[str, object]], tip: str) -> QComboBox:
+        combo = QComboBox(toolTip=tip)
+        for text, data in items:
+            combo.addItem(text, data)
+        return combo
+
+    def _update_controls(self) -> None:
+        running = self.is_training()
+        for widget in (self.start_button, self.resume_button):
+            widget.setEnabled(not running and (widget is self.resume_button or self.dataset is not None))
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("Resume" if running and self.thread.paused else "Pause")
+        self.open_button.setEnabled(not running and self.result_path is not None)
+
+    def is_training(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    # ----- data -----
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if any(Path(u.toLocalFile()).is_dir() for u in event.mimeData().urls() if u.isLocalFile()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        folders = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        folders = [f for f in folders if f.is_dir()]
+        if folders:
+            self.set_folder(folders[0])
+            event.acceptProposedAction()
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of face pictures",
+                                                  folder_setting(self.settings, "training/folder"))
+        if folder:
+            self.set_folder(Path(folder))
+
+    def set_folder(self, folder: Path) -> None:
+        self.settings.setValue("training/folder", str(folder.parent))
+        self.folder_edit.setText(str(folder))
+        self.run_folder.setText(str(default_run_folder(folder)))
+        self.scan()
+
+    def scan(self) -> None:
+        """Decode and crop the folder in the background (cached), so Start can begin at once."""
+        folder = self.folder_edit.text()
+        if not folder:
+            return
+        self._scan_cancel.set()
+        self._scan_cancel = threading.Event()
+        self._scan_request += 1
+        request = self._scan_request
+        self.dataset = None
+        self._scan_progress = (0, 0)
+        self._set_scan_status("Scanning…")
+        self.scan_progress.setVisible(True)
+        self._progress_timer.start()
+        self._update_controls()
+        start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
+                     progress=self._note_progress, cancel=self._scan_cancel.is_set,
+                     on_result=lambda data: self._scanned(request, data),
+                     on_error=lambda exc: self._scan_failed(request, exc))
+
+    def _note_progress(self, done: int, total: int) -> None:
+        self._scan_progress = (done, total)  # worker thread; read by the GUI timer
+
+    def _show_scan_progress(self) -> None:
+        done, total = self._scan_progress
+        self.scan_progress.setRange(0, max(total, 1))
+        self.scan_progress.setValue(done)
+
+    def _finish_scan(self) -> None:
+        self._progress_timer.stop()
+        self.scan_progress.setVisible(False)
+
+    def _scanned(self, request: int, data: FaceDataset) -> None:
+        if request != self._scan_request:
+            return
+        self._finish_scan()
+        self.dataset = data
+        skipped = data.summary.get("skipped", [])
+        labels = {"celeba": "CelebA attributes", "folders": "sub-folder names"}.get(data.summary.get("label_source"))
+        self._set_scan_status(f"{len(data):,} usable pictures" + (f", {len(skipped):,} skipped" if skipped else "")
+                              + (f"; labels from {labels} ({len(data.label_names)})" if labels else "; no labels"))
+        self.skipped_list.clear()
+        self.skipped_list.addItems([f"{path}: {reason}" for path, reason in skipped])
+        self.skipped_list.setVisible(bool(skipped))
+        self.live.show_crops(data.images)
+        self._update_controls()
+
+    def _scan_failed(self, request: int, exc: Exception) -> None:
+        if request != self._scan_request:
+            return
+        self._finish_scan()
+        self._set_scan_status(str(exc), error=True)
+        self.live.show_crops(None)
+
+    def _set_scan_status(self, text: str, error: bool = False) -> None:
+        self.scan_status.setText(text)
+        self.scan_status.setStyleSheet("color: #d32f2f;" if error else "")
+
+    # ----- runs -----
+    def choose_run_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save the run in", str(RUNS_ROOT if RUNS_ROOT.exists()
+                                                                                 else Path.home()))
+        if folder:
+            self.run_folder.setText(folder)
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(image_size=self.image_size.currentData(), latent_dim=self.latent_size.value(),
+                           width=self.width.value(), kernel_size=self.kernel.currentData(),
+                           model_type=self.model_type.currentData())
+
+    def train_config(self) -> TrainConfig:
+        preview = self.preview_every.value()
+        return TrainConfig(batch_size=self.batch_size.value(), epochs=self.epochs.value(),
+                           device=self.device.currentData(), preview_interval=preview,
+                           log_interval=max(1, min(20, preview)))
+
+    def start(self) -> None:
+        if self.dataset is None or self.is_training():
+            return
+        run_dir = Path(self.run_folder.text() or default_run_folder(Path(self.folder_edit.text())))
+        if (run_dir / CHECKPOINT_NAME).exists():
+            self._offer_resume(run_dir)
+            return
+        try:
+            model_cfg, train_cfg = self.model_config(), self.train_config()
+        except ValueError as error:
+            QMessageBox.warning(self, "Cannot start training", str(error))
+            return
+        data = self.dataset
+        self._launch(lambda callbacks: Trainer(data, run_dir, model_cfg, train_cfg, callbacks), data)
+
+    def _offer_resume(self, run_dir: Path) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "A run is already there",
+                          f"{run_dir} already holds a training run. It will not be overwritten.", parent=self)
+        resume = box.addButton("Resume that run", QMessageBox.ButtonRole.AcceptRole)
+        fresh = box.addButton("Start in a new folder", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is resume:
+            self.resume_run(run_dir)
+        elif box.clickedButton() is fresh:
+            self.run_folder.setText(str(default_run_folder(run_dir, run_dir.parent)))
+            self.start()
+
+    def choose_run_to_resume(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder to resume",
+                                                  str(RUNS_ROOT if RUNS_ROOT.exists() else Path.home()))
+        if folder:
+            self.resume_run(Path(folder))
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Reload the run's data in the background, then continue it with this panel's device."""
+        self._set_scan_status(f"Reloading the pictures of {run_dir.name}…")
+        self.resume_button.setEnabled(False)
+        self._scan_cancel.set()
+        self._scan_cancel = threading.Event()
+        start_worker(prepare_resume, run_dir, self._note_progress, self._scan_cancel.is_set,
+                     on_result=lambda result: self._resume_ready(run_dir, *result),
+                     on_error=lambda exc: self._resume_failed(run_dir, exc))
+
+    def _resume_ready(self, run_dir: Path, meta: dict, data: FaceDataset) -> None:
+        self.dataset = data
+        self.folder_edit.setText(data.summary.get("folder", ""))
+        self.run_folder.setText(str(run_dir))
+        self.live.show_crops(data.images)
+        self._set_scan_status(f"{len(data):,} usable pictures (reloaded for {run_dir.name})")
+        overrides: dict = {"device": self.device.currentData()}
+        if self.epochs.value() > (meta.get("train_config", {}).get("epochs") or 0):
+            overrides.update(epochs=self.epochs.value(), max_steps=None)
+        self._launch(lambda callbacks: Trainer.resume(run_dir, data, callbacks, **overrides), data)
+
+    def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
+        self._set_scan_status(f"Cannot resume {run_dir.name}: {str(exc).splitlines()[0]}", error=True)
+        self._update_controls()
+
+    def _launch(self, make_trainer, data: FaceDataset) -> None:
+        self.live.reset()
+        self.result_path = None
+        thread = TrainingThread(make_trainer, data)
+        thread.metrics.connect(self.live.add_metrics)
+        thread.message.connect(self.live.add_message)
+        thread.preview.connect(self.live.show_preview)
+        thread.checkpointSaved.connect(self._checkpoint_saved)
+        thread.completed.connect(self._completed)
+        thread.failed.connect(self._failed)
+        thread.finished.connect(self._update_controls)
+        self.thread = thread
+        thread.start()
+        self._update_controls()
+        self.statusMessage.emit("Training started")
+
+    def toggle_pause(self) -> None:
+        if not self.is_training():
+            return
+        if self.thread.paused:
+            self.thread.resume()
+            self.live.add_message("resumed")
+        else:
+            self.thread.pause()
+            self.live.add_message("paused")
+        self._update_controls()
+
+    def stop(self) -> None:
+        if self.is_training():
+            self.thread.stop()
+            self.live.add_message("stopping after this step; saving a checkpoint…")
+
+    def _checkpoint_saved(self, path: str) -> None:
+        self.statusMessage.emit(f"Checkpoint saved: {path}")
+
+    def _completed(self, path: str) -> None:
+        self.result_path = Path(path) if path else None
+        self.statusMessage.emit("Training ended" + (f"; the model is ready to explore: {path}" if path else ""))
+
+    def _failed(self, message: str) -> None:
+        self.live.add_message(f"error: {message}")
+        QMessageBox.warning(self, "Training stopped", message)
+
+    def open_result(self) -> None:
+        if self.result_path:
+            self.openModelRequested.emit(str(self.result_path))
+
+    def confirm_close(self) -> bool:
+        """Called when the window closes: ask, then stop cleanly with a checkpoint."""
+        if not self.is_training():
+            return True
+        answer = QMessageBox.question(self, "Training is running",
+                                      "Stop training and save a checkpoint before quitting?\n"
+                                      "You can resume the run later.",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.thread.stop(finalize=False)
+        self.thread.wait()
+        return True

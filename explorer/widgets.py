@@ -1,0 +1,201 @@
+"""Small widgets shared by the explorer panels: an image view, an empty-state stack and a worker helper."""
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QLabel, QMenu, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from superqt.utils import WorkerBase, create_worker
+
+ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """Any image the app handles -> a contiguous H x W x 3 uint8 array.
+
+    Accepts torch or numpy images as 3 x H x W or H x W x 3 (a leading batch of one is dropped),
+    floats in [0, 1] or uint8, and PIL images."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB")).copy()
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3:
+        raise ValueError(f"expected a 3 x H x W or H x W x 3 image, got shape {array.shape}")
+    if array.shape[0] == 3 and array.shape[2] != 3:
+        array = array.transpose(1, 2, 0)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def to_qimage(image: ImageLike) -> QImage:
+    array = to_rgb_array(image)
+    h, w, _ = array.shape
+    return QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class ImageView(QWidget):
+    """One image scaled to fit its box with the aspect ratio kept.
+
+    Smooth (bilinear) or crisp (nearest, whole-number factors when it fits) upscaling, toggled from
+    the right-click menu, which also copies the image. Shows a placeholder text while empty and an
+    optional caption right under the image."""
+
+    def __init__(self, placeholder: str = "", min_side: int = 128, smooth: bool = True, caption: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._array: np.ndarray | None = None
+        self._pixmap: QPixmap | None = None
+        self._placeholder = placeholder
+        self._caption = caption
+        self._min_side = min_side
+        self._smooth = smooth
+        self.setMinimumSize(min_side, min_side)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._show_menu)
+
+    def set_image(self, image: ImageLike | None) -> None:
+        self._array = None if image is None else to_rgb_array(image)
+        self._pixmap = None if self._array is None else QPixmap.fromImage(to_qimage(self._array))
+        self.update()
+
+    def image_array(self) -> np.ndarray | None:
+        """The shown image's pixels (H x W x 3 uint8) at their own size, or None."""
+        return self._array
+
+    def set_caption(self, text: str) -> None:
+        self._caption = text
+        self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.update()
+
+    def set_smooth(self, smooth: bool) -> None:
+        self._smooth = smooth
+        self.update()
+
+    def is_smooth(self) -> bool:
+        return self._smooth
+
+    def sizeHint(self) -> QSize:
+        return QSize(2 * self._min_side, 2 * self._min_side)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        if self._array is None:
+            return width
+        h, w, _ = self._array.shape
+        return round(width * h / w)
+
+    def _caption_height(self) -> int:
+        return self.fontMetrics().height() + 4 if self._caption else 0
+
+    def target_rect(self) -> QRectF:
+        """Where the image is drawn: as large as fits above the caption, the pair centred."""
+        h, w, _ = self._array.shape if self._array is not None else (1, 1, 3)
+        caption = self._caption_height()
+        scale = min(self.width() / w, (self.height() - caption) / h)
+        if not self._smooth and scale >= 1:
+            scale = float(int(scale))
+        dw, dh = w * scale, h * scale
+        return QRectF((self.width() - dw) / 2, (self.height() - dh - caption) / 2, dw, dh)
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        if self._pixmap is None:
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(self.rect().adjusted(8, 8, -8, -8),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
+        target = self.target_rect()
+        painter.drawPixmap(target, self._pixmap, QRectF(self._pixmap.rect()))
+        if self._caption:
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            below = QRectF(0, target.bottom() + 2, self.width(), self._caption_height())
+            painter.drawText(below, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self._caption)
+
+    def _show_menu(self, pos: Any) -> None:
+        menu = QMenu(self)
+        smooth = QAction("Smooth upscaling", menu, checkable=True, checked=self._smooth)
+        smooth.toggled.connect(self.set_smooth)
+        menu.addAction(smooth)
+        copy = menu.addAction("Copy image")
+        copy.setEnabled(self._array is not None)
+        copy.triggered.connect(lambda: QGuiApplication.clipboard().setImage(to_qimage(self._array)))
+        menu.exec(self.mapToGlobal(pos))
+
+
+class EmptyStateStack(QStackedWidget):
+    """Either the panel's content or a centred, friendly message (e.g. while no model is loaded)."""
+
+    def __init__(self, content: QWidget, message: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message_label = QLabel(message, alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.message_label.setMargin(24)
+        font = self.message_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        self.message_label.setFont(font)
+        self.message_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.content = content
+        self.addWidget(self.message_label)
+        self.addWidget(content)
+
+    def show_message(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message_label.setText(message)
+        self.setCurrentWidget(self.message_label)
+
+    def show_content(self) -> None:
+        self.setCurrentWidget(self.content)
+
+    def showing_content(self) -> bool:
+        return self.currentWidget() is self.content
+
+
+def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None] | None = None,
+                 on_error: Callable[[Exception], None] | None = None,
+                 on_progress: Callable[[Any], None] | None = None,
+                 on_finished: Callable[[], None] | None = None, **kwargs: Any) -> WorkerBase:
+    """Run fn (a function, or a generator whose yields report progress) on a pool thread.
+
+    Callbacks run on the GUI thread. Stop a generator early with `worker.quit()`: it stops at its
+    next yield and `on_result` is not called. fn must not touch Qt widgets."""
+    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error),
+                                         ("yielded", on_progress), ("finished", on_finished)) if cb}
+    return create_worker(fn, *args, _start_thread=True, _connect=connect, _ignore_errors=on_error is not None,
+                         **kwargs)
+
+
+class CoalescedCall:
+    """Runs `fn` once on the next event-loop pass however often it was requested before then.
+
+    Slider drags emit many valueChanged signals; decoding once per pass with the latest values
+    keeps the GUI responsive and never decodes a frame nobody will see."""
+
+    def __init__(self, fn: Callable[[], None], parent: QWidget) -> None:
+        self._fn = fn
+        self._timer = QTimer(parent, singleShot=True, interval=0)
+        self._timer.timeout.connect(fn)
+
+    def request(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def is_pending(self) -> bool:
+        return self._timer.isActive()
+
+    def flush(self) -> None:
+        """Run now if a call is pending (tests and exports want the latest state at once)."""
+        if self._timer.isActive():
+            self._timer.stop()
+            self._fn()

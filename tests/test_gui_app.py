@@ -1,0 +1,136 @@
+"""The explorer window driven as a user would: open models, drop pictures, export, persistence."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from explorer import app
+from explorer.export_dialog import ExportDialog, ExportKind
+from explorer.main_window import MainWindow
+from explorer.settings import SETTINGS_ENV, app_settings
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never touch the user's settings, image cache or menu entries."""
+    path = tmp_path / "settings.ini"
+    monkeypatch.setenv(SETTINGS_ENV, str(path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    return path
+
+
+def open_window(qtbot, model_path: Path) -> MainWindow:
+    window = MainWindow(model_path)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: not window.loading, timeout=10_000)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, tiny_model_path: Path) -> MainWindow:
+    window = open_window(qtbot, tiny_model_path)
+    assert window.selection.model is not None
+    return window
+
+
+def drop_files(widget, *paths: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    widget.dropEvent(event)
+
+
+def test_dropped_picture_is_reconstructed_and_a_corrupt_one_explained(qtbot, window, face_image_file, tmp_path):
+    panel = window.panels["reconstruct"]
+    corrupt = tmp_path / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8 this is not really a jpeg")
+    drop_files(panel, face_image_file, corrupt)
+    good, bad = panel.items
+    qtbot.waitUntil(lambda: good.result is not None and "Cannot use" in bad.status.text(), timeout=10_000)
+    reconstruction = good.tiles[2].image_array()
+    assert reconstruction.shape == (64, 64, 3) and reconstruction.std() > 1.0
+    assert "PSNR" in good.status.text() and good.actions[0].isEnabled()
+    assert "red" in bad.status.styleSheet() or "#d32f2f" in bad.status.styleSheet()
+    assert not any(b.isEnabled() for b in bad.actions)
+
+
+def test_sent_face_reaches_the_selection_and_switches_panel(qtbot, window, face_image_file):
+    panel = window.panels["reconstruct"]
+    drop_files(panel, face_image_file)
+    qtbot.waitUntil(lambda: panel.items[0].result is not None, timeout=10_000)
+    panel.items[0].actions[0].click()
+    assert window.selection.current.name == face_image_file.name
+    assert window.current_panel_key() == "attributes"
+
+
+def test_samples_grid_export_has_the_expected_size_and_never_overwrites_silently(qtbot, window, tmp_path,
+                                                                                  monkeypatch):
+    dialog = ExportDialog(window.selection.model, ExportKind.SAMPLES, None, [], app_settings(), window)
+    qtbot.addWidget(dialog)
+    dialog.rows.setValue(2)
+    dialog.columns.setValue(3)
+    dialog.scale.setValue(2)
+    dialog.refresh()
+    qtbot.waitUntil(lambda: dialog.ready, timeout=10_000)
+    target = tmp_path / "samples.png"
+    assert dialog.save_to(target)
+    assert Image.open(target).size == ((3 * 64 + 4 * 2) * 2, (2 * 64 + 3 * 2) * 2)
+    before = target.read_bytes()
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
+    dialog.scale.setValue(1)
+    assert not dialog.save_to(target)
+    assert asked and target.read_bytes() == before
+    assert app_settings().value("export/folder") == str(tmp_path)
+
+
+def test_window_size_and_panel_persist(qtbot, tiny_model_path):
+    first = open_window(qtbot, tiny_model_path)
+    # The offscreen screen is 800 px wide: restoring clamps to it, then to the window's minimum width.
+    size = (first.minimumSizeHint().width(), 690)
+    first.resize(*size)
+    first.show_panel("reconstruct")
+    first.close()
+    second = open_window(qtbot, tiny_model_path)
+    assert (second.width(), second.height()) == size
+    assert second.current_panel_key() == "reconstruct"
+    assert Path(app_settings().value("recent")[0]) == tiny_model_path.resolve()
+
+
+def test_broken_model_file_shows_the_error_and_keeps_the_current_model(qtbot, window, tmp_path, monkeypatch):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, text, *a: shown.append(text))
+    model = window.selection.model
+    window.open_model(broken)
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    assert "broken.safetensors" in shown[0] and "\n" not in shown[0]
+    assert window.selection.model is model and window.stack.currentWidget() is window.tabs
+
+
+def test_empty_state_without_a_model(qtbot, tmp_path):
+    window = open_window(qtbot, tmp_path / "missing.safetensors")
+    assert window.stack.currentWidget() is window.empty_state
+    assert window.empty_state.open_button.isVisibleTo(window)
+    assert window.model_info.text() == "No model open"
+    window.empty_state.train_button.click()
+    assert window.current_panel_key() == "train"
+
+
+def test_screenshot_mode_writes_a_non_blank_png(qtbot, tiny_model_path, face_image_file, tmp_path):
+    target = tmp_path / "shot.png"
+    assert app.main([str(tiny_model_path), "--panel", "reconstruct", "--images", str(face_image_file),
+                     "--size", "1000x700", "--screenshot", str(target)]) == 0
+    pixels = np.asarray(Image.open(target).convert("RGB"))
+    assert pixels.shape[:2] == (700, 1000) and pixels.std() > 10

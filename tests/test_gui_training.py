@@ -1,0 +1,64 @@
+"""Training from the Train panel: scan, live curves and previews, pause, stop, checkpoint, explorer model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer.selection import Selection
+from explorer.training_panel import TrainingPanel
+from test_gui_app import isolated_settings  # noqa: F401 - autouse fixture
+
+
+@pytest.fixture
+def panel(qtbot):
+    panel = TrainingPanel(Selection())
+    qtbot.addWidget(panel)
+    yield panel
+    if panel.is_training():
+        panel.thread.stop(finalize=False)
+        panel.thread.wait()
+
+
+def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Path, tmp_path: Path):
+    opened = []
+    panel.openModelRequested.connect(opened.append)
+    panel.set_folder(face_folder)
+    qtbot.waitUntil(lambda: panel.dataset is not None, timeout=20_000)
+    assert panel.scan_status.text().startswith("40 usable pictures")
+    assert panel.live.crops_view.image_array() is not None
+
+    panel.width.setValue(0.125)
+    panel.latent_size.setValue(8)
+    panel.batch_size.setValue(8)
+    panel.epochs.setValue(1000)
+    panel.preview_every.setValue(2)
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    run_dir = tmp_path / "run"
+    panel.run_folder.setText(str(run_dir))
+    panel.start()
+    live = panel.live
+    qtbot.waitUntil(lambda: live.previews_shown >= 1, timeout=30_000)
+    first = live.samples_view.image_array().copy()
+    qtbot.waitUntil(lambda: live.previews_shown >= 3, timeout=30_000)
+    assert not np.array_equal(first, live.samples_view.image_array())
+    assert len(live.curves["Encoder loss"]["kl"].getData()[0]) >= 1
+    assert "images/s" in live.stats.text()
+
+    panel.toggle_pause()
+    assert panel.thread.paused and panel.pause_button.text() == "Resume"
+    qtbot.wait(300)
+    step = panel.thread.trainer.step
+    qtbot.wait(300)
+    assert panel.thread.trainer.step == step
+    panel.toggle_pause()
+    qtbot.waitUntil(lambda: panel.thread.trainer.step > step, timeout=10_000)
+
+    panel.stop()
+    qtbot.waitUntil(lambda: not panel.is_training(), timeout=60_000)
+    qtbot.waitUntil(lambda: panel.open_button.isEnabled(), timeout=10_000)
+    assert (run_dir / "checkpoint.safetensors").exists()
+    assert panel.result_path == run_dir / "explorer.safetensors" and panel.result_path.exists()
+    panel.open_button.click()
+    assert opened == [str(run_dir / "explorer.safetensors")]

@@ -1,0 +1,187 @@
+"""Latent map panel, driven with real mouse events: hover, click, rectangle and lasso selection,
+group vectors saved into the model file, dropped faces, folder encoding."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QInputDialog
+
+import core
+from conftest import make_tiny_model
+from core.bundle import save_inference_model
+from explorer.attribute_panel import AttributePanel
+from explorer.map_panel import MapPanel, points_in_polygon
+from explorer.selection import FaceItem, Selection
+
+NO_BUTTON = Qt.MouseButton.NoButton
+LEFT = Qt.MouseButton.LeftButton
+MOVE_INTERVAL_MS = 15
+
+
+@pytest.fixture(scope="module")
+def saved_tiny_model(tmp_path_factory) -> Path:
+    """The tiny model with its 60-point map, built once per module (encoding is the slow part)."""
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_inference_model(make_tiny_model(), path, half_precision=False)
+
+
+@pytest.fixture
+def tiny_model_path(saved_tiny_model, tmp_path) -> Path:
+    """A private copy per test, since some tests write vectors into it."""
+    return Path(shutil.copy(saved_tiny_model, tmp_path / "tiny.safetensors"))
+
+
+@pytest.fixture
+def app_panels(qtbot, tiny_model_path):
+    selection = Selection()
+    map_panel = MapPanel(selection)
+    attribute_panel = AttributePanel(selection)
+    for widget in (map_panel, attribute_panel):
+        qtbot.addWidget(widget)
+    map_panel.resize(1000, 700)
+    map_panel.show()
+    qtbot.waitExposed(map_panel)
+    model = core.load_model(tiny_model_path, device="cpu")
+    selection.set_model(model)
+    QApplication.processEvents()
+    return map_panel, attribute_panel, selection, model
+
+
+def viewport_pos(panel: MapPanel, x: float, y: float) -> QPoint:
+    scene = panel.view_box.mapViewToScene(QPointF(x, y))
+    return panel.plot_widget.mapFromScene(scene)
+
+
+def send_mouse(panel: MapPanel, kind: QEvent.Type, pos: QPoint, button: Qt.MouseButton,
+               buttons: Qt.MouseButton, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    viewport = panel.plot_widget.viewport()
+    event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons, modifiers)
+    QApplication.sendEvent(viewport, event)
+
+
+def drag(panel: MapPanel, path: list[tuple[float, float]], modifiers: Qt.KeyboardModifier) -> None:
+    """Press at the first map point, move through the others, release at the last."""
+    points = [viewport_pos(panel, x, y) for x, y in path]
+    send_mouse(panel, QEvent.Type.MouseButtonPress, points[0], LEFT, LEFT, modifiers)
+    for point in points[1:]:
+        QTest.qWait(MOVE_INTERVAL_MS)  # pyqtgraph drops moves closer together than its mouse rate limit
+        send_mouse(panel, QEvent.Type.MouseMove, point, NO_BUTTON, LEFT, modifiers)
+    send_mouse(panel, QEvent.Type.MouseButtonRelease, points[-1], LEFT, NO_BUTTON, modifiers)
+
+
+def isolated_point(coords: np.ndarray) -> int:
+    distances = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    return int(distances.min(1).argmax())
+
+
+def test_reference_map_shows_at_once(app_panels):
+    panel, _, _, model = app_panels
+    assert len(panel.scatter.data) == 60
+    np.testing.assert_allclose(np.c_[panel.scatter.data["x"], panel.scatter.data["y"]],
+                               model.reference.coords.numpy(), rtol=1e-6)
+
+
+def test_hover_shows_that_points_face_and_click_selects_it(app_panels, qtbot):
+    panel, _, selection, model = app_panels
+    index = isolated_point(model.reference.coords.numpy())
+    x, y = model.reference.coords[index].tolist()
+    send_mouse(panel, QEvent.Type.MouseMove, viewport_pos(panel, x, y), NO_BUTTON, NO_BUTTON)
+    expected = model.reference.thumbnails[index].permute(1, 2, 0).numpy()
+    qtbot.waitUntil(lambda: panel.face_view.image_array() is not None)
+    np.testing.assert_array_equal(panel.face_view.image_array(), expected)
+
+    with qtbot.waitSignal(selection.faceSelected) as picked:
+        qtbot.mouseClick(panel.plot_widget.viewport(), LEFT, pos=viewport_pos(panel, x, y))
+    assert torch.equal(picked.args[0].latent, model.reference.latents[index])
+    assert panel.selected_indices() == [index]
+
+
+def test_rectangle_groups_become_a_saved_vector(app_panels, monkeypatch, tiny_model_path):
+    panel, attributes, _, model = app_panels
+    coords = model.reference.coords.numpy()
+    (x0, y0), (x1, y1) = coords.min(0) - 1e-3, coords.max(0) + 1e-3
+    middle = float(np.median(coords[:, 0]))
+    left, right = coords[:, 0] < middle, coords[:, 0] > middle
+
+    drag(panel, [(x0, y0), ((x0 + middle) / 2, y1), (middle, y1)], Qt.KeyboardModifier.ShiftModifier)
+    assert sorted(panel.selected_indices()) == np.flatnonzero(left).tolist()
+    assert panel.count_label.text() == f"{left.sum()} faces selected"
+    panel.with_button.click()
+    drag(panel, [(middle, y0), (x1, y1)], Qt.KeyboardModifier.ShiftModifier)
+    assert sorted(panel.selected_indices()) == np.flatnonzero(right).tolist()
+    panel.without_button.click()
+
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("Left side", True))
+    panel.groups_button.click()
+
+    expected = model.reference.latents[left].mean(0) - model.reference.latents[right].mean(0)
+    reloaded = core.load_model(tiny_model_path, device="cpu")
+    assert set(reloaded.attributes) == {"Smiling", "Eyeglasses", "Left side"}
+    torch.testing.assert_close(reloaded.attributes["Left side"], expected)
+    assert "Left side" in attributes.rows and "saved" in attributes.status_label.text()
+    assert panel.colour_combo.findText("Vector: Left side") >= 0
+
+
+def test_lasso_selects_the_points_inside(app_panels):
+    panel, _, _, model = app_panels
+    coords = model.reference.coords.numpy()
+    (x0, y0), (x1, y1) = np.percentile(coords, 20, axis=0), np.percentile(coords, 80, axis=0)
+    lasso = [(x0, y0), ((x0 + x1) / 2, y0), (x1, y0), (x1, y1), (x0, y1), (x0, (y0 + y1) / 2)]
+    drag(panel, lasso, Qt.KeyboardModifier.ControlModifier)
+    inside = (coords[:, 0] > x0) & (coords[:, 0] < x1) & (coords[:, 1] > y0) & (coords[:, 1] < y1)
+    assert inside.sum() > 5
+    assert sorted(panel.selected_indices()) == np.flatnonzero(inside).tolist()
+
+
+def test_points_in_polygon_handles_concave_shapes():
+    points = np.array([[1, 1], [3, 1], [2, 3], [1, 3]], dtype=float)
+    u_shape = np.array([[0, 0], [4, 0], [4, 4], [2.5, 4], [2.5, 2], [1.5, 2], [1.5, 4], [0, 4]], dtype=float)
+    assert points_in_polygon(points, u_shape).tolist() == [True, True, False, True]
+
+
+def test_send_as_endpoints_keeps_the_click_order(app_panels, qtbot):
+    panel, _, selection, model = app_panels
+    panel.select_indices([5, 2, 9])
+    with qtbot.waitSignal(selection.endpointsSent) as sent:
+        panel.endpoints_button.click()
+    assert [torch.equal(f.latent, model.reference.latents[i]) for f, i in zip(sent.args[0], [5, 2, 9])] == [True] * 3
+
+
+def test_dropped_face_appears_highlighted_at_its_projected_position(app_panels):
+    panel, _, selection, model = app_panels
+    z = torch.randn(model.latent_dim)
+    selection.add_faces([FaceItem("dropped", z)])
+    x, y = panel.added_marks.getData()
+    expected = model.reference.project(z.unsqueeze(0))[0].numpy()
+    np.testing.assert_allclose([x[0], y[0]], expected, rtol=1e-5)
+    assert len(panel.scatter.data) == 60  # the map itself was not refitted
+
+
+def test_colouring_by_label_uses_two_shared_brushes(app_panels):
+    panel, *_ = app_panels
+    panel.colour_combo.setCurrentIndex(panel.colour_combo.findText("Smiling"))
+    brushes = {id(b) for b in panel.scatter.data["brush"]}
+    assert len(brushes) == 2
+    assert "Smiling (30)" in panel.legend_label.text()
+
+
+def test_encode_folder_maps_its_faces_with_folder_labels(app_panels, qtbot, face_folder):
+    panel, _, selection, model = app_panels
+    panel.encode_folder(face_folder)
+    assert panel.is_busy()
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
+    assert len(panel.scatter.data) == 40
+    assert panel.data.label_names == ("neutral", "smiling")
+    assert panel.colour_combo.findText("smiling") >= 0
+    z = torch.randn(model.latent_dim)
+    selection.add_faces([FaceItem("dropped", z)])
+    x, y = panel.added_marks.getData()
+    assert np.isfinite([x[0], y[0]]).all()
