@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -88,12 +88,18 @@ class PreparedImage:
 def scan_folder(folder: Path | str) -> list[Path]:
     """Image files under `folder`, recursively and sorted; hidden files and folders are skipped."""
     root = Path(folder)
+    return [root / rel for rel in scan_relative(root)]
+
+
+def scan_relative(root: Path) -> list[str]:
+    """scan_folder as sorted relative POSIX paths: plain strings, cheap for 200k-file folders."""
     found = []
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        found += [Path(directory, f) for f in files
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(found)
+        prefix = os.path.relpath(directory, root).replace(os.sep, "/") + "/"
+        prefix = "" if prefix == "./" else prefix
+        found += [prefix + f for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found, key=lambda rel: rel.split("/"))
 
 
 def open_image(path: Path | str, min_side: int | None = None) -> Image.Image:
@@ -141,7 +147,7 @@ def to_rgb(path: Path, img: Image.Image) -> Image.Image:
         return img
     if img.mode in ("I;16", "I;16L", "I;16B", "I"):
         return Image.fromarray(scale_to_8_bits(np.asarray(img))).convert("RGB")
-    if img.mode == "P" and "transparency" in img.info or img.mode == "PA":
+    if (img.mode == "P" and "transparency" in img.info) or img.mode == "PA":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "RGBa", "La"):
         rgba = img.convert("RGBA")
@@ -213,7 +219,7 @@ def center_box(width: int, height: int) -> tuple[float, float, float, float]:
 def face_box_to_crop(face: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """Haar box (x, y, w, h) -> square crop (left, top, right, bottom) with CelebA-like framing.
 
-    The crop may extend past the image (negative, or beyond image_width/height); the caller pads.
+    The crop may extend past the image (negative, or beyond its size); the caller pads.
     """
     x, y, w, h = face
     side = round(FACE_CROP_SCALE * w)
@@ -249,7 +255,9 @@ def detect_face(img: Image.Image) -> tuple[int, int, int, int]:
 
 
 def padded_for(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """Crop `box` out of `img`, edge-replicating wherever it leaves the image; returns the crop and its full box."""
+    """Crop `box` out of `img`, edge-replicating wherever it leaves the image.
+
+    Returns the crop and the box covering all of it (what crop_image then resizes)."""
     left, top, right, bottom = box
     inside = (max(left, 0), max(top, 0), min(right, img.width), min(bottom, img.height))
     pixels = np.asarray(img.crop(inside))
@@ -273,7 +281,7 @@ def prepare_image(path_or_image: Path | str | Image.Image, image_size: int, crop
     return PreparedImage(original, cropped, to_pixels(cropped))
 
 
-def cropped_for(img: Image.Image, image_size: int, crop: str, source: object) -> Image.Image:
+def cropped_for(img: Image.Image, image_size: int, crop: str, source: Path | str | Image.Image) -> Image.Image:
     """crop_image, with a NoFaceError naming the file it came from."""
     try:
         return crop_image(img, image_size, crop)
@@ -331,7 +339,8 @@ class LabelPlan:
     """Indices of the images to decode."""
     rows: list[list[int]]
     """The label row of each kept image (empty rows when there are no labels)."""
-    unlabelled: list[str]
+    skipped: list[list[str]]
+    """[relative path, reason] of the images left out for lack of a label."""
     note: str = ""
 
 
@@ -360,7 +369,8 @@ def plan_labels(root: Path, relative: list[str], attributes_path: Path | None, e
     found = [table.get(rel) or table.get(rel.rsplit("/", 1)[-1]) for rel in relative]
     keep = [i for i, row in enumerate(found) if row is not None]
     if keep:
-        unlabelled = [rel for rel, row in zip(relative, found) if row is None]
+        reason = f"no row in {attributes_path.name}"
+        unlabelled = [[rel, reason] for rel, row in zip(relative, found) if row is None]
         return LabelPlan("celeba", names, keep, [found[i] for i in keep], unlabelled)
     if explicit:
         raise DataError(f"{attributes_path}: no rows match the images in {root}")
@@ -399,41 +409,41 @@ def load_image_folder(folder: Path | str, image_size: int = 64, crop: str = "cel
     root = Path(folder).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"{root}: folder not found" if not root.exists() else f"{root}: not a folder")
-    files = scan_folder(root)
-    if not files:
+    relative = scan_relative(root)
+    if not relative:
         raise DataError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} files)")
-    relative = [f.relative_to(root).as_posix() for f in files]
     attributes_path = find_attributes_file(root, attributes_file)
-    key = cache_key(root, files, relative, image_size, crop, attributes_path)
+    explicit = attributes_file is not None
+    key = cache_key(root, relative, image_size, crop, attributes_path, explicit)
     cache_path = Path(cache_dir or default_cache_dir()).expanduser() / f"{key}.safetensors"
-    dataset = read_cache(cache_path, key)
+    dataset = read_cache(cache_path)
     if dataset is None:
-        plan = plan_labels(root, relative, attributes_path, explicit=attributes_file is not None)
-        dataset = decode_folder(files, relative, plan, image_size, crop, progress, cancel)
-        dataset.summary.update(folder=str(root), crop=crop, image_size=image_size, files_seen=len(files))
+        plan = plan_labels(root, relative, attributes_path, explicit)
+        dataset = decode_folder(root, relative, plan, image_size, crop, progress, cancel)
+        dataset.summary.update(folder=str(root), crop=crop, image_size=image_size, files_seen=len(relative))
         require_enough(dataset, root, min_images)
-        write_cache(cache_path, key, dataset)
+        write_cache(cache_path, dataset)
         dataset.summary["cache"] = "built"
     else:
         require_enough(dataset, root, min_images)
         dataset.summary["cache"] = "hit"
         if progress:
-            progress(len(files), len(files))
+            progress(len(relative), len(relative))
     return dataset
 
 
-def decode_folder(files: list[Path], relative: list[str], plan: LabelPlan, image_size: int,
+def decode_folder(root: Path, relative: list[str], plan: LabelPlan, image_size: int,
                   crop: str, progress: Progress | None, cancel: Cancel | None) -> FaceDataset:
     images = torch.empty((len(plan.keep), 3, image_size, image_size), dtype=torch.uint8)
     names: list[str] = []
     label_rows: list[list[int]] = []
-    skipped = [[rel, f"no row in {CELEBA_ATTRIBUTES_NAME}"] for rel in plan.unlabelled]
+    skipped = list(plan.skipped)
     every = max(1, len(plan.keep) // 200)
     for done, (index, row) in enumerate(zip(plan.keep, plan.rows), start=1):
         if cancel and cancel():
             raise DataError("cancelled")
         try:
-            images[len(names)] = decode_for_training(files[index], image_size, crop)
+            images[len(names)] = decode_for_training(root / relative[index], image_size, crop)
             names.append(relative[index])
             label_rows.append(row)
         except ImageLoadError as error:
@@ -458,35 +468,36 @@ def require_enough(dataset: FaceDataset, root: Path, min_images: int) -> None:
     raise DataError(message + (f"; {len(skipped)} files skipped: {listed}" if skipped else ""))
 
 
-def cache_key(root: Path, files: Sequence[Path], relative: Sequence[str], image_size: int, crop: str,
-              attributes_path: Path | None) -> str:
+def cache_key(root: Path, relative: list[str], image_size: int, crop: str, attributes_path: Path | None,
+              explicit_attributes: bool) -> str:
     """A hash of everything the decoded set depends on: file list with sizes and mtimes, settings,
-    the attribute file and the cache format version."""
+    the attribute file (and whether it was asked for) and the cache format version."""
     digest = hashlib.sha256(f"{CACHE_VERSION}|{root}|{crop}|{image_size}".encode())
-    for path, name in zip([attributes_path, *files], ["attributes", *relative]):
-        digest.update(f"\n{name}|{file_identity(path)}".encode())
+    if attributes_path:
+        identity = f"{explicit_attributes}|{attributes_path}|{file_identity(attributes_path)}"
+        digest.update(f"\nattributes|{identity}".encode())
+    for rel in relative:
+        digest.update(f"\n{rel}|{file_identity(os.path.join(root, rel))}".encode())
     return digest.hexdigest()[:32]
 
 
-def file_identity(path: Path | None) -> str:
-    if path is None:
-        return "none"
+def file_identity(path: Path | str) -> str:
+    """Size and modification time: what changes when a file is edited or replaced."""
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return "missing"
-    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    return f"{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def read_cache(path: Path, key: str) -> FaceDataset | None:
-    """The cached dataset, or None when absent, stale or unreadable (a bad cache is never fatal)."""
+def read_cache(path: Path) -> FaceDataset | None:
+    """The cached dataset, or None when absent or unreadable (a bad cache is never fatal).
+    The file name is the cache key, so a readable file is never stale."""
     if not path.is_file():
         return None
     try:
         with safe_open(str(path), framework="pt") as stored:
             meta = json.loads(stored.metadata()["meta"])
-            if meta["key"] != key:
-                return None
             tensors = {name: stored.get_tensor(name) for name in stored.keys()}
         return FaceDataset(tensors["images"], meta["names"], meta["label_names"], tensors.get("labels"),
                            meta["summary"])
@@ -494,12 +505,12 @@ def read_cache(path: Path, key: str) -> FaceDataset | None:
         return None
 
 
-def write_cache(path: Path, key: str, dataset: FaceDataset) -> None:
+def write_cache(path: Path, dataset: FaceDataset) -> None:
     """Atomically store the dataset (tensors + JSON metadata in one safetensors file); failures only warn."""
     tensors = {"images": dataset.images.contiguous()}
     if dataset.labels is not None:
         tensors["labels"] = dataset.labels.contiguous()
-    meta = {"key": key, "names": dataset.names, "label_names": dataset.label_names, "summary": dataset.summary}
+    meta = {"names": dataset.names, "label_names": dataset.label_names, "summary": dataset.summary}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -158,6 +158,12 @@ def test_celeba_crop_takes_the_aligned_face_box(size):
     assert np.abs(out[1:-1, 1:-1] - RED).max() < 20
 
 
+def test_celeba_crop_at_128_is_exactly_the_box():
+    noise = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    out = np.asarray(crop_image(Image.fromarray(noise), 128, "celeba"))
+    assert np.array_equal(out, noise[45:173, 25:153])
+
+
 def test_celeba_crop_falls_back_to_center_on_other_shapes():
     img = Image.fromarray(synthetic_face(3, 64))
     assert np.array_equal(pixels(crop_image(img, 32, "celeba")), pixels(crop_image(img, 32, "center")))
@@ -190,7 +196,8 @@ def test_face_box_to_crop_frames_like_celeba():
     assert right - left == bottom - top == round(data.FACE_CROP_SCALE * 50)
     assert 1.1 <= data.FACE_CROP_SCALE <= 1.4
     assert (left + right) / 2 == pytest.approx(125, abs=1)
-    assert (top + bottom) / 2 < 125  # raised above the detected box centre: forehead and hair in
+    assert (top + bottom) / 2 == pytest.approx(125 - data.FACE_CROP_RAISE * 50, abs=1)
+    assert 0.08 <= data.FACE_CROP_RAISE <= 0.2  # raised above the detected box centre: forehead and hair in
     assert face_box_to_crop((-10, -10, 50, 50))[0] < 0  # may leave the image; the caller pads
 
 
@@ -291,6 +298,14 @@ def test_attributes_file_given_by_path(tmp_path):
     assert dataset.label_names == ["Smiling", "Male"] and dataset.labels.tolist() == [[1, -1]] * 5
 
 
+def test_attribute_file_matching_no_image(face_folder, tmp_path):
+    write_attributes(face_folder / CELEBA_ATTRIBUTES_NAME, ["Smiling"], {"999999.jpg": [1]})
+    dataset = load(face_folder, tmp_path)
+    assert dataset.summary["label_source"] == "folders" and "ignored" in dataset.summary["label_note"]
+    with pytest.raises(DataError, match="no rows match"):
+        load(face_folder, tmp_path, attributes_file=face_folder / CELEBA_ATTRIBUTES_NAME)
+
+
 def test_malformed_attribute_file_names_file_and_line(tmp_path):
     path = tmp_path / CELEBA_ATTRIBUTES_NAME
     path.write_text("2\nSmiling Male\n000001.jpg 1 -1\n000002.jpg 1 0\n")
@@ -335,6 +350,10 @@ def test_cache_hit_then_rebuild_on_change(face_folder, tmp_path):
     assert first.names == second.names and first.label_names == second.label_names
     assert sorted(face_folder.rglob("*")) == before  # nothing written beside the user's images
     assert list(cache.glob("*.safetensors"))
+
+    touched = face_folder / first.names[-1]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    assert load(face_folder, tmp_path, cache_dir=cache).summary["cache"] == "built"
 
     changed = face_folder / first.names[0]
     Image.fromarray(synthetic_face(500)).save(changed)
