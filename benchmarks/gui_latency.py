@@ -19,6 +19,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import explorer.app  # noqa: E402,F401 - keeps None alive across many processEvents() calls
+
 DEFAULT_MODEL = ROOT / "checkpoints" / "faces64.safetensors"
 
 
@@ -28,6 +30,7 @@ def wait_for(app, condition, timeout_s: float = 60) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("timed out")
         app.processEvents()
+        time.sleep(0.0005)
 
 
 def first_paint(model: str) -> None:

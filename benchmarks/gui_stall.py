@@ -18,6 +18,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import explorer.app  # noqa: E402,F401 - keeps None alive across many processEvents() calls
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
@@ -40,7 +41,7 @@ def wait_for(app: QApplication, condition, timeout_s: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("timed out")
         app.processEvents()
-        time.sleep(0.005)
+        time.sleep(0.002)
 
 
 def main() -> None:

@@ -62,6 +62,11 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def bar_disabled(main_process: bool) -> bool | None:
+    """tqdm's `disable`: bars only on rank 0, and only on a terminal (None = off when not a TTY)."""
+    return None if main_process else True
+
+
 def say(text: str) -> None:
     """A status line on stderr (stdout stays for results), without breaking a progress bar."""
     if is_main_process():
@@ -77,7 +82,8 @@ class FolderProgress:
     """A tqdm bar fed by core.data's progress(done, total) callback."""
 
     def __init__(self, description: str) -> None:
-        self.bar = tqdm(desc=description, unit="img", disable=not is_main_process(), dynamic_ncols=True, leave=False)
+        self.bar = tqdm(desc=description, unit="img", disable=bar_disabled(is_main_process()), dynamic_ncols=True,
+                        leave=False)
 
     def __call__(self, done: int, total: int) -> None:
         self.bar.total = total
@@ -173,7 +179,7 @@ def read_faces(paths: Sequence[str], model: Model, crop: str | None) -> torch.Te
 def encode_dataset(model: Model, data: FaceDataset) -> torch.Tensor:
     """Posterior means of every image, in chunks so a large set never exists as float all at once."""
     chunks = data.images.split(ENCODE_CHUNK)
-    bar = tqdm(chunks, desc="encoding", unit="chunk", disable=not is_main_process(), leave=False)
+    bar = tqdm(chunks, desc="encoding", unit="chunk", disable=bar_disabled(is_main_process()), leave=False)
     return torch.cat([model.encode(to_unit(chunk)) for chunk in bar])
 
 
@@ -191,7 +197,7 @@ class ProgressCallbacks(TrainerCallbacks):
     def attach(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="training", unit="step",
-                        disable=trainer.rank != 0, dynamic_ncols=True)
+                        disable=bar_disabled(trainer.rank == 0), dynamic_ncols=True)
 
     def request_stop(self) -> None:
         """Single process: stop after the current step. Distributed: at the next metrics record, where
@@ -355,7 +361,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         overrides["num_threads"] = args.threads
     device_name = args.device or meta.get("train_config", {}).get("device", "auto")
     resolve_device(device_name)
-    return train_to_end(lambda cb: Trainer.resume(run_dir, data, cb, **overrides), device_name, data)
+    return train_to_end(lambda cb: Trainer.from_run(run_dir, data, cb, **overrides), device_name, data)
 
 
 # ----------------------------------------------------------------------------------------- model commands
@@ -515,7 +521,7 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
     p.add_argument("--gamma", type=float, default=TrainConfig.gamma, help="feature-loss weight for the decoder")
     p.add_argument("--kl-weight", type=float, default=TrainConfig.kl_weight)
     p.add_argument("--attributes", metavar="FILE", help="CelebA list_attr_celeba.txt with labels")
-    p.set_defaults(run=cmd_train)
+    p.set_defaults(handler=cmd_train)
 
 
 def add_resume_parser(sub: Any, runtime: Parser) -> None:
@@ -524,7 +530,7 @@ def add_resume_parser(sub: Any, runtime: Parser) -> None:
     add_length_options(p)
     p.add_argument("--data", help="the data folder, if it moved since training")
     p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file, if it moved since training")
-    p.set_defaults(run=cmd_resume)
+    p.set_defaults(handler=cmd_resume)
 
 
 def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
@@ -534,7 +540,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, metavar="FILE_OR_DIR",
                    help="an image file (originals above reconstructions) or a folder (one file per image)")
-    p.set_defaults(run=cmd_reconstruct)
+    p.set_defaults(handler=cmd_reconstruct)
 
     p = sub.add_parser("sample", parents=both, help="decode random prior samples into a grid")
     p.add_argument("model", metavar="MODEL")
@@ -543,7 +549,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--cols", type=int, default=8)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=cmd_sample)
+    p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("interpolate", parents=both, help="morph through the latents of two or more pictures")
     p.add_argument("model", metavar="MODEL")
@@ -553,7 +559,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--method", choices=("linear", "slerp"), default="linear")
     p.add_argument("--frame-ms", type=int, default=80)
     p.add_argument("--pingpong", action="store_true", help="play the GIF forwards then backwards")
-    p.set_defaults(run=cmd_interpolate)
+    p.set_defaults(handler=cmd_interpolate)
 
     p = sub.add_parser("edit", parents=both, help="move a picture's latent along attribute vectors")
     p.add_argument("model", metavar="MODEL")
@@ -561,7 +567,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--attribute", type=parse_edit, action="append", required=True, metavar="NAME=STRENGTH")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--compare", action="store_true", help="write original | reconstruction | edit side by side")
-    p.set_defaults(run=cmd_edit)
+    p.set_defaults(handler=cmd_edit)
 
     p = sub.add_parser("project", parents=both, help="2D map of a folder's latents as name,x,y CSV")
     p.add_argument("model", metavar="MODEL")
@@ -569,7 +575,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.add_argument("--method", choices=PROJECTION_METHODS, default="pca")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=cmd_project)
+    p.set_defaults(handler=cmd_project)
 
 
 def build_parser() -> Parser:
@@ -582,7 +588,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("info", help="print a checkpoint's configuration, training state and provenance")
     p.add_argument("model", metavar="MODEL_OR_RUN")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(run=cmd_info)
+    p.set_defaults(handler=cmd_info)
     return parser
 
 
@@ -602,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         torch.set_num_threads(cpu_threads(getattr(args, "threads", None)))
-        return args.run(args)
+        return args.handler(args)
     except USER_ERRORS as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -6,6 +6,7 @@ choices come from explicit seeds). See docs/quality.md for how the benchmark use
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +111,12 @@ def sample_patches(level: Tensor, patches_per_image: int, patch_size: int, gener
     return patches.reshape(-1, patch_size, patch_size, level.shape[1])
 
 
+def random_directions(dimensions: int, count: int, generator: torch.Generator) -> Tensor:
+    """dimensions x count random unit vectors (columns)."""
+    directions = torch.randn(dimensions, count, generator=generator)
+    return directions / directions.norm(dim=0, keepdim=True)
+
+
 def sliced_wasserstein(a: Tensor, b: Tensor, projections: int, repeats: int, generator: torch.Generator) -> float:
     """Sliced Wasserstein-1 distance between two equal-sized point sets (rows), averaged over
     `repeats` draws of projections // repeats random unit directions."""
@@ -118,41 +125,56 @@ def sliced_wasserstein(a: Tensor, b: Tensor, projections: int, repeats: int, gen
     per_repeat = max(1, projections // repeats)
     distances = []
     for _ in range(repeats):
-        directions = torch.randn(a.shape[1], per_repeat, generator=generator)
-        directions /= directions.norm(dim=0, keepdim=True)
+        directions = random_directions(a.shape[1], per_repeat, generator)
         projected_a = (a @ directions).sort(dim=0).values
         projected_b = (b @ directions).sort(dim=0).values
         distances.append(float((projected_a - projected_b).abs().mean()))
     return sum(distances) / len(distances)
 
 
-def patch_swd(images: Tensor, reference: Tensor, levels: int = 3, patches_per_image: int = 128,
-              patch_size: int = 7, projections: int = 512, repeats: int = 4, seed: int = 0) -> dict[int, float]:
+def patch_swd_many(candidates: Mapping[str, Tensor], reference: Tensor, levels: int = 3,
+                   patches_per_image: int = 128, patch_size: int = 7, projections: int = 512, repeats: int = 4,
+                   seed: int = 0) -> dict[str, dict[int, float]]:
     """Sliced Wasserstein distance between local patch distributions, per Laplacian-pyramid level
-    (Karras et al. 2018), keyed by the level's resolution (64, 32, 16 for 64 x 64 images).
+    (Karras et al. 2018), of each candidate set against one reference set; per candidate a dict keyed
+    by level resolution (64, 32, 16 for 64 x 64 images).
 
     Patches are normalised per colour channel with the *reference* set's mean and standard deviation
     (Karras normalised each set by its own), so a blurred set, whose band-pass levels are weaker,
-    is not rescaled into looking sharp. The same seed gives the same reference patches and the same
-    projection directions for every candidate set, so distances from one call to another compare."""
-    _check_images(images)
+    is not rescaled into looking sharp. All candidates share the reference patches and the projection
+    directions (fixed by `seed`), so their distances compare; the reference is projected only once."""
     _check_images(reference)
-    if images.shape != reference.shape:
-        raise ValueError(f"compare sets of equal size: {tuple(images.shape)} vs {tuple(reference.shape)}")
-    reference_patches = torch.Generator().manual_seed(seed)
-    candidate_patches = torch.Generator().manual_seed(seed + 1)
-    directions = torch.Generator().manual_seed(seed + 2)
-    result = {}
-    for image_level, reference_level in zip(laplacian_pyramid(images, levels), laplacian_pyramid(reference, levels)):
-        wanted = sample_patches(reference_level, patches_per_image, patch_size, reference_patches)
-        found = sample_patches(image_level, patches_per_image, patch_size, candidate_patches)
+    for name, images in candidates.items():
+        if images.shape != reference.shape:
+            raise ValueError(f"compare sets of equal size: {name} is {tuple(images.shape)}, "
+                             f"the reference {tuple(reference.shape)}")
+    per_repeat = max(1, projections // repeats)
+    reference_pyramid = laplacian_pyramid(reference, levels)
+    candidate_pyramids = {name: laplacian_pyramid(images, levels) for name, images in candidates.items()}
+    result: dict[str, dict[int, float]] = {name: {} for name in candidates}
+    for level, reference_level in enumerate(reference_pyramid):
+        resolution = int(reference_level.shape[-1])
+        wanted = sample_patches(reference_level, patches_per_image, patch_size, torch.Generator().manual_seed(seed))
         channels = wanted.shape[-1]
         mean = wanted.reshape(-1, channels).mean(0)
         std = wanted.reshape(-1, channels).std(0).clamp_min(1e-8)
         wanted = ((wanted - mean) / std).flatten(1)
-        found = ((found - mean) / std).flatten(1)
-        result[int(image_level.shape[-1])] = sliced_wasserstein(found, wanted, projections, repeats, directions)
+        directions = torch.Generator().manual_seed(seed + 1 + level)
+        bases = [random_directions(wanted.shape[1], per_repeat, directions) for _ in range(repeats)]
+        wanted_sorted = [(wanted @ basis).sort(dim=0).values for basis in bases]
+        for name, pyramid in candidate_pyramids.items():
+            found = sample_patches(pyramid[level], patches_per_image, patch_size,
+                                   torch.Generator().manual_seed(seed + 1000 + level))
+            found = ((found - mean) / std).flatten(1)
+            distances = [float(((found @ basis).sort(dim=0).values - sorted_wanted).abs().mean())
+                         for basis, sorted_wanted in zip(bases, wanted_sorted)]
+            result[name][resolution] = sum(distances) / len(distances)
     return result
+
+
+def patch_swd(images: Tensor, reference: Tensor, **options: int) -> dict[int, float]:
+    """patch_swd_many for one candidate set: {level resolution: distance}."""
+    return patch_swd_many({"images": images}, reference, **options)["images"]
 
 
 def nyquist_energy_fraction(images: Tensor, radius: int = 1) -> float:

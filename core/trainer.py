@@ -137,7 +137,8 @@ class Trainer:
     def pause(self) -> None:
         self._running.clear()
 
-    def resume(self) -> None:
+    def unpause(self) -> None:
+        """Continue after pause(). (Not `resume`: that name is the classmethod continuing a saved run.)"""
         self._running.set()
 
     def stop(self) -> None:
@@ -321,7 +322,7 @@ class Trainer:
         return path
 
     @classmethod
-    def resume(cls, run_dir: str | Path, data: FaceDataset, callbacks: TrainerCallbacks | None = None,
+    def from_run(cls, run_dir: str | Path, data: FaceDataset, callbacks: TrainerCallbacks | None = None,
                **overrides: Any) -> "Trainer":
         """Continue a run from its checkpoint; `overrides` may change e.g. max_steps, epochs or device."""
         run_dir = Path(run_dir)

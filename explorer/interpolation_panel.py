@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGridLayout,
                                QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 from superqt import QLabeledSlider
@@ -98,6 +98,7 @@ class InterpolationPanel(QWidget):
         self.model: Model | None = None
         self._frames: torch.Tensor | None = None
         self._play_position = 0
+        self._notice = ""
         self._render = CoalescedCall(self.render_frames, self)
         self._player = QTimer(self, interval=DEFAULT_FRAME_MS)
         self._player.timeout.connect(self._next_player_frame)
@@ -237,15 +238,18 @@ class InterpolationPanel(QWidget):
                 for row in range(self.endpoint_list.count())]
 
     def set_endpoints(self, faces: list[FaceItem]) -> None:
+        """Replace the endpoints (at most MAX_STEPS: every endpoint needs a frame)."""
         self.endpoint_list.clear()
-        for face in faces:
+        for face in faces[:MAX_STEPS]:
             self._append(face)
+        self._notice = (f" Kept the first {MAX_STEPS} of the {len(faces)} faces sent: each endpoint needs a frame."
+                        if len(faces) > MAX_STEPS else "")
 
     def add_face(self, face: FaceItem) -> None:
         self._append(face)
 
     def _append(self, face: FaceItem) -> None:
-        if self.model is None or face.latent.numel() != self.model.latent_dim:
+        if self.model is None or face.latent.numel() != self.model.latent_dim or len(self.endpoints()) >= MAX_STEPS:
             return
         image = face.image if face.image is not None else self.model.decode(face.latent.float().reshape(1, -1))[0]
         item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)
@@ -322,7 +326,7 @@ class InterpolationPanel(QWidget):
         self._frames = self.model.decode(path)
         self.frame_grid.set_frames(self._frames, keyframe_indices(len(faces), steps))
         note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
-        self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}")
+        self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}.{self._notice}")
 
     def frames(self) -> torch.Tensor | None:
         """The decoded frames (N x 3 x H x W in [0, 1]) as currently shown."""

@@ -14,13 +14,15 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout
                                QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model, ReferenceMap
-from core.data import ImageLoadError, plan_labels, prepare_image, scan_folder
+from core.data import (CELEBA_ATTRIBUTES_NAME, DataError, ImageLoadError, folder_labels, prepare_image,
+                       read_celeba_attributes, scan_folder)
 from core.latent import PROJECTION_METHODS, fit_projection
 from explorer.selection import FaceItem, Selection
 from explorer.widgets import EmptyStateStack, ImageView, start_worker
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 ENCODE_BATCH = 64
+MAX_ENDPOINTS = 16
 POINT_SIZE = 7
 PLAIN_BRUSH = QBrush(QColor(110, 170, 235, 170))
 HAS_LABEL_BRUSH = QBrush(QColor(255, 170, 60, 220))
@@ -110,13 +112,29 @@ def encode_folder(model: Model, folder: Path, crop: str, method: str) -> Generat
         raise ImageLoadError(folder, f"only {len(names)} usable image(s); a map needs at least 2")
     all_latents = torch.cat(latents)
     projection, coords = fit_projection(all_latents, method)
-    plan = plan_labels(folder, names, None)
-    labels = None
-    if plan.names:
-        labels = torch.zeros(len(names), len(plan.names), dtype=torch.int8)
-        labels[plan.keep] = torch.tensor(plan.rows, dtype=torch.int8)
+    labels, label_names = folder_image_labels(folder, names)
+    skipped = len(files) - len(names)
+    title = f"{folder.name} · {len(names):,} faces" + (f" ({skipped:,} unusable files skipped)" if skipped else "")
     return MapData(all_latents, coords.double().numpy(), torch.stack(pixels), names, projection.transform, method,
-                   f"{folder.name} · {len(names):,} faces", False, labels, tuple(plan.names))
+                   title, False, labels, label_names)
+
+
+def folder_image_labels(folder: Path, names: list[str]) -> tuple[torch.Tensor | None, tuple[str, ...]]:
+    """Labels to colour by: the folder's CelebA attribute file (0 where an image has no row), else
+    its sub-folder names, else none."""
+    attribute_file = folder / CELEBA_ATTRIBUTES_NAME
+    if attribute_file.is_file():
+        try:
+            label_names, table = read_celeba_attributes(attribute_file)
+        except DataError:
+            return None, ()
+        missing = [0] * len(label_names)
+        rows = [table.get(name) or table.get(name.rsplit("/", 1)[-1]) or missing for name in names]
+        return torch.tensor(rows, dtype=torch.int8), tuple(label_names)
+    plan = folder_labels(names)
+    if not plan.names:
+        return None, ()
+    return torch.tensor(plan.rows, dtype=torch.int8), tuple(plan.names)
 
 
 def refit(data: MapData, method: str) -> MapData:
@@ -177,9 +195,9 @@ class MapPanel(QWidget):
     selection as interpolation endpoints or as 'with'/'without' groups for a new attribute vector.
     Faces added elsewhere (Selection.facesAdded) appear as stars placed with the fitted projection.
 
-    For the main window: export_current(path) saves the map view as a PNG; encode_folder_dialog() and
-    show_reference_map() switch what is mapped; selected_indices() / select_indices() read or set the
-    selection.
+    For the main window: export_current(path) saves the map view as a PNG; current_image() returns the
+    face in the side view; encode_folder_dialog() and show_reference_map() switch what is mapped;
+    selected_indices() / select_indices() read or set the selection.
     """
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
@@ -188,6 +206,7 @@ class MapPanel(QWidget):
         self.model: Model | None = None
         self.data: MapData | None = None
         self._selected: list[int] = []
+        self._shown_index: int | None = None
         self._with_group: torch.Tensor | None = None
         self._without_group: torch.Tensor | None = None
         self._added: list[FaceItem] = []
@@ -270,6 +289,7 @@ class MapPanel(QWidget):
         row.addWidget(self.cancel_button)
         row.addWidget(self.status_label, 1)
         self._show_progress(False)
+        self._set_status("")
         return row
 
     def _build_plot(self) -> pg.PlotWidget:
@@ -284,8 +304,8 @@ class MapPanel(QWidget):
                                           hoverable=True, tip=None)
         self.scatter.sigHovered.connect(self._on_hover)
         self.scatter.sigClicked.connect(self._on_click)
-        self.selected_marks = pg.ScatterPlotItem(pxMode=True, size=POINT_SIZE + 6, brush=None,
-                                                 pen=pg.mkPen((255, 255, 255), width=2))
+        self.selected_marks = pg.ScatterPlotItem(pxMode=True, size=POINT_SIZE + 2, brush=pg.mkBrush(255, 255, 255),
+                                                 pen=pg.mkPen((20, 20, 20), width=1))
         self.added_marks = pg.ScatterPlotItem(pxMode=True, symbol="star", size=20,
                                               brush=pg.mkBrush(255, 80, 120), pen=pg.mkPen((255, 255, 255), width=1.5))
         self.added_marks.setZValue(10)
@@ -301,9 +321,9 @@ class MapPanel(QWidget):
         self.face_view = ImageView("Hover over a point to see its face", min_side=200)
         self.face_caption = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
         self.count_label = QLabel("No faces selected", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.endpoints_button = self._side_button("Send as endpoints",
-                                                  "Interpolate between the selected faces, in the order you picked "
-                                                  "them", self.send_endpoints)
+        self.endpoints_button = self._side_button(
+            "Send as endpoints", f"Interpolate through 2 to {MAX_ENDPOINTS} selected faces, in the order you "
+                                 "picked them (Ctrl+click adds)", self.send_endpoints)
         self.with_button = self._side_button("Use as 'with' group", "Faces that have the attribute",
                                              lambda: self.use_as_group(True))
         self.without_button = self._side_button("Use as 'without' group", "Faces that lack the attribute",
@@ -350,7 +370,7 @@ class MapPanel(QWidget):
         self.set_data(MapData.from_reference(reference) if reference is not None else None)
         if reference is None and self.model is not None:
             self.source_label.setText("This model has no reference map")
-            self.status_label.setText("Use “Encode folder...” to map a folder of face pictures.")
+            self._set_status("Use “Encode folder...” to map a folder of face pictures.")
 
     def set_data(self, data: MapData | None) -> None:
         """Show these faces (None clears the map); the selection is cleared, added faces are re-placed."""
@@ -361,14 +381,17 @@ class MapPanel(QWidget):
         if data is not None:
             self.scatter.setData(pos=data.coords, data=np.arange(len(data.coords)), brush=PLAIN_BRUSH)
             self.source_label.setText(f"{data.title} · {METHOD_TITLES[data.method]}")
-            self.status_label.clear()
+            self._set_status("")
             self._select_method(data.method)
         self._fill_colour_combo()
         self._place_added_faces()
         self._refresh_selection()
+        self._shown_index = None
         self.face_view.set_image(None)
         self.face_caption.clear()
-        self.plot_widget.autoRange()
+        if data is not None and len(data.names):
+            self.show_face(0)
+        self.view_box.autoRange(items=[self.scatter])
 
     def _select_method(self, method: str) -> None:
         index = self.method_combo.findData(method)
@@ -433,8 +456,15 @@ class MapPanel(QWidget):
 
     def show_face(self, index: int) -> None:
         """Show face `index` in the side view (what hovering over its point does)."""
+        self._shown_index = index
         self.face_view.set_image(self.data.thumbnails[index])
         self.face_caption.setText(self.data.names[index])
+
+    def current_image(self) -> torch.Tensor | None:
+        """The face in the side view (3 x t x t in [0, 1]), or None."""
+        if self.data is None or self._shown_index is None:
+            return None
+        return self.data.thumbnails[self._shown_index].float() / 255
 
     def _on_click(self, _item: Any, points: Any, event: Any) -> None:
         if not len(points):
@@ -470,7 +500,7 @@ class MapPanel(QWidget):
         self.selected_marks.setData(pos=coords)
         self.count_label.setText(f"{count:,} face{'s' if count != 1 else ''} selected" if count
                                  else "No faces selected")
-        self.endpoints_button.setEnabled(count >= 2)
+        self.endpoints_button.setEnabled(2 <= count <= MAX_ENDPOINTS)
         self.with_button.setEnabled(count >= 1)
         self.without_button.setEnabled(count >= 1)
         self.clear_button.setEnabled(count >= 1)
@@ -558,17 +588,21 @@ class MapPanel(QWidget):
     def _work_failed(self, error: Exception) -> None:
         self._worker = None
         self._show_progress(False)
-        self.status_label.setText(f"Could not build the map: {error}")
+        self._set_status(f"Could not build the map: {error}")
         self._select_method(self.data.method if self.data else "pca")
 
     def cancel_work(self) -> None:
         if self._worker is not None:
             self._worker.quit()
             self._worker = None
-            self.status_label.setText("Cancelled")
+            self._set_status("Cancelled")
             if self.data is not None:
                 self._select_method(self.data.method)
         self._show_progress(False)
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.status_label.setVisible(bool(text))
 
     def is_busy(self) -> bool:
         return self._worker is not None

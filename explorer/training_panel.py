@@ -348,7 +348,7 @@ class TrainingPanel(QWidget):
         overrides: dict = {"device": self.device.currentData()}
         if self.epochs.value() > (meta.get("train_config", {}).get("epochs") or 0):
             overrides.update(epochs=self.epochs.value(), max_steps=None)
-        self._launch(lambda callbacks: Trainer.resume(run_dir, data, callbacks, **overrides), data)
+        self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data)
 
     def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
         self._set_scan_status(f"Cannot resume {run_dir.name}: {str(exc).splitlines()[0]}", error=True)

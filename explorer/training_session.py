@@ -48,9 +48,7 @@ class TrainingThread(QThread):
     def resume(self) -> None:
         self._paused = False
         if self.trainer:
-            # Trainer.resume (the classmethod that continues a saved run) shadows the instance
-            # method that un-pauses, so set the trainer's run flag directly.
-            self.trainer._running.set()
+            self.trainer.resume()
 
     def stop(self, finalize: bool = True) -> None:
         """Ask the run to end after the current step; it saves a checkpoint before the thread ends."""

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QLabel, QMenu, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMenu, QSizePolicy, QStackedWidget, QWidget
 from superqt.utils import WorkerBase, create_worker
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
@@ -69,10 +69,6 @@ class ImageView(QWidget):
         """The shown image's pixels (H x W x 3 uint8) at their own size, or None."""
         return self._array
 
-    def set_caption(self, text: str) -> None:
-        self._caption = text
-        self.update()
-
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
         self.update()
@@ -80,9 +76,6 @@ class ImageView(QWidget):
     def set_smooth(self, smooth: bool) -> None:
         self._smooth = smooth
         self.update()
-
-    def is_smooth(self) -> bool:
-        return self._smooth
 
     def sizeHint(self) -> QSize:
         return QSize(2 * self._min_side, 2 * self._min_side)
@@ -164,14 +157,13 @@ class EmptyStateStack(QStackedWidget):
 
 def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
-                 on_progress: Callable[[Any], None] | None = None,
-                 on_finished: Callable[[], None] | None = None, **kwargs: Any) -> WorkerBase:
+                 on_progress: Callable[[Any], None] | None = None, **kwargs: Any) -> WorkerBase:
     """Run fn (a function, or a generator whose yields report progress) on a pool thread.
 
     Callbacks run on the GUI thread. Stop a generator early with `worker.quit()`: it stops at its
     next yield and `on_result` is not called. fn must not touch Qt widgets."""
-    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error),
-                                         ("yielded", on_progress), ("finished", on_finished)) if cb}
+    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error), ("yielded", on_progress))
+               if cb}
     return create_worker(fn, *args, _start_thread=True, _connect=connect, _ignore_errors=on_error is not None,
                          **kwargs)
 

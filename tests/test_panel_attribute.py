@@ -17,6 +17,15 @@ TOP_LEFT = (slice(0, 16), slice(0, 16))
 BOTTOM_RIGHT = (slice(48, 64), slice(48, 64))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny decodes run fastest on one thread, above all on a busy machine; restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 class LinearDecoder(nn.Module):
     """z -> image in [-1, 1]: latent 0 brightens the top-left 16x16 block, latent 1 the bottom-right one."""
 

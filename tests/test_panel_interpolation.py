@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from conftest import make_tiny_model
+from test_panel_attribute import one_torch_thread  # noqa: F401 - autouse fixture
 from explorer.interpolation_panel import InterpolationPanel
 from explorer.selection import FaceItem, Selection
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QInputDialog
 
 import core
 from conftest import make_tiny_model
+from test_panel_attribute import one_torch_thread  # noqa: F401 - autouse fixture
 from core.bundle import save_inference_model
 from explorer.attribute_panel import AttributePanel
 from explorer.map_panel import MapPanel, points_in_polygon
@@ -49,6 +50,10 @@ def app_panels(qtbot, tiny_model_path):
     map_panel.show()
     qtbot.waitExposed(map_panel)
     model = core.load_model(tiny_model_path, device="cpu")
+    # the random tiny decoder draws near-identical faces; give each point a distinguishable thumbnail
+    count = len(model.reference.thumbnails)
+    model.reference.thumbnails = (torch.arange(count, dtype=torch.uint8) * 4).view(-1, 1, 1, 1).expand(
+        -1, 3, 64, 64).contiguous()
     selection.set_model(model)
     QApplication.processEvents()
     return map_panel, attribute_panel, selection, model
@@ -93,10 +98,11 @@ def test_hover_shows_that_points_face_and_click_selects_it(app_panels, qtbot):
     panel, _, selection, model = app_panels
     index = isolated_point(model.reference.coords.numpy())
     x, y = model.reference.coords[index].tolist()
-    send_mouse(panel, QEvent.Type.MouseMove, viewport_pos(panel, x, y), NO_BUTTON, NO_BUTTON)
     expected = model.reference.thumbnails[index].permute(1, 2, 0).numpy()
-    qtbot.waitUntil(lambda: panel.face_view.image_array() is not None)
-    np.testing.assert_array_equal(panel.face_view.image_array(), expected)
+    assert not np.array_equal(panel.face_view.image_array(), expected)
+    send_mouse(panel, QEvent.Type.MouseMove, viewport_pos(panel, x, y), NO_BUTTON, NO_BUTTON)
+    qtbot.waitUntil(lambda: np.array_equal(panel.face_view.image_array(), expected))
+    assert panel.face_caption.text() == f"Reference face {index + 1}"
 
     with qtbot.waitSignal(selection.faceSelected) as picked:
         qtbot.mouseClick(panel.plot_widget.viewport(), LEFT, pos=viewport_pos(panel, x, y))
@@ -185,3 +191,13 @@ def test_encode_folder_maps_its_faces_with_folder_labels(app_panels, qtbot, face
     selection.add_faces([FaceItem("dropped", z)])
     x, y = panel.added_marks.getData()
     assert np.isfinite([x[0], y[0]]).all()
+
+
+def test_cancelled_encoding_keeps_the_current_map(app_panels, qtbot, face_folder):
+    panel, *_ = app_panels
+    panel.encode_folder(face_folder)
+    assert panel.progress.isVisibleTo(panel) and panel.cancel_button.isVisibleTo(panel)
+    panel.cancel_button.click()
+    assert not panel.is_busy() and not panel.progress.isVisibleTo(panel)
+    qtbot.wait(300)
+    assert len(panel.scatter.data) == 60 and panel.data.is_reference

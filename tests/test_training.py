@@ -242,7 +242,7 @@ def test_resume_continues_the_same_schedule(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     Trainer(data, straight, tiny_config(), train_config(max_steps=6, log_interval=2)).run()
     Trainer(data, split, tiny_config(), train_config(max_steps=3, log_interval=2)).run()
-    resumed = Trainer.resume(split, data, max_steps=6)
+    resumed = Trainer.from_run(split, data, max_steps=6)
     assert resumed.step == 3
     resumed.run()
 
@@ -285,7 +285,7 @@ def test_pause_resume_and_stop_take_effect_within_one_step(tmp_path):
     time.sleep(settle)
     assert trainer.step == paused_at and trainer.paused
 
-    trainer.resume()
+    trainer.unpause()
     wait_until(lambda: trainer.step > paused_at)
     trainer.stop()
     at_stop = trainer.step

@@ -1,0 +1,679 @@
+"""Image-quality benchmark: the shipped VAE-GAN against a pixel VAE trained with the same budget.
+
+Measures sharpness, patch sliced Wasserstein distance (SWD), pixel error, checkerboard energy and
+attribute-vector edits on held-out CelebA faces only, and writes <out>/quality.md with a PASS/FAIL
+per target plus three figures. Example:
+
+    python benchmarks/quality.py --vaegan checkpoints/faces64.safetensors --vae runs/vae/checkpoint.safetensors \\
+        --data /work/shared/data/celeba/faces64 --attributes /work/shared/data/celeba/list_attr_celeba.txt \\
+        --holdout-from 8001 --out docs
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+from core.api import Model, load_model  # noqa: E402
+from core.data import load_image_folder  # noqa: E402
+from core.dataset import FaceDataset, to_unit  # noqa: E402
+from core.export import make_grid, save_image, upscale  # noqa: E402
+from core.latent import attribute_vectors_from_labels  # noqa: E402
+from core.metrics import (checkerboard_score, gaussian_blur, mean_squared_error, patch_swd_many,  # noqa: E402
+                          sharpness_ratio)
+
+KEY_ATTRIBUTES = ("Smiling", "Eyeglasses", "Blond_Hair", "Male")
+SHARPNESS_BAND = (0.7, 1.3)
+SHARPNESS_ADVANTAGE = 3.0
+EDIT_SUCCESS_TARGET = 0.70
+OTHERS_STAY_TARGET = 0.80
+BLUR_MARK_SIGMA = 1.0
+CALIBRATION_SIGMAS = (0.7, 1.0)
+SWD_PATCHES_PER_IMAGE = 64
+SWD_SCALE = 1e3
+"""SWD is reported x 1e3, as Karras et al. did."""
+SAMPLE_GRID_SIZE = 64
+RECONSTRUCTION_EXAMPLES = 16
+EDIT_EXAMPLES = 8
+FIGURE_SCALE = 2
+"""Figures are enlarged by pixel repetition only, so blur and checkerboards stay as the model made them."""
+
+CLASSIFIER_VERSION = 1
+"""Bump when the classifier's architecture or recipe changes: it is part of the cache key."""
+CLASSIFIER_EPOCHS = 4
+CLASSIFIER_BATCH = 128
+CLASSIFIER_LEARNING_RATE = 3e-3
+
+
+# ------------------------------------------------------------------------------------------ set-up
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vaegan", required=True, type=Path, help="the VAE-GAN model file or run folder")
+    parser.add_argument("--vae", required=True, type=Path, help="the pixel-VAE baseline (same training budget)")
+    parser.add_argument("--data", required=True, type=Path, help="folder of 64x64 CelebA faces (faces64)")
+    parser.add_argument("--attributes", required=True, type=Path, help="list_attr_celeba.txt")
+    parser.add_argument("--holdout-from", type=int, default=8001,
+                        help="first held-out CelebA id; smaller ids are training faces (default 8001)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs", help="folder for quality.md and figures")
+    parser.add_argument("--strength", type=float, default=1.0, help="attribute-edit strength judged against targets")
+    parser.add_argument("--extra-strengths", type=float, nargs="*", default=[1.5],
+                        help="further edit strengths, reported but not judged (default 1.5)")
+    parser.add_argument("--edit-faces", type=int, default=200,
+                        help="held-out faces lacking an attribute to edit, per attribute (default 200)")
+    parser.add_argument("--compute-attributes", action="store_true",
+                        help="compute missing attribute vectors from the labelled training faces")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache",
+                        help="where the attribute classifier's weights are cached (default .cache, git-ignored)")
+    return parser.parse_args()
+
+
+class StageClock:
+    """Wall time per named stage, echoed to stderr as each stage ends."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.stages: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        begun = time.monotonic()
+        yield
+        self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - begun
+        print(f"[{self.elapsed():6.0f} s] {name}: {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def celeba_id(name: str) -> int:
+    stem = Path(name).stem
+    if not stem.isdigit():
+        raise SystemExit(f"{name}: expected CelebA file names (000001.jpg ...) to split by id")
+    return int(stem)
+
+
+def load_split(data: Path, attributes: Path, holdout_from: int) -> tuple[FaceDataset, FaceDataset]:
+    """(training faces with id < holdout_from, held-out faces), both labelled."""
+    faces = load_image_folder(data, image_size=64, crop="celeba", attributes_file=attributes)
+    if faces.labels is None:
+        raise SystemExit(f"{attributes}: no CelebA attribute labels matched the images in {data}")
+    ids = [celeba_id(name) for name in faces.names]
+    training = faces.subset([i for i, face in enumerate(ids) if face < holdout_from])
+    holdout = faces.subset([i for i, face in enumerate(ids) if face >= holdout_from])
+    if len(training) < 1000 or len(holdout) < 100:
+        raise SystemExit(f"split at id {holdout_from} leaves {len(training)} training and {len(holdout)} "
+                         "held-out faces; need at least 1,000 and 100")
+    return training, holdout
+
+
+def encode_faces(model: Model, images: Tensor, chunk: int = 500) -> Tensor:
+    """Posterior means of uint8 faces, converted to [0, 1] a chunk at a time to bound memory."""
+    return torch.cat([model.encode(to_unit(part)) for part in images.split(chunk)])
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------ attribute classifier
+
+class AttributeClassifier(nn.Module):
+    """Small CNN predicting all 40 CelebA attributes (logits) from 64 x 64 faces in [0, 1].
+
+    It looks at 2x-downsampled faces: cheap on a CPU, and it judges attributes rather than pixel-level
+    texture, so blurry and sharp decodes are judged alike (the report checks this on blurred faces)."""
+
+    def __init__(self, attributes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.AvgPool2d(2)]
+        for cin, cout in ((3, 32), (32, 64), (64, 128)):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       nn.ReLU(inplace=True)]
+        layers += [nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 4 * 4, attributes)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.layers(images * 2 - 1)
+
+
+def classifier_cache_path(cache_dir: Path, faces: FaceDataset, seed: int) -> Path:
+    """A file name keyed by the training faces, their labels, the recipe and the seed."""
+    digest = hashlib.sha256(f"v{CLASSIFIER_VERSION} e{CLASSIFIER_EPOCHS} b{CLASSIFIER_BATCH} "
+                            f"lr{CLASSIFIER_LEARNING_RATE} s{seed}".encode())
+    digest.update("\n".join(faces.names).encode())
+    digest.update("\n".join(faces.label_names).encode())
+    digest.update(faces.labels.numpy().tobytes())
+    digest.update(faces.images.numpy().tobytes())
+    return cache_dir / f"quality_classifier_{digest.hexdigest()[:16]}.pt"
+
+
+def train_classifier(faces: FaceDataset, seed: int) -> AttributeClassifier:
+    """A few epochs of multi-label BCE with horizontal flips, AdamW and a one-cycle schedule."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    classifier = AttributeClassifier(len(faces.label_names))
+    targets = (faces.labels > 0).float()
+    steps_per_epoch = len(faces) // CLASSIFIER_BATCH
+    optimizer = torch.optim.AdamW(classifier.parameters(), lr=CLASSIFIER_LEARNING_RATE, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, CLASSIFIER_LEARNING_RATE,
+                                                   total_steps=CLASSIFIER_EPOCHS * steps_per_epoch)
+    classifier.train()
+    for _ in range(CLASSIFIER_EPOCHS):
+        order = torch.randperm(len(faces), generator=generator)
+        for step in range(steps_per_epoch):
+            batch = order[step * CLASSIFIER_BATCH:(step + 1) * CLASSIFIER_BATCH]
+            images = to_unit(faces.images[batch])
+            mirrored = torch.rand(len(batch), generator=generator) < 0.5
+            images = torch.where(mirrored[:, None, None, None], images.flip(-1), images)
+            loss = F.binary_cross_entropy_with_logits(classifier(images), targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return classifier.eval()
+
+
+def load_or_train_classifier(faces: FaceDataset, cache_dir: Path, seed: int) -> tuple[AttributeClassifier, str]:
+    """The cached classifier for exactly these training faces, else a freshly trained (and cached) one."""
+    path = classifier_cache_path(cache_dir, faces, seed)
+    classifier = AttributeClassifier(len(faces.label_names))
+    if path.exists():
+        classifier.load_state_dict(torch.load(path, weights_only=True))
+        return classifier.eval(), f"loaded from the cache `{path.name}`"
+    begun = time.monotonic()
+    classifier = train_classifier(faces, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(classifier.state_dict(), temporary)
+    os.replace(temporary, path)
+    return classifier, f"trained in {time.monotonic() - begun:.0f} s and cached as `{path.name}`"
+
+
+@torch.no_grad()
+def predict_attributes(classifier: AttributeClassifier, images: Tensor, chunk: int = 500) -> Tensor:
+    """N x 40 booleans: the classifier says the attribute is present. Accepts uint8 or [0, 1] floats."""
+    parts = [classifier(to_unit(part) if part.dtype == torch.uint8 else part) > 0 for part in images.split(chunk)]
+    return torch.cat(parts)
+
+
+@dataclass
+class ClassifierCheck:
+    origin: str
+    accuracy: dict[str, float]
+    """Held-out accuracy per attribute, on the real faces."""
+    accuracy_blurred: dict[str, float]
+    """The same on faces blurred by BLUR_MARK_SIGMA: a fair judge of blurry decodes must keep it."""
+    majority: dict[str, float]
+    """Accuracy of always answering the more common label: the bar the classifier must clear."""
+    mean_accuracy: float
+
+
+def check_classifier(classifier: AttributeClassifier, origin: str, holdout: FaceDataset) -> ClassifierCheck:
+    present = holdout.labels > 0
+    correct = predict_attributes(classifier, holdout.images) == present
+    correct_blurred = predict_attributes(classifier, gaussian_blur(to_unit(holdout.images), BLUR_MARK_SIGMA)) == present
+    accuracy, blurred, majority = {}, {}, {}
+    for name in KEY_ATTRIBUTES:
+        column = holdout.label_names.index(name)
+        accuracy[name] = float(correct[:, column].float().mean())
+        blurred[name] = float(correct_blurred[:, column].float().mean())
+        share = float(present[:, column].float().mean())
+        majority[name] = max(share, 1 - share)
+    return ClassifierCheck(origin, accuracy, blurred, majority, float(correct.float().mean()))
+
+
+# ----------------------------------------------------------------------------------- model results
+
+@dataclass
+class EditResult:
+    attribute: str
+    strength: float
+    faces: int
+    present_before: float
+    """Share of the unedited decodes Dec(z) the classifier already calls positive."""
+    success: float
+    others_stay: float
+
+    def passes(self) -> bool:
+        return self.success >= EDIT_SUCCESS_TARGET and self.others_stay >= OTHERS_STAY_TARGET
+
+
+@dataclass
+class ModelResult:
+    path: Path
+    model: Model
+    attribute_source: str
+    reconstructions: Tensor
+    """Dec(Enc(x)) of every held-out face, float [0, 1]."""
+    samples: Tensor
+    """Prior samples at temperature 1, as many as half the hold-out; the first 64 make the figure."""
+    sharpness: float
+    mse: float
+    swd_reconstructions: dict[int, float]
+    swd_samples: dict[int, float]
+    checkerboard_reconstructions: float
+    checkerboard_samples: float
+    attribute_agreement: float
+    """Share of (face, attribute) pairs, all 40 attributes, where the classifier says the same about
+    the reconstruction as about the original: does the reconstruction keep the face?"""
+    edits: list[EditResult]
+    edit_examples: dict[str, tuple[Tensor, Tensor]]
+    """attribute -> (Dec(z), Dec(z + strength * v)) of the first few edited faces, at --strength."""
+
+
+@dataclass
+class Evaluation:
+    """Everything shared by the two models' evaluations."""
+
+    args: argparse.Namespace
+    training: FaceDataset
+    holdout: FaceDataset
+    classifier: AttributeClassifier
+    real_predictions: Tensor
+
+    @property
+    def half(self) -> int:
+        return len(self.holdout) // 2
+
+    def half_a(self) -> Tensor:
+        """Held-out faces whose reconstructions are compared with half B."""
+        return to_unit(self.holdout.images[:self.half])
+
+    def half_b(self) -> Tensor:
+        """The real reference set of every SWD figure."""
+        return to_unit(self.holdout.images[self.half:2 * self.half])
+
+
+def attribute_vectors(model: Model, evaluation: Evaluation) -> tuple[dict[str, Tensor], str]:
+    """The model's stored attribute vectors, or (with --compute-attributes) ones computed from the
+    labelled training faces: mean latent with the attribute minus mean latent without it."""
+    missing = [name for name in KEY_ATTRIBUTES if name not in model.attributes]
+    if not missing:
+        return model.attributes, "stored in the model file"
+    if not evaluation.args.compute_attributes:
+        raise SystemExit(f"{model.path}: no attribute vector for {', '.join(missing)}; "
+                         "pass --compute-attributes to compute them from the labelled training faces")
+    training = evaluation.training
+    latents = encode_faces(model, training.images)
+    computed = attribute_vectors_from_labels(latents, training.labels, training.label_names)
+    source = (f"computed here from {len(training):,} labelled training faces (mean latent with minus mean "
+              f"latent without){'; the file held none' if len(missing) == len(KEY_ATTRIBUTES) else ''}")
+    return {**computed, **model.attributes}, source
+
+
+def evaluate_edits(model: Model, latents: Tensor, reconstructions: Tensor, vectors: dict[str, Tensor],
+                   evaluation: Evaluation) -> tuple[list[EditResult], dict[str, tuple[Tensor, Tensor]]]:
+    """For each key attribute: held-out faces lacking it, z' = z + strength * v, classified."""
+    args, labels, names = evaluation.args, evaluation.holdout.labels, evaluation.holdout.label_names
+    base_predictions = predict_attributes(evaluation.classifier, reconstructions)
+    results, examples = [], {}
+    for attribute in KEY_ATTRIBUTES:
+        column = names.index(attribute)
+        others = [c for c in range(len(names)) if c != column]
+        lacking = (labels[:, column] < 0).nonzero().squeeze(1)[:args.edit_faces]
+        before = base_predictions[lacking]
+        for strength in [args.strength, *args.extra_strengths]:
+            edited = model.decode(latents[lacking] + strength * vectors[attribute].float())
+            after = predict_attributes(evaluation.classifier, edited)
+            results.append(EditResult(attribute, strength, len(lacking), float(before[:, column].float().mean()),
+                                      float(after[:, column].float().mean()),
+                                      float((after[:, others] == before[:, others]).float().mean())))
+            if strength == args.strength:
+                examples[attribute] = (reconstructions[lacking[:EDIT_EXAMPLES]], edited[:EDIT_EXAMPLES])
+    return results, examples
+
+
+def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageClock) -> ModelResult:
+    with clock.stage(f"{label}: load, encode and reconstruct the hold-out"):
+        model = load_model(path, device="cpu")
+        latents = encode_faces(model, evaluation.holdout.images)
+        reconstructions = model.decode(latents)
+        originals = to_unit(evaluation.holdout.images)
+    with clock.stage(f"{label}: prior samples"):
+        _, samples = model.sample(evaluation.half, temperature=1.0, seed=evaluation.args.seed)
+    with clock.stage(f"{label}: attribute vectors"):
+        vectors, attribute_source = attribute_vectors(model, evaluation)
+    with clock.stage(f"{label}: attribute edits"):
+        edits, examples = evaluate_edits(model, latents, reconstructions, vectors, evaluation)
+    with clock.stage(f"{label}: pixel metrics"):
+        agreement = predict_attributes(evaluation.classifier, reconstructions) == evaluation.real_predictions
+        real_b = evaluation.half_b()
+        swd = patch_swd_many({"reconstructions": reconstructions[:evaluation.half], "samples": samples}, real_b,
+                             patches_per_image=SWD_PATCHES_PER_IMAGE, seed=evaluation.args.seed)
+        return ModelResult(
+            path=path, model=model, attribute_source=attribute_source, reconstructions=reconstructions,
+            samples=samples, sharpness=sharpness_ratio(reconstructions, originals),
+            mse=mean_squared_error(reconstructions, originals), swd_reconstructions=swd["reconstructions"],
+            swd_samples=swd["samples"], checkerboard_reconstructions=checkerboard_score(reconstructions, originals),
+            checkerboard_samples=checkerboard_score(samples, real_b),
+            attribute_agreement=float(agreement.float().mean()), edits=edits, edit_examples=examples)
+
+
+@dataclass
+class RealMarks:
+    """What the same measures give on real faces: the floor and the 'blurry' mark."""
+
+    swd_floor: dict[int, float]
+    """Half A against half B: two disjoint sets of real faces."""
+    swd_blurred: dict[int, float]
+    """Half A blurred by BLUR_MARK_SIGMA against half B."""
+    sharpness_blurred: dict[float, float]
+    checkerboard_blurred: float
+
+
+def measure_real_marks(evaluation: Evaluation) -> RealMarks:
+    real_a, real_b = evaluation.half_a(), evaluation.half_b()
+    blurred = {sigma: gaussian_blur(real_a, sigma) for sigma in CALIBRATION_SIGMAS}
+    swd = patch_swd_many({"floor": real_a, "blurred": blurred[BLUR_MARK_SIGMA]}, real_b,
+                         patches_per_image=SWD_PATCHES_PER_IMAGE, seed=evaluation.args.seed)
+    return RealMarks(swd["floor"], swd["blurred"],
+                     {sigma: sharpness_ratio(images, real_a) for sigma, images in blurred.items()},
+                     checkerboard_score(blurred[BLUR_MARK_SIGMA], real_a))
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+def titled(panel: Image.Image, title: str, height: int = 16) -> Image.Image:
+    canvas = Image.new("RGB", (panel.width, panel.height + height), "white")
+    canvas.paste(panel, (0, height))
+    ImageDraw.Draw(canvas).text((4, 2), title, fill="black")
+    return canvas
+
+
+def side_by_side(panels: list[Image.Image], gap: int = 12) -> Image.Image:
+    canvas = Image.new("RGB", (sum(p.width for p in panels) + gap * (len(panels) - 1), max(p.height for p in panels)),
+                       "white")
+    left = 0
+    for panel in panels:
+        canvas.paste(panel, (left, 0))
+        left += panel.width + gap
+    return canvas
+
+
+def with_row_labels(grid: Image.Image, labels: list[str], width: int = 84) -> Image.Image:
+    canvas = Image.new("RGB", (grid.width + width, grid.height), "white")
+    canvas.paste(grid, (width, 0))
+    row_height = grid.height / len(labels)
+    draw = ImageDraw.Draw(canvas)
+    for row, label in enumerate(labels):
+        draw.text((4, int((row + 0.5) * row_height) - 6), label, fill="black")
+    return canvas
+
+
+def enlarged_grid(images: Tensor, columns: int) -> Image.Image:
+    return upscale(make_grid(images, columns), FIGURE_SCALE, "crisp")
+
+
+def save_figures(out: Path, evaluation: Evaluation, gan: ModelResult, vae: ModelResult) -> None:
+    originals = to_unit(evaluation.holdout.images[:RECONSTRUCTION_EXAMPLES])
+    rows = torch.cat([originals, gan.reconstructions[:RECONSTRUCTION_EXAMPLES],
+                      vae.reconstructions[:RECONSTRUCTION_EXAMPLES]])
+    recon = with_row_labels(enlarged_grid(rows, RECONSTRUCTION_EXAMPLES), ["original", "VAE-GAN", "VAE"])
+    save_image(recon, out / "quality_recon.png", overwrite=True)
+    samples = [titled(enlarged_grid(result.samples[:SAMPLE_GRID_SIZE], 8), title)
+               for result, title in ((gan, "VAE-GAN"), (vae, "VAE"))]
+    save_image(side_by_side(samples), out / "quality_samples.png", overwrite=True)
+    labels = [text for name in KEY_ATTRIBUTES for text in (f"{name} (recon)", f"+{name}")]
+    edits = [titled(with_row_labels(enlarged_grid(edit_rows(result), EDIT_EXAMPLES), labels), title)
+             for result, title in ((gan, f"VAE-GAN, strength {evaluation.args.strength:g}"),
+                                   (vae, f"VAE, strength {evaluation.args.strength:g}"))]
+    save_image(side_by_side(edits), out / "quality_edits.png", overwrite=True)
+
+
+def edit_rows(result: ModelResult) -> Tensor:
+    return torch.cat([images for name in KEY_ATTRIBUTES for images in result.edit_examples[name]])
+
+
+# ------------------------------------------------------------------------------------------- report
+
+def mean_swd(distances: dict[int, float]) -> float:
+    return SWD_SCALE * sum(distances.values()) / len(distances)
+
+
+def verdict_word(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def judged_edits(result: ModelResult, strength: float) -> dict[str, EditResult]:
+    return {edit.attribute: edit for edit in result.edits if edit.strength == strength}
+
+
+def targets_table(gan: ModelResult, vae: ModelResult, marks: RealMarks, strength: float) -> list[str]:
+    low, high = SHARPNESS_BAND
+    advantage = gan.sharpness / vae.sharpness if vae.sharpness > 0 else float("inf")
+    blurred_mark = mean_swd(marks.swd_blurred)
+    gan_swd, vae_swd = mean_swd(gan.swd_reconstructions), mean_swd(vae.swd_reconstructions)
+    rows = [
+        ("Sharpness of reconstructions (Laplacian variance, recon / original)", f"VAE-GAN in [{low}, {high}]",
+         f"{gan.sharpness:.3f}", f"{vae.sharpness:.3f}", low <= gan.sharpness <= high),
+        ("Sharpness advantage over the VAE", f">= {SHARPNESS_ADVANTAGE:g}x the VAE's", f"{advantage:.2f}x", "1x",
+         advantage >= SHARPNESS_ADVANTAGE),
+        ("Patch SWD of reconstructions (x1e3, mean of 3 levels)", f"VAE-GAN < blurred-real mark {blurred_mark:.1f}",
+         f"{gan_swd:.1f}", f"{vae_swd:.1f}", gan_swd < blurred_mark),
+        ("Patch SWD of reconstructions, against the VAE", "VAE-GAN < VAE", f"{gan_swd:.1f}", f"{vae_swd:.1f}",
+         gan_swd < vae_swd),
+    ]
+    gan_edits, vae_edits = judged_edits(gan, strength), judged_edits(vae, strength)
+    for name in KEY_ATTRIBUTES:
+        g, v = gan_edits[name], vae_edits[name]
+        rows.append((f"Edit +{name} (strength {strength:g}): success / others stay",
+                     f"VAE-GAN >= {percent(EDIT_SUCCESS_TARGET)} / >= {percent(OTHERS_STAY_TARGET)}",
+                     f"{percent(g.success)} / {percent(g.others_stay)}", f"{percent(v.success)} / {percent(v.others_stay)}",
+                     g.passes()))
+    lines = ["| Measure | Target | VAE-GAN | VAE | Result |", "| --- | --- | ---: | ---: | --- |"]
+    lines += [f"| {measure} | {target} | {g} | {v} | **{verdict_word(ok)}** |" for measure, target, g, v, ok in rows]
+    return lines
+
+
+def swd_table(gan: ModelResult, vae: ModelResult, marks: RealMarks) -> list[str]:
+    rows = [("Real half A (the floor)", marks.swd_floor),
+            (f"Real half A blurred, sigma {BLUR_MARK_SIGMA:g} px (the blurry mark)", marks.swd_blurred),
+            ("VAE-GAN reconstructions of half A", gan.swd_reconstructions),
+            ("VAE reconstructions of half A", vae.swd_reconstructions),
+            ("VAE-GAN prior samples", gan.swd_samples),
+            ("VAE prior samples", vae.swd_samples)]
+    levels = list(marks.swd_floor)
+    lines = ["| Set, against real half B | " + " | ".join(f"{level}px" for level in levels) + " | mean |",
+             "| --- |" + " ---: |" * (len(levels) + 1)]
+    for name, distances in rows:
+        values = " | ".join(f"{SWD_SCALE * distances[level]:.1f}" for level in levels)
+        lines.append(f"| {name} | {values} | {mean_swd(distances):.1f} |")
+    return lines
+
+
+def other_measures_table(gan: ModelResult, vae: ModelResult, marks: RealMarks) -> list[str]:
+    blurred = ", ".join(f"sigma {sigma:g}: {ratio:.3f}" for sigma, ratio in marks.sharpness_blurred.items())
+    rows = [("Pixel MSE of reconstructions (images in [0, 1])", f"{gan.mse:.4f}", f"{vae.mse:.4f}", "lower is closer"),
+            ("Sharpness ratio of reconstructions", f"{gan.sharpness:.3f}", f"{vae.sharpness:.3f}",
+             f"real faces blurred: {blurred}"),
+            ("Checkerboard score of reconstructions (Nyquist energy / originals')",
+             f"{gan.checkerboard_reconstructions:.2f}", f"{vae.checkerboard_reconstructions:.2f}",
+             f"real blurred sigma {BLUR_MARK_SIGMA:g}: {marks.checkerboard_blurred:.2f}; 1 = real"),
+            ("Checkerboard score of prior samples (vs real half B)", f"{gan.checkerboard_samples:.2f}",
+             f"{vae.checkerboard_samples:.2f}", "well above 1 = checkerboard artifacts"),
+            ("Attribute agreement, reconstruction vs original (classifier, 40 attributes)",
+             percent(gan.attribute_agreement), percent(vae.attribute_agreement), "does the reconstruction keep the face?")]
+    lines = ["| Measure | VAE-GAN | VAE | Reading |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {measure} | {g} | {v} | {note} |" for measure, g, v, note in rows]
+    return lines
+
+
+def edits_table(gan: ModelResult, vae: ModelResult) -> list[str]:
+    lines = ["| Attribute | Strength | Faces | VAE-GAN: present before | VAE-GAN: success | VAE-GAN: others stay "
+             "| VAE: present before | VAE: success | VAE: others stay |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for g, v in zip(gan.edits, vae.edits):
+        lines.append(f"| {g.attribute} | {g.strength:g} | {g.faces} | {percent(g.present_before)} | {percent(g.success)} "
+                     f"| {percent(g.others_stay)} | {percent(v.present_before)} | {percent(v.success)} "
+                     f"| {percent(v.others_stay)} |")
+    return lines
+
+
+def classifier_table(check: ClassifierCheck) -> list[str]:
+    lines = ["| Attribute | Accuracy, real | Accuracy, real blurred sigma 1 | Always the common label |",
+             "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {percent(check.accuracy[name])} | {percent(check.accuracy_blurred[name])} "
+              f"| {percent(check.majority[name])} |" for name in KEY_ATTRIBUTES]
+    return lines
+
+
+def verdict(gan: ModelResult, vae: ModelResult, marks: RealMarks, strength: float) -> list[str]:
+    """Plain statements of which parts of the paper's central claim the numbers support."""
+    gan_recon, vae_recon = mean_swd(gan.swd_reconstructions), mean_swd(vae.swd_reconstructions)
+    gan_samples, vae_samples = mean_swd(gan.swd_samples), mean_swd(vae.swd_samples)
+    low, high = SHARPNESS_BAND
+    sharper = gan_recon < vae_recon and gan.sharpness >= SHARPNESS_ADVANTAGE * vae.sharpness
+    sharper_samples = gan_samples < vae_samples
+    realistic = low <= gan.sharpness <= high and gan_recon < mean_swd(marks.swd_blurred)
+    edits = judged_edits(gan, strength)
+    passed_edits = [name for name in KEY_ATTRIBUTES if edits[name].passes()]
+    keeps_faces = gan.attribute_agreement >= vae.attribute_agreement - 0.02
+    parts = [
+        (sharper, f"reconstructions sharper than the VAE's: sharpness ratio {gan.sharpness:.3f} vs {vae.sharpness:.3f} "
+                  f"(target >= {SHARPNESS_ADVANTAGE:g}x), patch SWD {gan_recon:.1f} vs {vae_recon:.1f}"),
+        (sharper_samples, f"prior samples closer to real faces than the VAE's: patch SWD {gan_samples:.1f} vs "
+                          f"{vae_samples:.1f}"),
+        (realistic, f"the extra detail is face-like, not artifacts: sharpness ratio {gan.sharpness:.3f} "
+                    f"(target {low}-{high}), SWD {gan_recon:.1f} against the blurred-real mark "
+                    f"{mean_swd(marks.swd_blurred):.1f} and the real floor {mean_swd(marks.swd_floor):.1f}"),
+        (keeps_faces, f"reconstructions keep the face about as well as the VAE's: classifier agreement "
+                      f"{percent(gan.attribute_agreement)} vs {percent(vae.attribute_agreement)} (pixel MSE "
+                      f"{gan.mse:.4f} vs {vae.mse:.4f}; a worse MSE is expected of a VAE-GAN)"),
+        (len(passed_edits) == len(KEY_ATTRIBUTES),
+         f"attribute arithmetic works: {len(passed_edits)} of {len(KEY_ATTRIBUTES)} edits meet both targets"
+         + (f" ({', '.join(passed_edits)})" if passed_edits else "")),
+    ]
+    held = sum(ok for ok, _ in parts)
+    overall = ("reproduced" if held == len(parts) else "not reproduced" if not (sharper and realistic)
+               else "partly reproduced")
+    lines = [f"**The paper's central claim (VAE-GAN reconstructions and samples sharper than a VAE's while keeping "
+             f"faces and attribute arithmetic) is {overall} here** ({held} of {len(parts)} parts hold):", ""]
+    lines += [f"- {'holds' if ok else 'does NOT hold'}: {text}." for ok, text in parts]
+    return lines
+
+
+def model_section(role: str, result: ModelResult) -> list[str]:
+    meta = result.model.meta
+    file = result.model.path
+    return [f"- **{role}**: `{file}` (sha256 {file_digest(file)}...)",
+            f"  - architecture: `{json.dumps(meta.get('model_config', {}))}`",
+            f"  - provenance: `{json.dumps(meta.get('provenance'))}`",
+            f"  - training_state: `{json.dumps(meta.get('training_state'))}`",
+            f"  - attribute vectors: {result.attribute_source}"]
+
+
+def write_report(out: Path, evaluation: Evaluation, gan: ModelResult, vae: ModelResult, marks: RealMarks,
+                 check: ClassifierCheck, clock: StageClock, command: str) -> Path:
+    args = evaluation.args
+    same_file = gan.path.resolve() == vae.path.resolve()
+    lines = ["# Image quality: VAE-GAN against a pixel VAE", ""]
+    if same_file:
+        lines += ["> **Development run: both models are the same file, so every VAE-GAN vs VAE comparison below is "
+                  "meaningless.** Only the measures themselves are being exercised.", ""]
+    lines += ["## Verdict", "", *verdict(gan, vae, marks, args.strength), "",
+              "## Targets", "", *targets_table(gan, vae, marks, args.strength), "",
+              "Edit targets are judged on the VAE-GAN; the VAE's figures are shown beside them for comparison.", "",
+              "## Patch sliced Wasserstein distance (x1e3), per Laplacian-pyramid level", "",
+              *swd_table(gan, vae, marks), "",
+              "## Other measures", "", *other_measures_table(gan, vae, marks), "",
+              "## Attribute edits", "", *edits_table(gan, vae), "",
+              f"*Present before*: share of the unedited decodes Dec(z) the classifier already calls positive "
+              f"(the faces lack the attribute per the CelebA labels). *Success*: the classifier calls "
+              f"Dec(z + strength * v) positive. *Others stay*: share of the other 39 attributes whose prediction on "
+              f"the edited decode equals that on Dec(z). Only strength {args.strength:g} is judged.", "",
+              "### The judging classifier", "",
+              f"A small CNN over all 40 attributes, trained on the {len(evaluation.training):,} labelled training "
+              f"faces ({CLASSIFIER_EPOCHS} epochs, mirrored at random), {check.origin}. Held-out accuracy "
+              f"({len(evaluation.holdout):,} faces; mean over all 40 attributes {percent(check.mean_accuracy)}):", "",
+              *classifier_table(check), "",
+              "## Figures", "",
+              "![reconstructions](quality_recon.png)", "",
+              f"Rows: {RECONSTRUCTION_EXAMPLES} held-out originals, VAE-GAN reconstructions, VAE reconstructions.", "",
+              "![samples](quality_samples.png)", "",
+              f"{SAMPLE_GRID_SIZE} prior samples per model, temperature 1, seed {args.seed}.", "",
+              "![edits](quality_edits.png)", "",
+              f"Per attribute: the reconstruction Dec(z) of held-out faces lacking it, then Dec(z + {args.strength:g} v).",
+              "", f"All figures are enlarged {FIGURE_SCALE}x by pixel repetition (no smoothing).", "",
+              "## Protocol", "",
+              f"- Data: `{args.data}` with `{args.attributes}`. Training faces: ids below {args.holdout_from} "
+              f"({len(evaluation.training):,}); held out: ids from {args.holdout_from} ({len(evaluation.holdout):,}). "
+              "Every measured image comes from the hold-out; training faces only train the classifier "
+              "and (with --compute-attributes) give attribute vectors.",
+              f"- The hold-out is split in two halves by id: A ({evaluation.half}) and B ({evaluation.half}). Real "
+              "half B is the reference of every SWD; reconstructions are of half A (so none is compared with its "
+              f"own original), prior samples are {evaluation.half} per model, the floor is real A vs real B and "
+              f"the blurry mark is real A blurred by a Gaussian of sigma {BLUR_MARK_SIGMA:g} px vs real B.",
+              f"- Patch SWD after Karras et al. 2018: Laplacian pyramid with levels 64/32/16 px (the last is the "
+              f"low-pass residual), {SWD_PATCHES_PER_IMAGE} random 7x7 RGB patches per image and level, each "
+              "colour channel normalised with the real reference set's mean and standard deviation, 512 random "
+              f"projections in 4 repeats of 128, averaged; seed {args.seed}.",
+              "- Sharpness: mean over images of the variance of the 3x3 Laplacian of the grey (BT.601) image, "
+              "reconstructions over their originals, all held-out faces.",
+              "- Checkerboard score: share of spectral power (DC removed) within 1 bin of the Nyquist frequencies "
+              "(pi, pi), (pi, 0), (0, pi), over the same share for real faces.",
+              "- Pixel MSE over all held-out faces, images in [0, 1]. Reconstructions decode posterior means.",
+              "", "## Models", "", *model_section("VAE-GAN", gan), *model_section("VAE", vae), "",
+              "## Run", "", "```", command, "```", "",
+              f"Finished {datetime.datetime.now().isoformat(timespec='seconds')} in {clock.elapsed():.0f} s on "
+              f"{args.threads} CPU threads (shared with other jobs). Stages:", "",
+              *[f"- {name}: {seconds:.0f} s" for name, seconds in clock.stages.items()], ""]
+    path = out / "quality.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------- main
+
+def main() -> None:
+    args = parse_arguments()
+    command = shlex.join(["python", *sys.argv])
+    torch.set_num_threads(args.threads)
+    clock = StageClock()
+    with clock.stage("load faces"):
+        training, holdout = load_split(args.data, args.attributes, args.holdout_from)
+    with clock.stage("attribute classifier"):
+        classifier, origin = load_or_train_classifier(training, args.cache_dir, args.seed)
+        check = check_classifier(classifier, origin, holdout)
+    evaluation = Evaluation(args, training, holdout, classifier, predict_attributes(classifier, holdout.images))
+    with clock.stage("real-face marks"):
+        marks = measure_real_marks(evaluation)
+    gan = evaluate_model("VAE-GAN", args.vaegan, evaluation, clock)
+    same_file = args.vae.resolve() == args.vaegan.resolve()
+    vae = gan if same_file else evaluate_model("VAE", args.vae, evaluation, clock)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with clock.stage("figures"):
+        save_figures(args.out, evaluation, gan, vae)
+    report = write_report(args.out, evaluation, gan, vae, marks, check, clock, command)
+    print(f"wrote {report} in {clock.elapsed():.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

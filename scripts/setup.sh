@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Set up .venv for development and CI: torch first (the pinned build, else the pyproject range),
+# then this project in editable mode with its test extras. Safe to run again: when nothing changed
+# since the last successful run it only checks and returns in about a second.
+set -euo pipefail
+
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$SELF")/.."
+VENV=.venv
+PY="$VENV/bin/python"
+TORCH_PIN="torch==2.13.0"
+STAMP="$VENV/.vaegan-setup"
+
+say() { echo "setup: $*"; }
+
+create_venv() {
+    if [[ -x "$PY" ]]; then
+        say "using existing $VENV ($("$PY" --version 2>&1))"
+    else
+        say "creating $VENV with $(python3 --version 2>&1)"
+        python3 -m venv "$VENV"
+    fi
+}
+
+install_torch() {
+    if "$PY" -c "import torch" 2>/dev/null; then
+        say "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
+        return
+    fi
+    say "installing $TORCH_PIN"
+    if ! "$PY" -m pip install --quiet "$TORCH_PIN"; then
+        local range
+        range=$(grep -o '"torch[^"]*"' pyproject.toml | tr -d '"')
+        say "$TORCH_PIN is not available here; installing ${range} from pyproject.toml"
+        "$PY" -m pip install --quiet "$range"
+    fi
+}
+
+# Debian/Ubuntu packages for the shared libraries Qt's offscreen platform plugin may miss.
+declare -A DEBIAN_PACKAGE_OF=(
+    [libEGL.so.1]=libegl1 [libGL.so.1]=libgl1 [libOpenGL.so.0]=libopengl0 [libGLX.so.0]=libglx0
+    [libxkbcommon.so.0]=libxkbcommon0 [libfontconfig.so.1]=libfontconfig1 [libfreetype.so.6]=libfreetype6
+    [libdbus-1.so.3]=libdbus-1-3 [libglib-2.0.so.0]=libglib2.0-0 [libgthread-2.0.so.0]=libglib2.0-0
+    [libX11.so.6]=libx11-6 [libX11-xcb.so.1]=libx11-xcb1 [libxcb.so.1]=libxcb1
+)
+
+missing_qt_libraries() {
+    local plugin
+    plugin=$("$PY" -c 'import pathlib, PySide6; print(next(pathlib.Path(PySide6.__file__).parent.glob("Qt/plugins/platforms/libqoffscreen.so"), ""))' 2>/dev/null || true)
+    [[ -n "$plugin" ]] || return 0
+    ldd "$plugin" | awk '/not found/ {print $1}' | sort -u
+}
+
+install_qt_system_libraries() {
+    command -v ldd >/dev/null || return 0
+    local missing packages=() lib
+    missing=$(missing_qt_libraries)
+    [[ -n "$missing" ]] || { say "Qt offscreen plugin: all system libraries present"; return 0; }
+    for lib in $missing; do
+        [[ -n "${DEBIAN_PACKAGE_OF[$lib]:-}" ]] && packages+=("${DEBIAN_PACKAGE_OF[$lib]}")
+    done
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null && (( ${#packages[@]} )); then
+        say "installing system libraries for Qt: ${packages[*]}"
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    else
+        say "warning: Qt's offscreen plugin is missing: $(echo $missing); install them to run the GUI tests"
+    fi
+}
+
+setup_fingerprint() {
+    cat pyproject.toml "$SELF" | sha256sum | cut -d' ' -f1
+}
+
+installed() {
+    "$PY" -c "import importlib.metadata as m; m.version('vaegan-explorer'); import torch, pytest, pytestqt" 2>/dev/null
+}
+
+create_venv
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(setup_fingerprint)" ]] && installed; then
+    say "already set up (pyproject.toml unchanged since the last run)"
+else
+    install_torch
+    say "installing vaegan-explorer (editable) with test extras"
+    "$PY" -m pip install --quiet -e ".[test]"
+    setup_fingerprint > "$STAMP"
+fi
+install_qt_system_libraries
+say "done: $("$PY" -c 'import torch; print("torch", torch.__version__)')"
