@@ -137,8 +137,8 @@ class Trainer:
     def pause(self) -> None:
         self._running.clear()
 
-    def unpause(self) -> None:
-        """Continue after pause(). (Not `resume`: that name is the classmethod continuing a saved run.)"""
+    def resume(self) -> None:
+        """Continue after pause(). (`Trainer.from_run` continues a saved run.)"""
         self._running.set()
 
     def stop(self) -> None:

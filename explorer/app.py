@@ -14,10 +14,6 @@ from pathlib import Path
 SCREENSHOT_TIMEOUT_S = 60.0
 SETTLE_S = 0.5
 
-# PySide6 6.12 on Python < 3.12 drops one reference to None on every processEvents()/QEventLoop.exec()
-# call; a few thousand calls (wait loops) then free None and abort the interpreter. Extra references
-# keep None alive (None is immortal from Python 3.12 on).
-NONE_REFERENCE_BALLAST = [None] * 10_000_000 if sys.version_info < (3, 12) else []
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -285,7 +285,7 @@ def test_pause_resume_and_stop_take_effect_within_one_step(tmp_path):
     time.sleep(settle)
     assert trainer.step == paused_at and trainer.paused
 
-    trainer.unpause()
+    trainer.resume()
     wait_until(lambda: trainer.step > paused_at)
     trainer.stop()
     at_stop = trainer.step
