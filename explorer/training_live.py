@@ -80,7 +80,10 @@ class LiveView(QWidget):
             plot.getAxis(axis).setPen(palette.color(QPalette.ColorRole.Mid))
         plot.setLabel("bottom", "step")
         plot.addLegend(offset=(-8, 8), labelTextColor=text)
-        plot.setLogMode(y=title != "Discriminator outputs")
+        log_scale = title != "Discriminator outputs"
+        plot.setLogMode(y=log_scale)
+        if log_scale:  # a sane empty axis (0.1 .. 10^4) until the first points arrive
+            plot.setYRange(-1, 4, padding=0)
         plot.setMinimumHeight(120)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True)
@@ -113,6 +116,8 @@ class LiveView(QWidget):
     def _curve(self, title: str, key: str) -> pg.PlotDataItem:
         curves = self.curves[title]
         if key not in curves:
+            if not curves:
+                self.plots[title].enableAutoRange()
             colour = CURVE_COLOURS[len(curves) % len(CURVE_COLOURS)]
             curves[key] = self.plots[title].plot(name=key, pen=pg.mkPen(colour, width=2))
         return curves[key]
