@@ -117,6 +117,12 @@ def random_directions(dimensions: int, count: int, generator: torch.Generator) -
     return directions / directions.norm(dim=0, keepdim=True)
 
 
+def sorted_projections(points: Tensor, directions: Tensor) -> Tensor:
+    """The rows of `points` projected on each column of `directions`, sorted: directions x points.
+    (Sorting along the contiguous last dimension is about twice as fast as along the first.)"""
+    return (directions.T @ points.T).sort(dim=1).values
+
+
 def sliced_wasserstein(a: Tensor, b: Tensor, projections: int, repeats: int, generator: torch.Generator) -> float:
     """Sliced Wasserstein-1 distance between two equal-sized point sets (rows), averaged over
     `repeats` draws of projections // repeats random unit directions."""
@@ -126,9 +132,8 @@ def sliced_wasserstein(a: Tensor, b: Tensor, projections: int, repeats: int, gen
     distances = []
     for _ in range(repeats):
         directions = random_directions(a.shape[1], per_repeat, generator)
-        projected_a = (a @ directions).sort(dim=0).values
-        projected_b = (b @ directions).sort(dim=0).values
-        distances.append(float((projected_a - projected_b).abs().mean()))
+        gap = sorted_projections(a, directions) - sorted_projections(b, directions)
+        distances.append(float(gap.abs().mean()))
     return sum(distances) / len(distances)
 
 
@@ -161,12 +166,12 @@ def patch_swd_many(candidates: Mapping[str, Tensor], reference: Tensor, levels: 
         wanted = ((wanted - mean) / std).flatten(1)
         directions = torch.Generator().manual_seed(seed + 1 + level)
         bases = [random_directions(wanted.shape[1], per_repeat, directions) for _ in range(repeats)]
-        wanted_sorted = [(wanted @ basis).sort(dim=0).values for basis in bases]
+        wanted_sorted = [sorted_projections(wanted, basis) for basis in bases]
         for name, pyramid in candidate_pyramids.items():
             found = sample_patches(pyramid[level], patches_per_image, patch_size,
                                    torch.Generator().manual_seed(seed + 1000 + level))
             found = ((found - mean) / std).flatten(1)
-            distances = [float(((found @ basis).sort(dim=0).values - sorted_wanted).abs().mean())
+            distances = [float((sorted_projections(found, basis) - sorted_wanted).abs().mean())
                          for basis, sorted_wanted in zip(bases, wanted_sorted)]
             result[name][resolution] = sum(distances) / len(distances)
     return result

@@ -13,6 +13,9 @@ STAMP="$VENV/.vaegan-setup"
 
 say() { echo "setup: $*"; }
 
+# Package versions from installed metadata: importing torch just to ask would cost seconds.
+version_of() { "$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1" 2>/dev/null; }
+
 create_venv() {
     if [[ -x "$PY" ]]; then
         say "using existing $VENV ($("$PY" --version 2>&1))"
@@ -23,8 +26,8 @@ create_venv() {
 }
 
 install_torch() {
-    if "$PY" -c "import torch" 2>/dev/null; then
-        say "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
+    if version_of torch >/dev/null; then
+        say "torch $(version_of torch) already installed"
         return
     fi
     say "installing $TORCH_PIN"
@@ -72,7 +75,10 @@ setup_fingerprint() {
 }
 
 installed() {
-    "$PY" -c "import importlib.metadata as m; m.version('vaegan-explorer'); import torch, pytest, pytestqt" 2>/dev/null
+    local package
+    for package in vaegan-explorer torch pytest pytest-qt; do
+        version_of "$package" >/dev/null || return 1
+    done
 }
 
 create_venv
@@ -85,4 +91,4 @@ else
     setup_fingerprint > "$STAMP"
 fi
 install_qt_system_libraries
-say "done: $("$PY" -c 'import torch; print("torch", torch.__version__)')"
+say "done: torch $(version_of torch), vaegan-explorer $(version_of vaegan-explorer)"

@@ -16,7 +16,7 @@ from core.bundle import build_reference_map, save_inference_model
 from core.device import resolve_device
 from core.model import VAEGAN, ModelConfig
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 TINY_CONFIG = ModelConfig(image_size=64, latent_dim=8, width=0.125, kernel_size=4)
 
