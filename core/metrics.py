@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -119,8 +120,11 @@ def random_directions(dimensions: int, count: int, generator: torch.Generator) -
 
 def sorted_projections(points: Tensor, directions: Tensor) -> Tensor:
     """The rows of `points` projected on each column of `directions`, sorted: directions x points.
-    (Sorting along the contiguous last dimension is about twice as fast as along the first.)"""
-    return (directions.T @ points.T).sort(dim=1).values
+
+    Sorted by NumPy, whose SIMD sort is about ten times faster than torch.sort on a CPU; this sort
+    dominates the cost of the SWD."""
+    projected = (directions.T @ points.T).contiguous()
+    return torch.from_numpy(np.sort(projected.numpy(), axis=1))
 
 
 def sliced_wasserstein(a: Tensor, b: Tensor, projections: int, repeats: int, generator: torch.Generator) -> float:
