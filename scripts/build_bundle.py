@@ -9,6 +9,7 @@ of about 2,000 faces whose thumbnails the model renders itself. No training phot
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from core.data import load_image_folder
 from core.latent import attribute_vectors_from_labels
 
 
-def provenance(model: core.Model, data_folder: Path, command: str) -> dict:
+def provenance(model: core.Model, data_folder: Path, command: str, hardware: str) -> dict:
     state = model.meta.get("training_state", {})
     cfg = model.meta.get("train_config", {})
     return {
@@ -31,7 +32,7 @@ def provenance(model: core.Model, data_folder: Path, command: str) -> dict:
                 f"64x64 CelebA box crop); ids 008001-009000 held out for evaluation",
         "steps": state.get("step"),
         "batch_size": cfg.get("batch_size"),
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, no GPU",
+        "hardware": hardware,
         "training_time_s": state.get("elapsed_s"),
         "built": time.strftime("%Y-%m-%d"),
     }
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("checkpoints/faces64.safetensors"))
     parser.add_argument("--reference-count", type=int, default=2000)
     parser.add_argument("--command", default="", help="the training command, recorded as provenance")
+    parser.add_argument("--hardware", default=f"{platform.machine()} CPU, {os.cpu_count()} cores",
+                        help="what it was trained on, recorded as provenance")
     args = parser.parse_args()
 
     model = core.load_model(args.run, device="cpu")
@@ -55,7 +58,7 @@ def main() -> None:
     pick = torch.linspace(0, len(data) - 1, min(args.reference_count, len(data))).round().long()
     model.reference = build_reference_map(model, data.images[pick], data.labels[pick], tuple(data.label_names))
     model.meta["data"] = {k: v for k, v in data.summary.items() if k not in ("skipped", "folder")}
-    path = save_inference_model(model, args.out, {"provenance": provenance(model, args.data, args.command)})
+    path = save_inference_model(model, args.out, {"provenance": provenance(model, args.data, args.command, args.hardware)})
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {len(model.attributes)} attributes, "
           f"{len(pick)} reference faces")
 
