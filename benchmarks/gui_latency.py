@@ -19,7 +19,6 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-import explorer.app  # noqa: E402,F401 - keeps None alive across many processEvents() calls
 
 DEFAULT_MODEL = ROOT / "checkpoints" / "faces64.safetensors"
 

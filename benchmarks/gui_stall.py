@@ -18,10 +18,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import explorer.app  # noqa: E402,F401 - keeps None alive across many processEvents() calls
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 PROBE_MS = 5
@@ -93,8 +92,9 @@ def main() -> None:
     probe = QTimer(interval=PROBE_MS, timerType=Qt.TimerType.PreciseTimer)
     probe.timeout.connect(tick)
     probe.start()
-    QTimer.singleShot(int(args.seconds * 1000), app.quit)
-    app.exec()
+    measuring = QEventLoop()  # not app.quit(): that closes the window, which asks before stopping training
+    QTimer.singleShot(int(args.seconds * 1000), measuring.quit)
+    measuring.exec()
     probe.stop()
     if args.screenshot:
         window.grab().save(str(args.screenshot))

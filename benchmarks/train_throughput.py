@@ -1,8 +1,8 @@
 """Training throughput (images/s): our VAE-GAN step with the trainer's levers vs a plain PyTorch port.
 
 ours      core.steps.vaegan_step as the Trainer runs it: channels_last weights and batches, bf16 autocast
-          where the device executes bf16 natively (core.device.autocast_for), and on the CPU
-          core.device.default_cpu_threads() threads.
+          where the device executes bf16 natively (core.device.autocast_for); the same thread count
+          as the baseline, so the ratio compares the steps, not the thread settings.
 baseline  the same networks, batch and losses written the usual way: contiguous NCHW fp32, three
           separate backward passes, the discriminator on detached fakes in a second forward pass,
           torch's default thread count.
@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from core.device import autocast_for, cpu_has_fast_bf16, default_cpu_threads, resolve_device, uses_channels_last
+from core.device import autocast_for, cpu_has_fast_bf16, resolve_device, uses_channels_last
 from core.losses import bce_fake, bce_real, feature_nll, kl_prior
 from core.model import VAEGAN, ModelConfig
 from core.steps import Optimizers, StepSettings, vaegan_step
@@ -55,7 +55,7 @@ def our_step(net: VAEGAN, device: torch.device) -> tuple[Step, int]:
         x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
         vaegan_step(net, x, opt, ALWAYS_UPDATE_ALL, autocast, generator)
 
-    return step, default_cpu_threads()
+    return step, TORCH_DEFAULT_THREADS
 
 
 def baseline_step(net: VAEGAN, device: torch.device, gamma: float = StepSettings.gamma) -> tuple[Step, int]:

@@ -28,7 +28,7 @@ from core.api import Model, load_model
 from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint
 from core.data import CROP_MODES, DataError, load_image_folder, prepare_image
 from core.dataset import FaceDataset, to_unit
-from core.device import DeviceError, default_cpu_threads, resolve_device
+from core.device import DeviceError, resolve_device
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import PROJECTION_METHODS, apply_edits, attribute_vectors_from_labels, fit_projection, \
     interpolate_path
@@ -485,7 +485,7 @@ def runtime_options() -> Parser:
     p = Parser(add_help=False)
     p.add_argument("--device", default=None, help="auto, cpu, cuda[:N] or mps (default: auto)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: the cores minus one or two, shared among torchrun processes)")
+                   help="CPU threads for torch (default: all cores, shared among torchrun processes)")
     return p
 
 
@@ -593,12 +593,13 @@ def build_parser() -> Parser:
 
 
 def cpu_threads(requested: int | None) -> int:
-    """--threads, else the default share of the cores for this process (torchrun starts several)."""
+    """--threads, else this process's share of all cores (torchrun starts several); unlike the GUI,
+    the headless CLI has no interface thread to keep a core free for."""
     if requested is not None:
         if requested < 1:
             raise CliError(f"--threads must be at least 1, got {requested}")
         return requested
-    return max(1, default_cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
