@@ -9,9 +9,8 @@ import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,6 +18,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from core.dataset import FaceDataset
+
+if TYPE_CHECKING:
+    import cv2
 
 CROP_MODES = ("celeba", "center", "face", "none")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -231,7 +233,10 @@ def face_box_to_crop(face: tuple[int, int, int, int]) -> tuple[int, int, int, in
 
 @lru_cache(maxsize=1)
 def face_detector() -> cv2.CascadeClassifier:
-    """OpenCV's bundled frontal-face Haar cascade, loaded once (offline)."""
+    """OpenCV's bundled frontal-face Haar cascade, loaded once (offline). OpenCV is imported here, not at
+    module load, to keep it off the app's start-up path."""
+    import cv2
+
     detector = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_CASCADE_FILE)
     if detector.empty():
         raise DataError(f"cannot load OpenCV's face detector {HAAR_CASCADE_FILE}")
