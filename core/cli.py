@@ -330,6 +330,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_cfg = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim, width=args.width,
                             kernel_size=args.kernel_size, model_type=args.model)
     train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
+                            anneal_steps=args.anneal_steps,
                             gamma=args.gamma, kl_weight=args.kl_weight, seed=args.seed, device=args.device or "auto",
                             num_threads=args.threads)
     resolve_device(train_cfg.device)
@@ -355,6 +356,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         overrides["max_steps"] = args.max_steps
     if args.epochs is not None:
         overrides.update(epochs=args.epochs, max_steps=None)
+    if args.anneal_steps is not None:
+        overrides["anneal_steps"] = args.anneal_steps
     if args.device is not None:
         overrides["device"] = args.device
     if args.threads is not None:
@@ -497,10 +500,13 @@ def output_options() -> Parser:
     return p
 
 
-def add_length_options(p: argparse.ArgumentParser) -> None:
+def add_length_options(p: argparse.ArgumentParser, anneal_default: int | None) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
     length.add_argument("--max-steps", type=int, default=None, help="optimisation steps in total")
+    p.add_argument("--anneal-steps", type=int, default=anneal_default, metavar="N",
+                   help="lower the learning rate linearly to a tenth over the last N steps"
+                        + (" (default: none)" if anneal_default == 0 else " (default: as the run was started)"))
 
 
 def add_train_parser(sub: Any, runtime: Parser) -> None:
@@ -513,7 +519,7 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
     p.add_argument("--kernel-size", type=int, default=ModelConfig.kernel_size, choices=(4, 5),
                    help="5 = the paper's; 4 avoids checkerboard artifacts")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    add_length_options(p)
+    add_length_options(p, anneal_default=0)
     p.add_argument("--crop", choices=CROP_MODES, default="celeba")
     p.add_argument("--model", choices=MODEL_TYPES, default="vaegan")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
@@ -527,7 +533,7 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
 def add_resume_parser(sub: Any, runtime: Parser) -> None:
     p = sub.add_parser("resume", parents=[runtime], help="continue a run from its checkpoint")
     p.add_argument("run", metavar="RUN", help="run folder written by 'vaegan train'")
-    add_length_options(p)
+    add_length_options(p, anneal_default=None)
     p.add_argument("--data", help="the data folder, if it moved since training")
     p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file, if it moved since training")
     p.set_defaults(handler=cmd_resume)

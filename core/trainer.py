@@ -35,6 +35,8 @@ class TrainConfig:
     epochs: int | None = None
     max_steps: int | None = None
     lr: float = 3e-4
+    anneal_steps: int = 0
+    """Over the run's last `anneal_steps` steps the learning rate falls linearly to a tenth (the authors anneal)."""
     beta1: float = 0.5
     gamma: float = StepSettings.gamma
     kl_weight: float = StepSettings.kl_weight
@@ -55,11 +57,21 @@ class TrainConfig:
             raise ValueError(f"max steps must be at least 1, got {self.max_steps}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"learning rate must be a positive number, got {self.lr}")
+        if self.anneal_steps < 0:
+            raise ValueError(f"annealing steps must not be negative, got {self.anneal_steps}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         if self.max_steps is not None:
             return self.max_steps
         return (self.epochs or 10) * steps_per_epoch
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate for optimisation step `step` (0-based) of a run of `total_steps`."""
+        start = total_steps - self.anneal_steps
+        if self.anneal_steps == 0 or step < start:
+            return self.lr
+        done = min(1.0, (step - start + 1) / self.anneal_steps)
+        return self.lr * (1.0 - 0.9 * done)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -200,6 +212,7 @@ class Trainer:
             x = device_batch(self.images, self.sampler.indices(self.step), self.device, generator,
                              channels_last=self.channels_last)
             self.model.train()
+            self._set_lr(self.cfg.lr_at(self.step, self.total_steps))
             metrics = step_fn(self.model, x, self._reducing(self.optimizers), self.settings, self.autocast, generator)
             if not all(math.isfinite(v) for v in metrics.values()):
                 rollbacks_in_a_row += 1
@@ -238,7 +251,7 @@ class Trainer:
         record = {k: sum(m[k] for m in window) / len(window) for k in window[0]}
         images_per_s = len(window) * self.cfg.batch_size * self.world / max(seconds, 1e-9)
         remaining = self.total_steps - self.step
-        record.update(step=self.step, epoch=self.step / self.sampler.steps_per_epoch, images_per_s=images_per_s,
+        record.update(lr=self.cfg.lr_at(self.step - 1, self.total_steps), step=self.step, epoch=self.step / self.sampler.steps_per_epoch, images_per_s=images_per_s,
                       eta_s=remaining * self.cfg.batch_size * self.world / max(images_per_s, 1e-9),
                       elapsed_s=self.elapsed_s, time=time.time())
         if self.rank == 0:
@@ -264,6 +277,11 @@ class Trainer:
         self.step += 1
         self.callbacks.on_message(f"step {self.step}: non-finite loss ({bad}); rolled back to the weights of "
                                   f"step {self._good_state['step']} and skipped the batch")
+
+    def _set_lr(self, lr: float) -> None:
+        for o in self._all_optimizers():
+            for group in o.param_groups:
+                group["lr"] = lr
 
     def _all_optimizers(self) -> list[torch.optim.Optimizer]:
         o = self.optimizers

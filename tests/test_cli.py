@@ -80,9 +80,10 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     assert rows[0] == ["name", "x", "y"] and len(rows) == 41
     assert all(len(r) == 3 and float(r[1]) == float(r[1]) for r in rows[1:])
 
-    assert vaegan("resume", run, "--max-steps", 4, "--threads", 1) == 0
+    assert vaegan("resume", run, "--max-steps", 4, "--anneal-steps", 2, "--threads", 1) == 0
     resumed = load_checkpoint(checkpoint).meta
     assert resumed["training_state"]["step"] == 4 and resumed["attributes"] == ["neutral", "smiling"]
+    assert resumed["train_config"]["anneal_steps"] == 2
     steps = [json.loads(line)["step"] for line in (run / METRICS_NAME).read_text().splitlines()]
     assert steps == [3, 4]
 
@@ -113,6 +114,7 @@ BAD_INPUTS = {
     "run exists": (lambda t, m, f, i: ["train", f, "--out", run_folder_holding(m, t)], "vaegan resume"),
     "bad width": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--width", "100"], "width"),
     "bad batch": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--batch-size", "1"], "batch size"),
+    "bad annealing": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--anneal-steps", "-5"], "annealing"),
     "unknown device": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--device", "tpu"], "unknown device"),
     "too few images": (lambda t, m, f, i: ["train", small_folder(i, t), "--out", t / "run", "--crop", "none"],
                        "only 2 usable images"),

@@ -262,6 +262,23 @@ def test_resume_continues_the_same_schedule(tmp_path):
         assert losses_at(metrics_lines(split), step) == losses_at(metrics_lines(straight), step)
 
 
+def test_learning_rate_anneals_linearly_to_a_tenth_over_the_last_steps():
+    cfg = train_config(lr=1e-3, anneal_steps=4)
+    assert [cfg.lr_at(step, 10) for step in range(10)] == pytest.approx(
+        [1e-3] * 6 + [7.75e-4, 5.5e-4, 3.25e-4, 1e-4])
+    assert [train_config(lr=1e-3).lr_at(step, 10) for step in (0, 9)] == [1e-3, 1e-3]
+    with pytest.raises(ValueError, match="annealing"):
+        train_config(anneal_steps=-1)
+
+
+def test_trainer_applies_the_annealed_learning_rate_and_logs_it(tmp_path):
+    trainer = Trainer(tiny_dataset(16), tmp_path, tiny_config(), train_config(max_steps=4, lr=1e-3, anneal_steps=2))
+    trainer.run()
+    assert [r["lr"] for r in metrics_lines(tmp_path)] == pytest.approx([1e-3, 1e-3, 5.5e-4, 1e-4])
+    for o in (trainer.optimizers.encoder, trainer.optimizers.decoder, trainer.optimizers.discriminator):
+        assert o.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
