@@ -33,15 +33,13 @@ def wait_for(app, condition, timeout_s: float = 60) -> None:
 
 
 def first_paint(model: str) -> None:
-    """Child process: print the time when the window is painted with the model open."""
+    """Child process: start the app as `main.py MODEL` does; print the time the window is painted with
+    the model open."""
     from PySide6.QtCore import QThreadPool
-    from PySide6.QtWidgets import QApplication
 
-    from explorer.main_window import MainWindow
+    from explorer.app import launch
 
-    app = QApplication([])
-    window = MainWindow(model, persist=False)
-    window.show()
+    app, window, _ = launch([model])
     wait_for(app, window.isVisible)
     wait_for(app, lambda: not window.loading)
     app.processEvents()
