@@ -47,6 +47,9 @@ OTHERS_STAY_TARGET = 0.80
 BLUR_MARK_SIGMA = 1.0
 CALIBRATION_SIGMAS = (0.7, 1.0)
 CHECKERBOARD_LIMIT = 2.0
+LATENT_OUTLIER_RADIUS = 1.5
+"""A held-out face counts as encoded off the prior when |mu| > 1.5 sqrt(latent size): a prior sample's
+norm is about sqrt(latent size). Development models decoded such faces as a garish collapsed face."""
 """This benchmark's own limit (the project sets none): at most twice real faces' share of Nyquist energy.
 A development VAE-GAN with plainly visible checkerboards scored about 5."""
 AGREEMENT_TOLERANCE = 0.02
@@ -282,6 +285,8 @@ class ModelResult:
     mse: float
     checkerboard_reconstructions: float
     checkerboard_samples: float
+    latent_outliers: float
+    """Share of held-out faces encoded off the prior (see LATENT_OUTLIER_RADIUS)."""
     attribute_agreement: float
     """Share of (face, attribute) pairs, all 40 attributes, where the classifier says the same about
     the reconstruction as about the original: does the reconstruction keep the face?"""
@@ -352,6 +357,11 @@ def evaluate_edits(model: Model, latents: Tensor, reconstructions: Tensor, vecto
     return results, examples
 
 
+def latent_outlier_share(latents: Tensor) -> float:
+    radius = LATENT_OUTLIER_RADIUS * latents.shape[1] ** 0.5
+    return float((latents.norm(dim=1) > radius).float().mean())
+
+
 def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageClock) -> ModelResult:
     with clock.stage(f"{label}: load, attribute vectors"):
         model = load_model(path, device="cpu")
@@ -372,6 +382,7 @@ def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageC
             mse=mean_squared_error(reconstructions, originals),
             checkerboard_reconstructions=checkerboard_score(reconstructions, originals),
             checkerboard_samples=checkerboard_score(samples, evaluation.half_b()),
+            latent_outliers=latent_outlier_share(latents),
             attribute_agreement=float(agreement.float().mean()), edits=edits, edit_examples=examples)
 
 
@@ -557,6 +568,9 @@ def other_measures_table(findings: Findings) -> list[str]:
              f"above {CHECKERBOARD_LIMIT:g}: checkerboard artifacts"),
             ("Checkerboard score of prior samples (vs real half B)", f"{gan.checkerboard_samples:.2f}",
              f"{vae.checkerboard_samples:.2f}", "as above"),
+            (f"Held-out faces encoded off the prior (norm of mu > {LATENT_OUTLIER_RADIUS:g} sqrt(latent size))",
+             percent(gan.latent_outliers), percent(vae.latent_outliers),
+             "such faces decode badly; 0% is best"),
             ("Attribute agreement, reconstruction vs original (classifier, 40 attributes)",
              percent(gan.attribute_agreement), percent(vae.attribute_agreement),
              "does the reconstruction keep the face?")]

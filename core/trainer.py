@@ -57,6 +57,10 @@ class TrainConfig:
             raise ValueError(f"max steps must be at least 1, got {self.max_steps}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"learning rate must be a positive number, got {self.lr}")
+        if not (self.gamma >= 0 and math.isfinite(self.gamma)):
+            raise ValueError(f"gamma must be a number of at least 0, got {self.gamma}")
+        if not (self.kl_weight > 0 and math.isfinite(self.kl_weight)):
+            raise ValueError(f"the KL weight must be a positive number, got {self.kl_weight}")
         if self.anneal_steps < 0:
             raise ValueError(f"annealing steps must not be negative, got {self.anneal_steps}")
 

@@ -80,10 +80,10 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     assert rows[0] == ["name", "x", "y"] and len(rows) == 41
     assert all(len(r) == 3 and float(r[1]) == float(r[1]) for r in rows[1:])
 
-    assert vaegan("resume", run, "--max-steps", 4, "--anneal-steps", 2, "--threads", 1) == 0
+    assert vaegan("resume", run, "--max-steps", 4, "--anneal-steps", 2, "--gamma", 0.02, "--threads", 1) == 0
     resumed = load_checkpoint(checkpoint).meta
     assert resumed["training_state"]["step"] == 4 and resumed["attributes"] == ["neutral", "smiling"]
-    assert resumed["train_config"]["anneal_steps"] == 2
+    assert resumed["train_config"]["anneal_steps"] == 2 and resumed["train_config"]["gamma"] == 0.02
     steps = [json.loads(line)["step"] for line in (run / METRICS_NAME).read_text().splitlines()]
     assert steps == [3, 4]
 
@@ -115,6 +115,8 @@ BAD_INPUTS = {
     "bad width": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--width", "100"], "width"),
     "bad batch": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--batch-size", "1"], "batch size"),
     "bad annealing": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--anneal-steps", "-5"], "annealing"),
+    "bad gamma": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--gamma", "nan"], "gamma"),
+    "bad KL weight": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--kl-weight", "0"], "KL weight"),
     "unknown device": (lambda t, m, f, i: ["train", f, "--out", t / "run", "--device", "tpu"], "unknown device"),
     "too few images": (lambda t, m, f, i: ["train", small_folder(i, t), "--out", t / "run", "--crop", "none"],
                        "only 2 usable images"),
