@@ -32,6 +32,10 @@ SCORE_COLOURS = 32
 SCORE_COLOUR_MAP = pg.colormap.get("viridis")
 SCORE_BRUSHES = [QBrush(SCORE_COLOUR_MAP.map(i / (SCORE_COLOURS - 1), mode="qcolor")) for i in range(SCORE_COLOURS)]
 SCORE_PREFIX = "Vector: "
+FRAMED_SHARE = 0.9
+FRAME_MARGIN = 0.08
+OUTLIER_SQUEEZE = 2.0
+"""Frame the central 90% of the points when the full extent is over twice theirs on an axis."""
 HINT = ("Hover a point to see its face · click to select it (Ctrl+click adds) · "
         "Shift+drag selects a rectangle, Ctrl+drag a lasso · wheel zooms")
 
@@ -61,6 +65,24 @@ class MapData:
     def face(self, index: int) -> FaceItem:
         return FaceItem(self.names[index], self.latents[index].clone(), self.thumbnails[index].float() / 255,
                         source="map")
+
+
+def framing_range(coords: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(x range, y range) that leaves out far outliers which would squeeze the other points into a corner:
+    on an axis where the full extent is over OUTLIER_SQUEEZE times that of the central FRAMED_SHARE of
+    the points, frame those. None when every point fits comfortably (then show them all)."""
+    if len(coords) < 20:
+        return None
+    tail = (1 - FRAMED_SHARE) / 2
+    low, high = np.quantile(coords, [tail, 1 - tail], axis=0)
+    full_low, full_high = coords.min(0), coords.max(0)
+    squeezed = (full_high - full_low) > OUTLIER_SQUEEZE * (high - low)
+    if not squeezed.any():
+        return None
+    low, high = np.where(squeezed, low, full_low), np.where(squeezed, high, full_high)
+    margin = FRAME_MARGIN * (high - low)
+    return (float(low[0] - margin[0]), float(high[0] + margin[0])), (float(low[1] - margin[1]),
+                                                                     float(high[1] + margin[1]))
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -391,7 +413,15 @@ class MapPanel(QWidget):
         self.face_caption.clear()
         if data is not None and len(data.names):
             self.show_face(0)
-        self.view_box.autoRange(items=[self.scatter])
+        self.frame_points()
+
+    def frame_points(self) -> None:
+        """Fit the view to the points, leaving far outliers out (pyqtgraph's 'A' button shows them all)."""
+        framing = framing_range(self.data.coords) if self.data is not None else None
+        if framing is None:
+            self.view_box.autoRange(items=[self.scatter])
+        else:
+            self.view_box.setRange(xRange=framing[0], yRange=framing[1], padding=0)
 
     def _select_method(self, method: str) -> None:
         index = self.method_combo.findData(method)

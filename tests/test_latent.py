@@ -194,6 +194,17 @@ def test_pca_recovers_a_known_plane():
     assert torch.equal(projection.transform(latents), coords)
 
 
+def test_pca_axes_follow_the_bulk_not_a_few_far_outliers():
+    latents, plane_coords = plane_data()
+    far = torch.zeros(len(latents) // 20, latents.shape[1])
+    far[:, -1] = torch.linspace(40, 80, len(far))  # 5% of faces encoded far off, along a third direction
+    projection, _ = fit_projection(torch.cat([latents, far]))
+    coords = projection.transform(latents)
+    design = torch.cat([coords, torch.ones(len(coords), 1)], 1)
+    fit = torch.linalg.lstsq(design, plane_coords).solution
+    assert (design @ fit - plane_coords).abs().max() < 0.05
+
+
 def test_pca_signs_are_deterministic_and_state_round_trips():
     latents, _ = plane_data(seed=1)
     projection, coords = fit_projection(latents)

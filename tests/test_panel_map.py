@@ -3,6 +3,7 @@ group vectors saved into the model file, dropped faces, folder encoding."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,26 @@ def test_lasso_selects_the_points_inside(app_panels):
     inside = (coords[:, 0] > x0) & (coords[:, 0] < x1) & (coords[:, 1] > y0) & (coords[:, 1] < y1)
     assert inside.sum() > 5
     assert sorted(panel.selected_indices()) == np.flatnonzero(inside).tolist()
+
+
+def visible_share(panel: MapPanel, coords: np.ndarray) -> float:
+    (x0, x1), (y0, y1) = panel.view_box.viewRange()
+    inside = (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
+    return float(inside.mean())
+
+
+def test_far_outliers_do_not_squeeze_the_map_into_a_corner(app_panels):
+    panel, _, _, model = app_panels
+    data = panel.data
+    assert visible_share(panel, data.coords) == 1.0  # the tiny map has no far outliers: all of it shows
+    coords = np.random.default_rng(0).normal(size=(300, 2))
+    coords[:4] = [[60, 2], [80, -3], [-70, 1], [0, 90]]
+    panel.set_data(replace(data, coords=coords, latents=torch.zeros(300, 8), thumbnails=data.thumbnails[:1].expand(
+        300, -1, -1, -1), names=[str(i) for i in range(300)], labels=None, label_names=()))
+    (x0, x1), (y0, y1) = panel.view_box.viewRange()
+    assert visible_share(panel, coords) >= 0.85
+    assert visible_share(panel, coords[:4]) == 0.0
+    assert min(x1 - x0, y1 - y0) < 15  # the cluster fills the view instead of a speck in it
 
 
 def test_points_in_polygon_handles_concave_shapes():
