@@ -7,7 +7,7 @@
 # Usage: bash scripts/train_bundled.sh [MAX_STEPS [ANNEAL_STEPS]]   (resumes the runs if they exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-5800}
+steps=${1:-6500}
 anneal=${2:-2000}
 first_phase=3448
 src=$(realpath ../shared/data/celeba/faces64)
