@@ -33,7 +33,7 @@ from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import PROJECTION_METHODS, apply_edits, attribute_vectors_from_labels, fit_projection, \
     interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
-from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Trainer, TrainConfig, TrainerCallbacks, TrainingError
+from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
 PROG = "vaegan"
 EXIT_BAD_INPUT = 2
@@ -186,6 +186,9 @@ def encode_dataset(model: Model, data: FaceDataset) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------- training
 
 
+PREVIEW_FOLDER = "previews"
+
+
 class ProgressCallbacks(TrainerCallbacks):
     """A tqdm bar over steps (with ETA) on rank 0, and a stop request that every rank honours together."""
 
@@ -206,6 +209,18 @@ class ProgressCallbacks(TrainerCallbacks):
         self.stop_requested = True
         if self.trainer.world == 1:
             self.trainer.stop()
+
+    def on_preview(self, preview: Preview) -> None:
+        """RUN/previews/step_NNNNNN.png: two rows of prior samples, then training faces above their
+        reconstructions, so a run can be judged by eye while it trains."""
+        assert self.trainer is not None
+        if self.trainer.rank != 0:
+            return
+        folder = self.trainer.run_dir / PREVIEW_FOLDER
+        folder.mkdir(exist_ok=True)
+        images = torch.cat([preview.samples, preview.originals, preview.reconstructions])
+        save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
+                   scale=2, mode="crisp", overwrite=True)
 
     def on_metrics(self, record: dict[str, float]) -> None:
         assert self.bar is not None

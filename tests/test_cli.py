@@ -46,6 +46,8 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     assert meta["training_state"]["step"] == 3
     assert meta["attributes"] == ["neutral", "smiling"]  # from the sub-folders, stored after training
     assert meta["data"]["crop"] == "none" and meta["data"]["images"] == 40
+    preview = Image.open(run / "previews" / "step_000003.png")  # written at the last step
+    assert preview.size == (2 * grid_size(8, 4)[0], 2 * grid_size(8, 4)[1])
 
     capsys.readouterr()
     assert vaegan("info", run) == 0
