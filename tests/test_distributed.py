@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from core.checkpoint import load_checkpoint
+from core.cli import PREVIEW_FOLDER
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,4 +41,5 @@ def test_two_process_training_keeps_replicas_identical(face_folder, tmp_path):
     assert state["step"] == 3 and state["images_seen"] == 3 * 4 * 2
     records = [json.loads(line) for line in (run / METRICS_NAME).read_text().splitlines()]
     assert records and records[-1]["step"] == 3  # written once, by rank 0
-    assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT_NAME, METRICS_NAME]
+    assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT_NAME, METRICS_NAME, PREVIEW_FOLDER]
+    assert [p.name for p in (run / PREVIEW_FOLDER).iterdir()] == ["step_000003.png"]
