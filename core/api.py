@@ -143,10 +143,9 @@ def encode_thumbnail_atlas(thumbs: torch.Tensor, columns: int, quality: int = 88
 
     n, _, t, _ = thumbs.shape
     rows = -(-n // columns)
-    canvas = torch.zeros(3, rows * t, columns * t, dtype=torch.uint8)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        canvas[:, r * t:(r + 1) * t, c * t:(c + 1) * t] = thumbs[i]
+    tiles = torch.zeros(rows * columns, 3, t, t, dtype=torch.uint8)
+    tiles[:n] = thumbs
+    canvas = tiles.view(rows, columns, 3, t, t).permute(2, 0, 3, 1, 4).reshape(3, rows * t, columns * t)
     buf = io.BytesIO()
     Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=quality)
     return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
@@ -155,11 +154,10 @@ def encode_thumbnail_atlas(thumbs: torch.Tensor, columns: int, quality: int = 88
 def decode_thumbnail_atlas(data: torch.Tensor, count: int, size: int, columns: int) -> torch.Tensor:
     from PIL import Image
 
-    atlas = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")).copy())
-    atlas = atlas.permute(2, 0, 1)
-    tiles = [atlas[:, (i // columns) * size:(i // columns + 1) * size, (i % columns) * size:(i % columns + 1) * size]
-             for i in range(count)]
-    return torch.stack(tiles).contiguous()
+    atlas = torch.from_numpy(np.array(Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")))
+    rows = atlas.shape[0] // size
+    tiles = atlas.view(rows, size, columns, size, 3).permute(0, 2, 4, 1, 3).reshape(rows * columns, 3, size, size)
+    return tiles[:count].contiguous()
 
 
 def load_model(path: str | Path, device: str = "auto") -> Model:

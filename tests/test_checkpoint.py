@@ -140,3 +140,16 @@ def test_meta_is_plain_json_in_the_header(tmp_path):
     header_length = int.from_bytes(path.read_bytes()[:8], "little")
     header = json.loads(path.read_bytes()[8:8 + header_length])
     assert json.loads(header["__metadata__"]["meta"]) == sample_checkpoint().meta
+
+
+def test_thumbnail_atlas_keeps_each_face_in_its_place():
+    from core.api import decode_thumbnail_atlas, encode_thumbnail_atlas
+
+    count, columns = 11, 4  # a last row only partly filled
+    thumbs = (torch.arange(count, dtype=torch.uint8) * 20 + 10).view(-1, 1, 1, 1).expand(count, 3, 16, 16)
+    thumbs = thumbs.contiguous()
+    thumbs[:, 0] = 255 - thumbs[:, 0]  # channels differ too
+    decoded = decode_thumbnail_atlas(encode_thumbnail_atlas(thumbs, columns, quality=100), count, 16, columns)
+    assert decoded.shape == thumbs.shape
+    centres = decoded[:, :, 4:12, 4:12].float().mean((2, 3))  # JPEG subsamples colour across tile edges
+    assert (centres - thumbs[:, :, 0, 0].float()).abs().max() <= 3
