@@ -19,7 +19,7 @@ from conftest import make_tiny_model
 from test_panel_attribute import one_torch_thread  # noqa: F401 - autouse fixture
 from core.bundle import save_inference_model
 from explorer.attribute_panel import AttributePanel
-from explorer.map_panel import MapPanel, points_in_polygon
+from explorer.map_panel import MapPanel, framing_range, points_in_polygon
 from explorer.selection import FaceItem, Selection
 
 NO_BUTTON = Qt.MouseButton.NoButton
@@ -166,6 +166,7 @@ def test_far_outliers_do_not_squeeze_the_map_into_a_corner(app_panels):
     assert visible_share(panel, coords) >= 0.85
     assert visible_share(panel, coords[:4]) == 0.0
     assert min(x1 - x0, y1 - y0) < 15  # the cluster fills the view instead of a speck in it
+    assert framing_range(np.random.default_rng(1).normal(size=(10_000, 2))) is None  # no outliers: show all
 
 
 def test_points_in_polygon_handles_concave_shapes():
