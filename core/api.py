@@ -57,6 +57,11 @@ class Model:
         return self.net.cfg.latent_dim
 
     @property
+    def training_crop(self) -> str:
+        """How its training pictures were cropped (core.data.CROP_MODES); new pictures are cropped alike."""
+        return (self.meta.get("data") or {}).get("crop") or "celeba"
+
+    @property
     def images_trained_on(self) -> int:
         return int(self.meta.get("training_state", {}).get("images_seen", 0))
 

@@ -63,7 +63,8 @@ def _read_header(path: Path) -> dict[str, str]:
         return f.metadata() or {}
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+def _checked_path_and_meta(path: str | Path) -> tuple[Path, dict]:
+    """The checkpoint file (a run folder's, for a folder) and its metadata, read from the header alone."""
     path = Path(path)
     if path.is_dir():
         path = find_checkpoint_in(path)
@@ -85,7 +86,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     if version < 1:
         raise CheckpointError(f"{path}: unknown checkpoint format version {header.get('format_version')!r}")
     try:
-        meta = json.loads(header.get("meta", "{}"))
+        return path, json.loads(header.get("meta", "{}"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: checkpoint is damaged ({_short(exc)})") from exc
+
+
+def load_checkpoint_meta(path: str | Path) -> dict:
+    """A checkpoint's metadata without reading its tensors (same checks and errors as load_checkpoint)."""
+    return _checked_path_and_meta(path)[1]
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    path, meta = _checked_path_and_meta(path)
+    try:
         tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: checkpoint is damaged ({_short(exc)})") from exc

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from core.api import Model, load_model
-from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint
+from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint_meta
 from core.data import CROP_MODES, DataError, load_image_folder, prepare_image
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
@@ -166,7 +166,7 @@ def open_model(args: argparse.Namespace) -> Model:
 
 def model_crop(model: Model, requested: str | None) -> str:
     """The crop asked for, else the one the model was trained with, else CelebA's."""
-    return requested or model.meta.get("data", {}).get("crop") or "celeba"
+    return requested or model.training_crop
 
 
 def read_faces(paths: Sequence[str], model: Model, crop: str | None) -> torch.Tensor:
@@ -357,7 +357,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = existing_path(args.run, "run folder")
     if not run_dir.is_dir():
         raise CliError(f"{run_dir}: not a run folder (give the folder that holds {CHECKPOINT_NAME})")
-    meta = load_checkpoint(run_dir / CHECKPOINT_NAME).meta
+    meta = load_checkpoint_meta(run_dir / CHECKPOINT_NAME)
     summary = meta.get("data") or {}
     recorded = args.data or summary.get("folder")
     if not recorded:
@@ -458,7 +458,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def checkpoint_report(path: Path) -> dict[str, Any]:
     """What a checkpoint knows about itself, for `info`."""
-    meta = load_checkpoint(path).meta
+    meta = load_checkpoint_meta(path)
     data = dict(meta.get("data") or {})
     skipped = data.pop("skipped", [])
     if data:

@@ -14,7 +14,7 @@ from core.api import Model
 from core.checkpoint import CheckpointError
 from core.export import make_strip, save_image, tensor_to_pil
 from core.latent import apply_edits, orthogonalize, sample_prior, vector_from_groups
-from explorer.selection import FaceItem, Selection
+from explorer.selection import FaceItem, Selection, reference_face
 from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView
 
 SLIDER_RANGE = 3.0
@@ -186,8 +186,7 @@ class AttributePanel(QWidget):
         self.stack.show_content()
         reference = model.reference
         if reference is not None and len(reference.latents):
-            self.set_face(FaceItem("Reference face 1", reference.latents[0].float().clone(),
-                                   reference.thumbnails[0].float() / 255, "map"))
+            self.set_face(reference_face(reference, 0))
         else:
             self.random_face(seed=0)
 
@@ -199,7 +198,8 @@ class AttributePanel(QWidget):
         self.face_label.setText(f"Editing: {face.name}")
         self.before_image = self.model.decode(face.latent.float().reshape(1, -1))[0]
         self.before_view.set_image(self.before_image)
-        self.render_edit()
+        self._render_edit.request()  # at once, and in place of any render still queued
+        self._render_edit.flush()
 
     def random_face(self, seed: int | None = None) -> None:
         z = sample_prior(1, self.model.latent_dim, self.temperature_spin.value(), seed=seed)[0]

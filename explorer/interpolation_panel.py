@@ -9,7 +9,7 @@ import torch
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGridLayout,
-                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 from superqt import QLabeledSlider
 
@@ -17,8 +17,8 @@ from core.api import Model
 from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import interpolate_path, sample_prior
-from explorer.selection import FaceItem, Selection
-from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, to_qimage
+from explorer.selection import FaceItem, Selection, reference_face
+from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, push_button, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
 METHODS = (("Linear", "linear"), ("Slerp (spherical)", "slerp"))
@@ -131,14 +131,14 @@ class InterpolationPanel(QWidget):
         self.endpoint_list.currentRowChanged.connect(lambda _row: self._refresh_buttons())
         column.addWidget(self.endpoint_list, 1)
         buttons = QGridLayout()
-        self.add_current_button = self._button("Add current face", "Add the face selected on the map or elsewhere",
+        self.add_current_button = push_button("Add current face", "Add the face selected on the map or elsewhere",
                                                self.add_current_face)
-        self.add_image_button = self._button("Add image...", "Encode a picture and add it", self.add_image_dialog)
-        self.random_button = self._button("Random", "Add a face drawn from the prior",
+        self.add_image_button = push_button("Add image...", "Encode a picture and add it", self.add_image_dialog)
+        self.random_button = push_button("Random", "Add a face drawn from the prior",
                                           lambda: self.add_random(seed=None))
-        self.remove_button = self._button("Remove", "", self.remove_selected)
-        self.up_button = self._button("Move up", "", lambda: self.move_selected(-1))
-        self.down_button = self._button("Move down", "", lambda: self.move_selected(1))
+        self.remove_button = push_button("Remove", "", self.remove_selected)
+        self.up_button = push_button("Move up", "", lambda: self.move_selected(-1))
+        self.down_button = push_button("Move down", "", lambda: self.move_selected(1))
         for index, button in enumerate((self.add_current_button, self.add_image_button, self.random_button,
                                         self.remove_button, self.up_button, self.down_button)):
             buttons.addWidget(button, index // 2, index % 2)
@@ -182,7 +182,7 @@ class InterpolationPanel(QWidget):
         self.player_view.setFixedSize(PLAYER_SIDE, PLAYER_SIDE + self.fontMetrics().height() + 4)
         row.addWidget(self.player_view)
         controls = QVBoxLayout()
-        self.play_button = self._button("Pause", "Play or pause the animation preview", self.toggle_playing)
+        self.play_button = push_button("Pause", "Play or pause the animation preview", self.toggle_playing)
         self.frame_ms_spin = QSpinBox(minimum=20, maximum=2000, singleStep=10, value=DEFAULT_FRAME_MS, suffix=" ms")
         self.frame_ms_spin.setToolTip("How long each frame shows, in the preview and the GIF")
         self.frame_ms_spin.valueChanged.connect(self._player.setInterval)
@@ -199,17 +199,11 @@ class InterpolationPanel(QWidget):
         controls.addLayout(form)
         for title, export in (("Save strip...", self.export_strip), ("Save grid...", self.export_grid),
                               ("Save GIF...", self.export_gif)):
-            controls.addWidget(self._button(title, "", lambda _=False, e=export, t=title: self._save_dialog(e, t)))
+            controls.addWidget(push_button(title, "", lambda _=False, e=export, t=title: self._save_dialog(e, t)))
         controls.addStretch(1)
         row.addLayout(controls)
         row.addStretch(1)
         return row
-
-    @staticmethod
-    def _button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
-        button = QPushButton(title, toolTip=tip)
-        button.clicked.connect(slot)
-        return button
 
     # ------------------------------------------------------------------ endpoints
 
@@ -225,8 +219,7 @@ class InterpolationPanel(QWidget):
         self.stack.show_content()
         reference = model.reference
         if reference is not None and len(reference.latents) >= 2:
-            self.set_endpoints([FaceItem(f"Reference face {i + 1}", reference.latents[i].float().clone(),
-                                         reference.thumbnails[i].float() / 255, "map") for i in (0, 1)])
+            self.set_endpoints([reference_face(reference, i) for i in (0, 1)])
         else:
             for seed in (0, 1):
                 self.add_random(seed=seed)
@@ -274,9 +267,8 @@ class InterpolationPanel(QWidget):
 
     def add_image(self, path: Path) -> None:
         """Crop and encode a picture the way the model's training set was prepared, then add it."""
-        crop = self.model.meta.get("data", {}).get("crop", "celeba")
         try:
-            pixels = prepare_image(path, self.model.image_size, crop).pixels
+            pixels = prepare_image(path, self.model.image_size, self.model.training_crop).pixels
         except ImageLoadError as error:
             self.message_label.setText(f"Could not use {Path(path).name}: {error.reason}")
             return
@@ -339,7 +331,7 @@ class InterpolationPanel(QWidget):
         return forward + forward[-2:0:-1] if self.pingpong_check.isChecked() else forward
 
     def _next_player_frame(self) -> None:
-        if self._frames is None:
+        if self._frames is None or not self.isVisible():  # no work while another tab is shown
             return
         order = self._play_order()
         self._play_position = (self._play_position + 1) % len(order)

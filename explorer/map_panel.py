@@ -18,7 +18,7 @@ from core.data import (CELEBA_ATTRIBUTES_NAME, DataError, ImageLoadError, folder
                        read_celeba_attributes, scan_folder)
 from core.latent import PROJECTION_METHODS, fit_projection
 from explorer.selection import FaceItem, Selection
-from explorer.widgets import EmptyStateStack, ImageView, start_worker
+from explorer.widgets import EmptyStateStack, ImageView, push_button, start_worker
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 ENCODE_BATCH = 64
@@ -344,18 +344,18 @@ class MapPanel(QWidget):
         self.face_view = ImageView("Hover over a point to see its face", min_side=200)
         self.face_caption = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
         self.count_label = QLabel("No faces selected", alignment=Qt.AlignmentFlag.AlignCenter)
-        self.endpoints_button = self._side_button(
+        self.endpoints_button = push_button(
             "Send as endpoints", f"Interpolate through 2 to {MAX_ENDPOINTS} selected faces, in the order you "
                                  "picked them (Ctrl+click adds)", self.send_endpoints)
-        self.with_button = self._side_button("Use as 'with' group", "Faces that have the attribute",
+        self.with_button = push_button("Use as 'with' group", "Faces that have the attribute",
                                              lambda: self.use_as_group(True))
-        self.without_button = self._side_button("Use as 'without' group", "Faces that lack the attribute",
+        self.without_button = push_button("Use as 'without' group", "Faces that lack the attribute",
                                                 lambda: self.use_as_group(False))
         self.groups_label = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.groups_button = self._side_button("Send groups to attributes",
+        self.groups_button = push_button("Send groups to attributes",
                                                "Make a new attribute vector: mean of 'with' minus mean of 'without'",
                                                self.send_groups)
-        self.clear_button = self._side_button("Clear selection", "", lambda: self.select_indices([]))
+        self.clear_button = push_button("Clear selection", "", lambda: self.select_indices([]))
         self.legend_label = QLabel(wordWrap=True, alignment=Qt.AlignmentFlag.AlignCenter)
         self.legend_label.setTextFormat(Qt.TextFormat.RichText)
         widgets: list[QWidget] = [self.face_view, self.face_caption, self.count_label, self.endpoints_button,
@@ -367,12 +367,6 @@ class MapPanel(QWidget):
         self.face_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.face_view.setFixedHeight(240)
         return side
-
-    @staticmethod
-    def _side_button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
-        button = QPushButton(title, toolTip=tip)
-        button.clicked.connect(slot)
-        return button
 
     # ------------------------------------------------------------------ model and data
 
@@ -487,6 +481,8 @@ class MapPanel(QWidget):
 
     def show_face(self, index: int) -> None:
         """Show face `index` in the side view (what hovering over its point does)."""
+        if index == self._shown_index:  # hover fires on every mouse move over the same point
+            return
         self._shown_index = index
         self.face_view.set_image(self.data.thumbnails[index])
         self.face_caption.setText(self.data.names[index])
@@ -582,9 +578,8 @@ class MapPanel(QWidget):
 
     def encode_folder(self, folder: Path) -> None:
         """Encode every picture under `folder` in the background, then map them with the chosen projection."""
-        crop = self.model.meta.get("data", {}).get("crop", "celeba")
         self.progress.setFormat("Encoding %v of %m pictures")
-        self._start(encode_folder, self.model, Path(folder), crop, self.method_combo.currentData())
+        self._start(encode_folder, self.model, Path(folder), self.model.training_crop, self.method_combo.currentData())
 
     def _refit_current(self) -> None:
         method = self.method_combo.currentData()

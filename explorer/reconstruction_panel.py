@@ -42,7 +42,7 @@ class Reconstruction:
 
 def model_crop(model: Model, detect_face: bool) -> str:
     """Crop pictures the way the model's training set was cropped (unless face detection is asked for)."""
-    return "face" if detect_face else str(model.meta.get("data", {}).get("crop", "celeba"))
+    return "face" if detect_face else model.training_crop
 
 
 def reconstruct(model: Model, source: ImageSource, crop: str) -> Reconstruction:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from core.api import Model
+from core.api import Model, ReferenceMap
 
 
 @dataclass
@@ -17,6 +17,12 @@ class FaceItem:
     latent: torch.Tensor
     image: torch.Tensor | None = None
     source: str = ""
+
+
+def reference_face(reference: ReferenceMap, index: int) -> FaceItem:
+    """Face `index` of a model's reference map, with the thumbnail the model rendered of it."""
+    return FaceItem(f"Reference face {index + 1}", reference.latents[index].float().clone(),
+                    reference.thumbnails[index].float() / 255, "map")
 
 
 class Selection(QObject):

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import load_checkpoint_meta
 from core.data import CROP_MODES, DataError, load_image_folder
 from core.dataset import FaceDataset
 from core.device import available_devices
@@ -41,7 +41,7 @@ def default_run_folder(data_folder: Path, root: Path = RUNS_ROOT) -> Path:
 
 def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
     """The run's saved metadata and its training data, reloaded from the folder it was trained on."""
-    meta = load_checkpoint(run_dir / CHECKPOINT_NAME).meta
+    meta = load_checkpoint_meta(run_dir / CHECKPOINT_NAME)
     if meta.get("kind") != "training":
         raise DataError(f"{run_dir}: holds an inference-only model, which cannot be trained further")
     data = meta.get("data", {})

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QLabel, QMenu, QSizePolicy, QStackedWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSizePolicy, QStackedWidget, QWidget
 from superqt.utils import WorkerBase, create_worker
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
@@ -183,11 +183,15 @@ class CoalescedCall:
         if not self._timer.isActive():
             self._timer.start()
 
-    def is_pending(self) -> bool:
-        return self._timer.isActive()
-
     def flush(self) -> None:
         """Run now if a call is pending (tests and exports want the latest state at once)."""
         if self._timer.isActive():
             self._timer.stop()
             self._fn()
+
+
+def push_button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
+    """A push button with a tooltip that calls `slot` when clicked."""
+    button = QPushButton(title, toolTip=tip)
+    button.clicked.connect(slot)
+    return button
