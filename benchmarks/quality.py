@@ -4,9 +4,10 @@ Measures sharpness, patch sliced Wasserstein distance (SWD), pixel error, checke
 attribute-vector edits on held-out CelebA faces only, and writes <out>/quality.md with a PASS/FAIL
 per target plus three figures. Example:
 
-    python benchmarks/quality.py --vaegan checkpoints/faces64.safetensors --vae runs/vae/checkpoint.safetensors \\
-        --data /work/shared/data/celeba/faces64 --attributes /work/shared/data/celeba/list_attr_celeba.txt \\
-        --holdout-from 8001 --out docs
+    python benchmarks/quality.py --vaegan checkpoints/faces64.safetensors \\
+        --vae runs/vae_baseline/checkpoint.safetensors --data ../shared/data/celeba/faces64 \\
+        --attributes ../shared/data/celeba/list_attr_celeba.txt --holdout-from 8001 --out docs \\
+        --compute-attributes --extra-strengths 1.5
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate docs/screenshots/<panel>.png with the app's offscreen screenshot mode.
-# Usage: scripts/make_screenshots.sh [MODEL] [PICTURE ...]   (default: the bundled model, CelebA samples)
+# Usage: scripts/make_screenshots.sh [MODEL] [PICTURE ...]   (default: the bundled model, held-out CelebA faces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -8,7 +8,7 @@ MODEL="${1:-checkpoints/faces64.safetensors}"
 shift || true
 PICTURES=("$@")
 if [ ${#PICTURES[@]} -eq 0 ]; then
-    mapfile -t PICTURES < <(ls data/faces64/*.jpg 2>/dev/null | head -n 4)
+    mapfile -t PICTURES < <(ls data/celeba64_holdout/*.jpg 2>/dev/null | head -n 4)
 fi
 SETTINGS="$(mktemp -d)/settings.ini"
 mkdir -p docs/screenshots

@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 steps=${1:-6500}
 anneal=${2:-2000}
 first_phase=3448
+(( steps > first_phase )) || { echo "MAX_STEPS must exceed the first phase's $first_phase steps" >&2; exit 2; }
 src=$(realpath ../shared/data/celeba/faces64)
 split() {  # split NAME FIRST LAST: a folder of links to faces64 ids FIRST..LAST plus the attribute list
     mkdir -p "data/$1"
     for i in $(seq -f "%06g" "$2" "$3"); do ln -sf "$src/$i.jpg" "data/$1/$i.jpg"; done
-    cp "$src/list_attr_celeba.txt" "data/$1/"
+    cp "$(dirname "$src")/list_attr_celeba.txt" "data/$1/"
 }
 split celeba64_train 1 8000
 split celeba64_holdout 8001 9000
