@@ -627,6 +627,22 @@ def cpu_threads(requested: int | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = run_command(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        leave_torchrun_worker(code)
+    return code
+
+
+def leave_torchrun_worker(code: int) -> NoReturn:
+    """End a torchrun worker without interpreter finalisation. After a finished run, gloo's transport
+    threads can still be joinable when C++ static objects are destroyed, and the process then aborts
+    ("terminate called without an active exception") although its work is done and saved."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_command(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already reported in one line
