@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint_meta
-from core.data import CROP_MODES, DataError, load_image_folder, prepare_image
+from core.data import CROP_MODES, DataError, Progress, load_image_folder, load_run_data, prepare_image
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.export import make_grid, make_strip, save_gif, save_image
@@ -95,14 +95,18 @@ class FolderProgress:
 
 def load_folder(folder: Path, image_size: int, crop: str, attributes_file: str | None = None,
                 min_images: int = 16) -> FaceDataset:
+    return read_with_progress(folder, lambda progress: load_image_folder(
+        folder, image_size=image_size, crop=crop, attributes_file=attributes_file, min_images=min_images,
+        progress=progress))
+
+
+def read_with_progress(folder: Path, read: Callable[[Progress], FaceDataset]) -> FaceDataset:
+    """Run a folder reader under a progress bar, then say how many pictures it kept and why any were left out."""
     progress = FolderProgress(f"reading {folder.name}")
     try:
-        data = load_image_folder(folder, image_size=image_size, crop=crop, attributes_file=attributes_file,
-                                 min_images=min_images, progress=progress)
+        data = read(progress)
     finally:
         progress.close()
-    if attributes_file:
-        data.summary["attributes_file"] = str(Path(attributes_file).expanduser().resolve())
     skipped = data.summary.get("skipped", [])
     say(f"{len(data)} images from {folder} ({data.summary.get('label_source', 'none')} labels"
         + (f"; skipped {len(skipped)}, e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")")
@@ -358,14 +362,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise CliError(f"{run_dir}: not a run folder (give the folder that holds {CHECKPOINT_NAME})")
     meta = load_checkpoint_meta(run_dir / CHECKPOINT_NAME)
-    summary = meta.get("data") or {}
-    recorded = args.data or summary.get("folder")
+    recorded = args.data or (meta.get("data") or {}).get("folder")
     if not recorded:
         raise CliError(f"{run_dir / CHECKPOINT_NAME} does not record its data folder; pass --data FOLDER")
     folder = existing_path(recorded, "data folder (moved? pass --data FOLDER)")
-    model_cfg = ModelConfig.from_dict(meta.get("model_config", {}))
-    data = load_folder(folder, int(summary.get("image_size", model_cfg.image_size)), summary.get("crop", "celeba"),
-                       args.attributes or summary.get("attributes_file"))
+    data = read_with_progress(folder, lambda progress: load_run_data(meta, folder, args.attributes, progress=progress))
     overrides: dict[str, Any] = {}
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps

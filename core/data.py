@@ -426,6 +426,8 @@ def load_image_folder(folder: Path | str, image_size: int = 64, crop: str = "cel
         plan = plan_labels(root, relative, attributes_path, explicit)
         dataset = decode_folder(root, relative, plan, image_size, crop, progress, cancel)
         dataset.summary.update(folder=str(root), crop=crop, image_size=image_size, files_seen=len(relative))
+        if explicit:
+            dataset.summary["attributes_file"] = str(attributes_path)
         require_enough(dataset, root, min_images)
         write_cache(cache_path, dataset)
         dataset.summary["cache"] = "built"
@@ -435,6 +437,21 @@ def load_image_folder(folder: Path | str, image_size: int = 64, crop: str = "cel
         if progress:
             progress(len(relative), len(relative))
     return dataset
+
+
+def load_run_data(meta: dict, folder: Path | str | None = None, attributes_file: Path | str | None = None,
+                  progress: Progress | None = None, cancel: Cancel | None = None) -> FaceDataset:
+    """The training pictures of a saved run, read as the run recorded them (folder, image size, crop,
+    attribute file); `folder` and `attributes_file` replace the recorded ones when given."""
+    summary = meta.get("data") or {}
+    folder = folder or summary.get("folder")
+    if not folder:
+        raise DataError("the checkpoint does not record its training folder; give the folder of its pictures")
+    if not Path(folder).expanduser().is_dir():
+        raise DataError(f"the run's training pictures ({folder}) are no longer there")
+    image_size = int(summary.get("image_size") or (meta.get("model_config") or {}).get("image_size", 64))
+    return load_image_folder(folder, image_size, summary.get("crop", "celeba"),
+                             attributes_file or summary.get("attributes_file"), progress=progress, cancel=cancel)
 
 
 def decode_folder(root: Path, relative: list[str], plan: LabelPlan, image_size: int,

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from core.checkpoint import load_checkpoint_meta
-from core.data import CROP_MODES, DataError, load_image_folder
+from core.data import CROP_MODES, DataError, load_image_folder, load_run_data
 from core.dataset import FaceDataset
 from core.device import available_devices
 from core.model import ModelConfig
@@ -44,12 +44,7 @@ def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
     meta = load_checkpoint_meta(run_dir / CHECKPOINT_NAME)
     if meta.get("kind") != "training":
         raise DataError(f"{run_dir}: holds an inference-only model, which cannot be trained further")
-    data = meta.get("data", {})
-    folder = data.get("folder")
-    if not folder or not Path(folder).is_dir():
-        raise DataError(f"{run_dir}: its training pictures ({folder or 'unknown folder'}) are no longer there")
-    dataset = load_image_folder(folder, int(data.get("image_size", meta["model_config"]["image_size"])),
-                                data.get("crop", "celeba"), progress=progress, cancel=cancel)
+    dataset = load_run_data(meta, progress=progress, cancel=cancel)
     return meta, dataset
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 import core.data as data
 from core.data import (CELEBA_ATTRIBUTES_NAME, DataError, ImageLoadError, NoFaceError, crop_image,
-                       default_cache_dir, detect_face, face_box_to_crop, load_image_folder, open_image,
+                       default_cache_dir, detect_face, face_box_to_crop, load_image_folder, load_run_data, open_image,
                        padded_for, prepare_image, read_celeba_attributes, scan_folder)
 from tests.conftest import synthetic_face
 
@@ -296,6 +296,27 @@ def test_attributes_file_given_by_path(tmp_path):
     write_attributes(table, ["Smiling", "Male"], {p.name: [1, -1] for p in paths}, declared=202599)
     dataset = load(folder, tmp_path, attributes_file=table)
     assert dataset.label_names == ["Smiling", "Male"] and dataset.labels.tolist() == [[1, -1]] * 5
+
+
+def test_a_run_is_reread_with_its_recorded_attribute_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "images"
+    paths = write_faces(folder, 16)
+    table = tmp_path / "elsewhere" / "attributes.txt"
+    table.parent.mkdir()
+    write_attributes(table, ["Smiling", "Male"], {p.name: [1, -1] for p in paths})
+    first = load_image_folder(folder, crop="none", attributes_file=table)
+    meta = {"data": first.summary, "model_config": {"image_size": 64}}
+    assert first.summary["attributes_file"] == str(table.resolve())
+
+    again = load_run_data(meta)
+    assert again.label_names == ["Smiling", "Male"] and len(again) == 16
+    moved = folder.rename(tmp_path / "moved")
+    with pytest.raises(DataError, match="no longer there"):
+        load_run_data(meta)
+    assert load_run_data(meta, folder=moved).label_names == ["Smiling", "Male"]
+    with pytest.raises(DataError, match="does not record"):
+        load_run_data({"model_config": {"image_size": 64}})
 
 
 def test_attribute_file_matching_no_image(face_folder, tmp_path):

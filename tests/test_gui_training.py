@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.cli import main as vaegan
 from explorer.selection import Selection
 from explorer.training_panel import TrainingPanel
+from test_data import write_attributes
 from test_gui_app import isolated_settings  # noqa: F401 - autouse fixture
 
 
@@ -62,3 +64,20 @@ def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Pa
     assert panel.result_path == run_dir / "explorer.safetensors" and panel.result_path.exists()
     panel.open_button.click()
     assert opened == [str(run_dir / "explorer.safetensors")]
+
+
+def test_resuming_a_run_rereads_its_pictures_and_labels(qtbot, panel: TrainingPanel, face_folder: Path,
+                                                        tmp_path: Path):
+    table = tmp_path / "labels" / "attributes.txt"
+    table.parent.mkdir()
+    faces = sorted(face_folder.rglob("*.jpg"))
+    write_attributes(table, ["Smiling"], {p.name: [1 if p.parent.name == "smiling" else -1] for p in faces})
+    run_dir = tmp_path / "run"
+    assert vaegan(["train", str(face_folder), "--out", str(run_dir), "--attributes", str(table), "--max-steps", "1",
+                   "--batch-size", "4", "--width", "0.125", "--latent-dim", "8", "--crop", "none",
+                   "--device", "cpu", "--threads", "1"]) == 0
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.resume_run(run_dir)
+    qtbot.waitUntil(panel.is_training, timeout=30_000)
+    assert panel.dataset.label_names == ["Smiling"] and panel.folder_edit.text() == str(face_folder.resolve())
+    assert "reloaded for run" in panel.scan_status.text()
