@@ -20,16 +20,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from qt_wait import wait_for  # noqa: E402
+
 DEFAULT_MODEL = ROOT / "checkpoints" / "faces64.safetensors"
-
-
-def wait_for(app, condition, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out")
-        app.processEvents()
-        time.sleep(0.0005)
 
 
 def first_paint(model: str) -> None:

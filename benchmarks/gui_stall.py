@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -22,6 +21,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_wait import wait_for  # noqa: E402
 
 PROBE_MS = 5
 
@@ -32,15 +32,6 @@ def synthetic_folder(root: Path, count: int = 256) -> Path:
     for i in range(count):
         Image.fromarray(synthetic_face(i)).save(root / f"face_{i:04d}.png")
     return root
-
-
-def wait_for(app: QApplication, condition, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out")
-        app.processEvents()
-        time.sleep(0.002)
 
 
 def main() -> None:

@@ -1,11 +1,10 @@
 """Training throughput (images/s): our VAE-GAN step with the trainer's levers vs a plain PyTorch port.
 
 ours      core.steps.vaegan_step as the Trainer runs it: channels_last weights and batches, bf16 autocast
-          where the device executes bf16 natively (core.device.autocast_for); the same thread count
-          as the baseline, so the ratio compares the steps, not the thread settings.
+          where the device executes bf16 natively (core.device.autocast_for).
+          Both run with torch's default thread count, so the ratio compares the steps, not thread settings.
 baseline  the same networks, batch and losses written the usual way: contiguous NCHW fp32, three
-          separate backward passes, the discriminator on detached fakes in a second forward pass,
-          torch's default thread count.
+          separate backward passes, the discriminator on detached fakes in a second forward pass.
 
 Both run every update on every step (our equilibrium rule is switched off so it cannot skip work).
 Rounds alternate ours / baseline after a warm-up, so background load affects both alike.
@@ -30,7 +29,6 @@ from core.losses import bce_fake, bce_real, feature_nll, kl_prior
 from core.model import VAEGAN, ModelConfig
 from core.steps import Optimizers, StepSettings, vaegan_step
 
-TORCH_DEFAULT_THREADS = torch.get_num_threads()
 ALWAYS_UPDATE_ALL = StepSettings(margin=math.inf)
 """An infinite margin means the equilibrium rule never skips an update, like the baseline."""
 
@@ -44,8 +42,8 @@ def adam(net: VAEGAN, lr: float = 3e-4) -> Optimizers:
     return Optimizers(make(net.encoder), make(net.decoder), make(net.discriminator))
 
 
-def our_step(net: VAEGAN, device: torch.device) -> tuple[Step, int]:
-    """(step function, threads) configured the way core.trainer.Trainer trains."""
+def our_step(net: VAEGAN, device: torch.device) -> Step:
+    """A step function configured the way core.trainer.Trainer trains."""
     channels_last = uses_channels_last(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -55,11 +53,11 @@ def our_step(net: VAEGAN, device: torch.device) -> tuple[Step, int]:
         x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
         vaegan_step(net, x, opt, ALWAYS_UPDATE_ALL, autocast, generator)
 
-    return step, TORCH_DEFAULT_THREADS
+    return step
 
 
-def baseline_step(net: VAEGAN, device: torch.device, gamma: float = StepSettings.gamma) -> tuple[Step, int]:
-    """(step function, threads) of a straightforward fp32 port of the same algorithm."""
+def baseline_step(net: VAEGAN, device: torch.device, gamma: float = StepSettings.gamma) -> Step:
+    """The step function of a straightforward fp32 port of the same algorithm."""
     opt = adam(net)
     enc, dec, dis = net.encoder, net.decoder, net.discriminator
     assert dis is not None
@@ -84,7 +82,7 @@ def baseline_step(net: VAEGAN, device: torch.device, gamma: float = StepSettings
         for o in (opt.encoder, opt.decoder, opt.discriminator):
             o.step()
 
-    return step, TORCH_DEFAULT_THREADS
+    return step
 
 
 def synchronize(device: torch.device) -> None:
@@ -94,8 +92,7 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def images_per_second(step: Step, threads: int, x: torch.Tensor, steps: int) -> float:
-    torch.set_num_threads(threads)
+def images_per_second(step: Step, x: torch.Tensor, steps: int) -> float:
     synchronize(x.device)
     start = time.perf_counter()
     for _ in range(steps):
@@ -107,7 +104,7 @@ def images_per_second(step: Step, threads: int, x: torch.Tensor, steps: int) -> 
 def precision_note(device: torch.device) -> str:
     if device.type == "cpu" and not cpu_has_fast_bf16():
         return ("this CPU has no native bf16 (AVX512-BF16/AMX), so ours runs in fp32 too: the difference "
-                "here is channels_last and the thread count only")
+                "here is channels_last and the structure of the step only")
     autocast_on = autocast_for(device) is not contextlib.nullcontext
     return "ours uses bf16 autocast" if autocast_on else "ours runs in fp32 on this device"
 
@@ -133,14 +130,13 @@ def main() -> None:
 
     print(f"device {device}, width {cfg.width}, kernel {cfg.kernel_size}, batch {args.batch_size}, "
           f"{args.rounds} rounds x {args.steps} steps each")
-    print(f"threads: ours {contenders['ours'][1]}, baseline {contenders['baseline'][1]} (torch default); "
-          f"{precision_note(device)}")
-    for step, threads in contenders.values():
-        images_per_second(step, threads, x, args.warmup)
+    print(f"threads: {torch.get_num_threads()} each (torch default); {precision_note(device)}")
+    for step in contenders.values():
+        images_per_second(step, x, args.warmup)
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     for round_number in range(1, args.rounds + 1):
-        for name, (step, threads) in contenders.items():
-            rates[name].append(images_per_second(step, threads, x, args.steps))
+        for name, step in contenders.items():
+            rates[name].append(images_per_second(step, x, args.steps))
         print(f"round {round_number}: " + ", ".join(f"{name} {r[-1]:.1f} img/s" for name, r in rates.items()))
     median = {name: statistics.median(r) for name, r in rates.items()}
     for name, value in median.items():
