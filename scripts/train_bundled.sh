@@ -3,14 +3,19 @@
 # Ids 000001-008000 train, 008001-009000 are held out for benchmarks/quality.py.
 # The VAE-GAN trains in two phases: gamma 0.01 for the first 3,448 steps, then gamma 0.05 (more weight
 # on the feature-wise reconstruction: faithful reconstructions, fewer faces encoded off the prior).
-# Both models anneal the learning rate over their last ANNEAL_STEPS steps.
-# Usage: bash scripts/train_bundled.sh [MAX_STEPS [ANNEAL_STEPS]]   (resumes the runs if they exist)
+# Training goes in stages, each MAX_STEPS:ANNEAL_STEPS: both models continue to MAX_STEPS with the
+# learning rate at 3e-4, falling linearly to a tenth over the stage's last ANNEAL_STEPS steps.
+# The shipped model is the default: 6500:2000 then 10000:2000.
+# Usage: bash scripts/train_bundled.sh [STAGE ...]   (resumes the runs if they exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-6500}
-anneal=${2:-2000}
+stages=("$@")
+(( $# )) || stages=(6500:2000 10000:2000)
 first_phase=3448
-(( steps > first_phase )) || { echo "MAX_STEPS must exceed the first phase's $first_phase steps" >&2; exit 2; }
+for stage in "${stages[@]}"; do
+    [[ $stage =~ ^[0-9]+:[0-9]+$ ]] || { echo "a stage is MAX_STEPS:ANNEAL_STEPS, got '$stage'" >&2; exit 2; }
+    (( ${stage%:*} > first_phase )) || { echo "MAX_STEPS must exceed the first phase's $first_phase steps" >&2; exit 2; }
+done
 src=$(realpath ../shared/data/celeba/faces64)
 split() {  # split NAME FIRST LAST: a folder of links to faces64 ids FIRST..LAST plus the attribute list
     mkdir -p "data/$1"
@@ -38,7 +43,9 @@ train_or_resume() {  # train_or_resume RUN MODEL MAX_STEPS [RESUME OPTIONS...]: 
     fi
 }
 train_or_resume runs/bundled vaegan "$first_phase"
-train_or_resume runs/bundled vaegan "$steps" --gamma 0.05 --anneal-steps "$anneal"
-train_or_resume runs/vae_baseline vae "$steps" --anneal-steps "$anneal"
+for stage in "${stages[@]}"; do
+    train_or_resume runs/bundled vaegan "${stage%:*}" --gamma 0.05 --anneal-steps "${stage#*:}"
+    train_or_resume runs/vae_baseline vae "${stage%:*}" --anneal-steps "${stage#*:}"
+done
 .venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors \
-    --command "bash scripts/train_bundled.sh $steps $anneal"
+    --command "bash scripts/train_bundled.sh ${stages[*]}"
