@@ -1,11 +1,14 @@
-"""Training from the Train panel: scan, live curves and previews, pause, stop, checkpoint, explorer model."""
+"""Training from the Train panel: scan, live curves and previews, pause, stop, checkpoint, explorer model,
+resume of a saved run, and the question asked when the window closes mid-training."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
+from core.checkpoint import load_checkpoint_meta
 from core.cli import main as vaegan
 from explorer.selection import Selection
 from explorer.training_panel import TrainingPanel
@@ -66,6 +69,12 @@ def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Pa
     assert opened == [str(run_dir / "explorer.safetensors")]
 
 
+def train_one_step(face_folder: Path, run_dir: Path, *options: str) -> None:
+    assert vaegan(["train", str(face_folder), "--out", str(run_dir), "--max-steps", "1", "--batch-size", "4",
+                   "--width", "0.125", "--latent-dim", "8", "--crop", "none", "--device", "cpu", "--threads", "1",
+                   *options]) == 0
+
+
 def test_resuming_a_run_rereads_its_pictures_and_labels(qtbot, panel: TrainingPanel, face_folder: Path,
                                                         tmp_path: Path):
     table = tmp_path / "labels" / "attributes.txt"
@@ -73,11 +82,32 @@ def test_resuming_a_run_rereads_its_pictures_and_labels(qtbot, panel: TrainingPa
     faces = sorted(face_folder.rglob("*.jpg"))
     write_attributes(table, ["Smiling"], {p.name: [1 if p.parent.name == "smiling" else -1] for p in faces})
     run_dir = tmp_path / "run"
-    assert vaegan(["train", str(face_folder), "--out", str(run_dir), "--attributes", str(table), "--max-steps", "1",
-                   "--batch-size", "4", "--width", "0.125", "--latent-dim", "8", "--crop", "none",
-                   "--device", "cpu", "--threads", "1"]) == 0
+    train_one_step(face_folder, run_dir, "--attributes", str(table))
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
     panel.resume_run(run_dir)
     qtbot.waitUntil(panel.is_training, timeout=30_000)
     assert panel.dataset.label_names == ["Smiling"] and panel.folder_edit.text() == str(face_folder.resolve())
     assert "reloaded for run" in panel.scan_status.text()
+
+
+def test_closing_while_training_asks_then_stops_with_a_checkpoint(qtbot, panel: TrainingPanel, face_folder: Path,
+                                                                  tmp_path: Path, monkeypatch):
+    run_dir = tmp_path / "run"
+    train_one_step(face_folder, run_dir)
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.resume_run(run_dir)
+    qtbot.waitUntil(lambda: panel.is_training() and panel.thread.trainer is not None
+                    and panel.thread.trainer.step >= 3, timeout=60_000)
+    asked = []
+    answer = QMessageBox.StandardButton.Cancel
+
+    def question(*args) -> QMessageBox.StandardButton:
+        asked.append(args[2])
+        return answer
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    assert not panel.confirm_close() and panel.is_training()
+    answer = QMessageBox.StandardButton.Yes
+    assert panel.confirm_close() and not panel.is_training()
+    assert len(asked) == 2 and "save a checkpoint" in asked[0]
+    assert load_checkpoint_meta(run_dir / "checkpoint.safetensors")["training_state"]["step"] >= 3
