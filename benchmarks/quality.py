@@ -36,7 +36,7 @@ from core.api import Model, load_model  # noqa: E402
 from core.data import load_image_folder  # noqa: E402
 from core.dataset import FaceDataset, to_unit  # noqa: E402
 from core.export import make_grid, save_image, upscale  # noqa: E402
-from core.latent import attribute_vectors_from_labels  # noqa: E402
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, attribute_vectors_from_labels  # noqa: E402
 from core.metrics import (checkerboard_score, gaussian_blur, mean_squared_error, patch_swd_many,  # noqa: E402
                           sharpness_ratio)
 
@@ -282,10 +282,13 @@ class ModelResult:
     """Dec(Enc(x)) of every held-out face, float [0, 1]."""
     samples: Tensor
     """Prior samples at temperature 1, as many as half the hold-out; the first 64 make the figure."""
+    typical_samples: Tensor
+    """The same latents at the app's default temperature (DEFAULT_SAMPLE_TEMPERATURE)."""
     sharpness: float
     mse: float
     checkerboard_reconstructions: float
     checkerboard_samples: float
+    checkerboard_typical_samples: float
     latent_outliers: float
     """Share of held-out faces encoded off the prior (see LATENT_OUTLIER_RADIUS)."""
     attribute_agreement: float
@@ -373,16 +376,18 @@ def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageC
         originals = to_unit(evaluation.holdout.images)
     with clock.stage(f"{label}: prior samples"):
         _, samples = model.sample(evaluation.half, temperature=1.0, seed=evaluation.args.seed)
+        _, typical = model.sample(evaluation.half, temperature=DEFAULT_SAMPLE_TEMPERATURE, seed=evaluation.args.seed)
     with clock.stage(f"{label}: attribute edits"):
         edits, examples = evaluate_edits(model, latents, reconstructions, vectors, evaluation)
     with clock.stage(f"{label}: pixel measures"):
         agreement = predict_attributes(evaluation.classifier, reconstructions) == evaluation.real_predictions
         return ModelResult(
             path=path, model=model, attribute_source=attribute_source, reconstructions=reconstructions,
-            samples=samples, sharpness=sharpness_ratio(reconstructions, originals),
+            samples=samples, typical_samples=typical, sharpness=sharpness_ratio(reconstructions, originals),
             mse=mean_squared_error(reconstructions, originals),
             checkerboard_reconstructions=checkerboard_score(reconstructions, originals),
             checkerboard_samples=checkerboard_score(samples, evaluation.half_b()),
+            checkerboard_typical_samples=checkerboard_score(typical, evaluation.half_b()),
             latent_outliers=latent_outlier_share(latents),
             attribute_agreement=float(agreement.float().mean()), edits=edits, edit_examples=examples)
 
@@ -414,6 +419,7 @@ class PatchDistances:
     reconstructions: dict[str, dict[int, float]]
     """By role ("VAE-GAN", "VAE"): reconstructions of half A."""
     samples: dict[str, dict[int, float]]
+    typical_samples: dict[str, dict[int, float]]
 
 
 def measure_patch_distances(evaluation: Evaluation, gan: ModelResult, vae: ModelResult) -> PatchDistances:
@@ -423,12 +429,14 @@ def measure_patch_distances(evaluation: Evaluation, gan: ModelResult, vae: Model
     for role, result in roles.items():
         candidates[f"{role} reconstructions"] = result.reconstructions[:evaluation.half]
         candidates[f"{role} samples"] = result.samples
+        candidates[f"{role} typical samples"] = result.typical_samples
     found = patch_swd_many(candidates, evaluation.half_b(), patches_per_image=SWD_PATCHES_PER_IMAGE,
                            seed=evaluation.args.seed)
     source = {"VAE-GAN": "VAE-GAN", "VAE": "VAE-GAN" if vae is gan else "VAE"}
     return PatchDistances(found["floor"], found["blurred"],
                           {role: found[f"{origin} reconstructions"] for role, origin in source.items()},
-                          {role: found[f"{origin} samples"] for role, origin in source.items()})
+                          {role: found[f"{origin} samples"] for role, origin in source.items()},
+                          {role: found[f"{origin} typical samples"] for role, origin in source.items()})
 
 
 @dataclass
@@ -481,9 +489,12 @@ def save_figures(out: Path, evaluation: Evaluation, gan: ModelResult, vae: Model
                       vae.reconstructions[:RECONSTRUCTION_EXAMPLES]])
     recon = with_row_labels(enlarged_grid(rows, RECONSTRUCTION_EXAMPLES), ["original", "VAE-GAN", "VAE"])
     save_image(recon, out / "quality_recon.png", overwrite=True)
-    samples = [titled(enlarged_grid(result.samples[:SAMPLE_GRID_SIZE], 8), title)
-               for result, title in ((gan, "VAE-GAN"), (vae, "VAE"))]
-    save_image(side_by_side(samples), out / "quality_samples.png", overwrite=True)
+    for name, temperature, pick in (
+            ("quality_samples.png", 1.0, lambda r: r.samples),
+            ("quality_samples_typical.png", DEFAULT_SAMPLE_TEMPERATURE, lambda r: r.typical_samples)):
+        grids = [titled(enlarged_grid(pick(result)[:SAMPLE_GRID_SIZE], 8), f"{title}, temperature {temperature:g}")
+                 for result, title in ((gan, "VAE-GAN"), (vae, "VAE"))]
+        save_image(side_by_side(grids), out / name, overwrite=True)
     labels = [text for name in KEY_ATTRIBUTES for text in (f"{name} (recon)", f"+{name}")]
     edits = [titled(with_row_labels(enlarged_grid(edit_rows(result), EDIT_EXAMPLES), labels), title)
              for result, title in ((gan, f"VAE-GAN, strength {evaluation.args.strength:g}"),
@@ -547,7 +558,10 @@ def swd_table(distances: PatchDistances) -> list[str]:
             ("VAE-GAN reconstructions of half A", distances.reconstructions["VAE-GAN"]),
             ("VAE reconstructions of half A", distances.reconstructions["VAE"]),
             ("VAE-GAN prior samples", distances.samples["VAE-GAN"]),
-            ("VAE prior samples", distances.samples["VAE"])]
+            ("VAE prior samples", distances.samples["VAE"]),
+            (f"VAE-GAN prior samples, temperature {DEFAULT_SAMPLE_TEMPERATURE:g} (the app's)",
+             distances.typical_samples["VAE-GAN"]),
+            (f"VAE prior samples, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}", distances.typical_samples["VAE"])]
     levels = list(distances.floor)
     lines = ["| Set, against real half B | " + " | ".join(f"{level}px" for level in levels) + " | mean |",
              "| --- |" + " ---: |" * (len(levels) + 1)]
@@ -569,6 +583,8 @@ def other_measures_table(findings: Findings) -> list[str]:
              f"above {CHECKERBOARD_LIMIT:g}: checkerboard artifacts"),
             ("Checkerboard score of prior samples (vs real half B)", f"{gan.checkerboard_samples:.2f}",
              f"{vae.checkerboard_samples:.2f}", "as above"),
+            (f"Checkerboard score of prior samples at temperature {DEFAULT_SAMPLE_TEMPERATURE:g} (the app's default)",
+             f"{gan.checkerboard_typical_samples:.2f}", f"{vae.checkerboard_typical_samples:.2f}", "as above"),
             (f"Held-out faces encoded off the prior (norm of mu > {LATENT_OUTLIER_RADIUS:g} sqrt(latent size))",
              percent(gan.latent_outliers), percent(vae.latent_outliers),
              "such faces decode badly; 0% is best"),
@@ -710,6 +726,9 @@ def write_report(out: Path, evaluation: Evaluation, findings: Findings, clock: S
         f"Rows: {RECONSTRUCTION_EXAMPLES} held-out originals, VAE-GAN reconstructions, VAE reconstructions.", "",
         "![samples](quality_samples.png)", "",
         f"{SAMPLE_GRID_SIZE} prior samples per model, temperature 1, seed {args.seed}.", "",
+        "![samples at the app's temperature](quality_samples_typical.png)", "",
+        f"The same latents scaled to temperature {DEFAULT_SAMPLE_TEMPERATURE:g}, the app's default for random "
+        "faces.", "",
         "![edits](quality_edits.png)", "",
         f"Per attribute: the reconstruction Dec(z) of held-out faces lacking it, then Dec(z + {args.strength:g} v).",
         "", f"All figures are enlarged {FIGURE_SCALE}x by pixel repetition (no smoothing).", "",

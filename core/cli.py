@@ -30,8 +30,8 @@ from core.data import CROP_MODES, DataError, Progress, load_image_folder, load_r
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.export import make_grid, make_strip, save_gif, save_image
-from core.latent import PROJECTION_METHODS, apply_edits, attribute_vectors_from_labels, fit_projection, \
-    interpolate_path
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, attribute_vectors_from_labels, \
+    fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
@@ -572,7 +572,9 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--rows", type=int, default=4)
     p.add_argument("--cols", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=DEFAULT_SAMPLE_TEMPERATURE,
+                   help="spread of the latent samples: 1 is the prior, lower gives more typical faces "
+                        "(default %(default)s, as in the app)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_sample)
 

@@ -13,13 +13,12 @@ from superqt import QLabeledDoubleSlider
 from core.api import Model
 from core.checkpoint import CheckpointError
 from core.export import make_strip, save_image, tensor_to_pil
-from core.latent import apply_edits, orthogonalize, sample_prior, vector_from_groups
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, sample_prior, vector_from_groups
 from explorer.selection import FaceItem, Selection, reference_face
 from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView
 
 SLIDER_RANGE = 3.0
 SLIDER_STEP = 0.05
-DEFAULT_TEMPERATURE = 0.8
 
 
 def display_name(name: str) -> str:
@@ -121,7 +120,7 @@ class AttributePanel(QWidget):
         self.random_button = QPushButton("Random face", toolTip="Edit a new face drawn from the prior")
         self.random_button.clicked.connect(self.random_face)
         self.temperature_spin = QDoubleSpinBox(prefix="Temperature ", decimals=2, minimum=0.0, maximum=2.0,
-                                               singleStep=0.1, value=DEFAULT_TEMPERATURE)
+                                               singleStep=0.1, value=DEFAULT_SAMPLE_TEMPERATURE)
         self.temperature_spin.setToolTip("Spread of random faces: lower is more typical, higher more unusual")
         self.map_button = QPushButton("Show on map", toolTip="Mark the edited face on the latent map")
         self.map_button.clicked.connect(self.show_on_map)

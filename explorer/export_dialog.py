@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 
 from core.api import Model
 from core.export import make_grid, save_image, tensor_to_pil
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE
 from explorer.settings import folder_setting
 from explorer.widgets import ImageView, start_worker
 
@@ -66,7 +67,8 @@ class ExportDialog(QDialog):
         self.kind.addItems([k.value for k in ExportKind])
         self.rows = QSpinBox(minimum=1, maximum=16, value=4, toolTip="Rows of random faces")
         self.columns = QSpinBox(minimum=1, maximum=16, value=6, toolTip="Columns of random faces")
-        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=0.8, decimals=2,
+        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, decimals=2,
+                                          value=DEFAULT_SAMPLE_TEMPERATURE,
                                           toolTip="Spread of the latent samples: below 1 gives more typical, "
                                                   "cleaner faces; above 1 more unusual ones")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=1, toolTip="The same seed draws the same faces")
