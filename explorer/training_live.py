@@ -3,9 +3,11 @@ reconstruction grids from the trainer's previews, speed and ETA, and the run's m
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pyqtgraph as pg
 import torch
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
 
@@ -27,7 +29,13 @@ PLOT_TIPS = {
     "Discriminator outputs": "Mean probability of 'real' the discriminator gives real faces, reconstructions "
                              "and prior samples; near 0.5 means the generator is keeping up",
 }
+PLOTTED_METRICS = {"vaegan": ("kl", "feature", "gen", "dis_real", "dis_fake", "d_real", "d_rec", "d_prior"),
+                   "vae": ("kl", "pixel")}
+"""The curves each model type's training reports (core.steps), created before its first metrics arrive."""
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
+PLOT_REFRESH_SPACING_MS = 30
+"""New metrics redraw the plots one at a time, this far apart: the four log-scale plots repainted in one
+pass held the GUI thread for over 100 ms while the training thread competes for the GIL."""
 
 
 def format_duration(seconds: float) -> str:
@@ -90,12 +98,18 @@ class LiveView(QWidget):
         return plot
 
     # ----- updates -----
-    def reset(self) -> None:
+    def reset(self, model_type: str | None = None) -> None:
+        """Clear the view; with a model type, also lay out its empty curves and paint them now. Built on the
+        first metrics instead, with the training thread already competing for the GIL, the curves and legends
+        froze the window for a quarter of a second."""
         for title, plot in self.plots.items():
             for curve in self.curves[title].values():
                 plot.removeItem(curve)
             self.curves[title].clear()
             plot.plotItem.legend.clear()
+            for key in (k for k in PLOTS[title] if k in PLOTTED_METRICS.get(model_type, ())):
+                self._curve(title, key)
+            plot.repaint()
         self.history.clear()
         self.log.clear()
         self.previews_shown = 0
@@ -108,10 +122,13 @@ class LiveView(QWidget):
             steps, values = self.history.setdefault(key, ([], []))
             steps.append(step)
             values.append(value)
-        for title, keys in PLOTS.items():
-            for key in (k for k in keys if k in record):
-                self._curve(title, key).setData(*self.history[key])
+        for order, title in enumerate(PLOTS):
+            QTimer.singleShot(order * PLOT_REFRESH_SPACING_MS, self, partial(self._refresh_plot, title))
         self.stats.setText(self._stats_text(record))
+
+    def _refresh_plot(self, title: str) -> None:
+        for key in (k for k in PLOTS[title] if k in self.history):
+            self._curve(title, key).setData(*self.history[key])
 
     def _curve(self, title: str, key: str) -> pg.PlotDataItem:
         curves = self.curves[title]

@@ -1,6 +1,8 @@
 """Train: pick a folder of faces, check the crops, set up a run and watch the VAE-GAN learn."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import time
 from pathlib import Path
@@ -37,6 +39,14 @@ def default_run_folder(data_folder: Path, root: Path = RUNS_ROOT) -> Path:
     while candidate.exists():
         candidate, number = base.with_name(f"{base.name}-{number}"), number + 1
     return candidate
+
+
+def preload_training_imports() -> None:
+    """Import what torch loads lazily on the first optimiser step (torch._dynamo: hundreds of modules,
+    seconds on a 2-core CPU). Done on a pool thread while the pictures are read; left to the training
+    thread, that import holds the GIL and the window froze for a quarter of a second as training began."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("torch._dynamo")
 
 
 def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
@@ -229,6 +239,7 @@ class TrainingPanel(QWidget):
         self.scan_progress.setVisible(True)
         self._progress_timer.start()
         self._update_controls()
+        start_worker(preload_training_imports)
         start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
                      progress=self._note_progress, cancel=self._scan_cancel.is_set,
                      on_result=lambda data: self._scanned(request, data),
@@ -303,7 +314,8 @@ class TrainingPanel(QWidget):
             QMessageBox.warning(self, "Cannot start training", str(error))
             return
         data = self.dataset
-        self._launch(lambda callbacks: Trainer(data, run_dir, model_cfg, train_cfg, callbacks), data)
+        self._launch(lambda callbacks: Trainer(data, run_dir, model_cfg, train_cfg, callbacks), data,
+                     model_cfg.model_type)
 
     def _offer_resume(self, run_dir: Path) -> None:
         box = QMessageBox(QMessageBox.Icon.Question, "A run is already there",
@@ -330,6 +342,7 @@ class TrainingPanel(QWidget):
         self.resume_button.setEnabled(False)
         self._scan_cancel.set()
         self._scan_cancel = threading.Event()
+        start_worker(preload_training_imports)
         start_worker(prepare_resume, run_dir, self._note_progress, self._scan_cancel.is_set,
                      on_result=lambda result: self._resume_ready(run_dir, *result),
                      on_error=lambda exc: self._resume_failed(run_dir, exc))
@@ -343,14 +356,15 @@ class TrainingPanel(QWidget):
         overrides: dict = {"device": self.device.currentData()}
         if self.epochs.value() > (meta.get("train_config", {}).get("epochs") or 0):
             overrides.update(epochs=self.epochs.value(), max_steps=None)
-        self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data)
+        self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data,
+                     ModelConfig.from_dict(meta["model_config"]).model_type)
 
     def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
         self._set_scan_status(f"Cannot resume {run_dir.name}: {str(exc).splitlines()[0]}", error=True)
         self._update_controls()
 
-    def _launch(self, make_trainer, data: FaceDataset) -> None:
-        self.live.reset()
+    def _launch(self, make_trainer, data: FaceDataset, model_type: str) -> None:
+        self.live.reset(model_type)
         self.result_path = None
         thread = TrainingThread(make_trainer, data)
         thread.metrics.connect(self.live.add_metrics)

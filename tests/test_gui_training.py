@@ -44,11 +44,15 @@ def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Pa
     panel.run_folder.setText(str(run_dir))
     panel.start()
     live = panel.live
+    laid_out = {title: sorted(curves) for title, curves in live.curves.items()}
+    assert laid_out["Discriminator outputs"] == ["d_prior", "d_real", "d_rec"]  # before any metrics arrive
+    assert laid_out["Decoder loss"] == ["feature", "gen"]
     qtbot.waitUntil(lambda: live.previews_shown >= 1, timeout=30_000)
     first = live.samples_view.image_array().copy()
     qtbot.waitUntil(lambda: live.previews_shown >= 3, timeout=30_000)
     assert not np.array_equal(first, live.samples_view.image_array())
     assert len(live.curves["Encoder loss"]["kl"].getData()[0]) >= 1
+    assert {title: sorted(curves) for title, curves in live.curves.items()} == laid_out
     assert "images/s" in live.stats.text()
 
     panel.toggle_pause()
