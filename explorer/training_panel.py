@@ -1,8 +1,6 @@
 """Train: pick a folder of faces, check the crops, set up a run and watch the VAE-GAN learn."""
 from __future__ import annotations
 
-import contextlib
-import importlib
 import threading
 import time
 from pathlib import Path
@@ -39,14 +37,6 @@ def default_run_folder(data_folder: Path, root: Path = RUNS_ROOT) -> Path:
     while candidate.exists():
         candidate, number = base.with_name(f"{base.name}-{number}"), number + 1
     return candidate
-
-
-def preload_training_imports() -> None:
-    """Import what torch loads lazily on the first optimiser step (torch._dynamo: hundreds of modules,
-    seconds on a 2-core CPU). Done on a pool thread while the pictures are read; left to the training
-    thread, that import holds the GIL and the window froze for a quarter of a second as training began."""
-    with contextlib.suppress(ImportError):
-        importlib.import_module("torch._dynamo")
 
 
 def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
@@ -239,7 +229,6 @@ class TrainingPanel(QWidget):
         self.scan_progress.setVisible(True)
         self._progress_timer.start()
         self._update_controls()
-        start_worker(preload_training_imports)
         start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
                      progress=self._note_progress, cancel=self._scan_cancel.is_set,
                      on_result=lambda data: self._scanned(request, data),
@@ -342,7 +331,6 @@ class TrainingPanel(QWidget):
         self.resume_button.setEnabled(False)
         self._scan_cancel.set()
         self._scan_cancel = threading.Event()
-        start_worker(preload_training_imports)
         start_worker(prepare_resume, run_dir, self._note_progress, self._scan_cancel.is_set,
                      on_result=lambda result: self._resume_ready(run_dir, *result),
                      on_error=lambda exc: self._resume_failed(run_dir, exc))
