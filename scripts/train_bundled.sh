@@ -3,18 +3,18 @@
 # Ids 000001-008000 train, 008001-009000 are held out for benchmarks/quality.py.
 # The VAE-GAN trains in two phases: gamma 0.01 for the first 3,448 steps, then gamma 0.05 (more weight
 # on the feature-wise reconstruction: faithful reconstructions, fewer faces encoded off the prior).
-# Training goes in stages, each MAX_STEPS:ANNEAL_STEPS: both models continue to MAX_STEPS with the
-# learning rate at 3e-4, falling linearly to a tenth over the stage's last ANNEAL_STEPS steps.
-# The shipped model is the default: 6500:2000 then 10000:2000.
+# Training goes in stages, each MAX_STEPS:ANNEAL_STEPS[:GAMMA]: both models continue to MAX_STEPS with the
+# learning rate at 3e-4, falling linearly to a tenth over the stage's last ANNEAL_STEPS steps; the VAE-GAN
+# uses GAMMA (default 0.05). The shipped model is the default: 6500:2000 10000:2000 10800:800:0.01.
 # Usage: bash scripts/train_bundled.sh [STAGE ...]   (resumes the runs if they exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")
-(( $# )) || stages=(6500:2000 10000:2000)
+(( $# )) || stages=(6500:2000 10000:2000 10800:800:0.01)
 first_phase=3448
 for stage in "${stages[@]}"; do
-    [[ $stage =~ ^[0-9]+:[0-9]+$ ]] || { echo "a stage is MAX_STEPS:ANNEAL_STEPS, got '$stage'" >&2; exit 2; }
-    (( ${stage%:*} > first_phase )) || { echo "MAX_STEPS must exceed the first phase's $first_phase steps" >&2; exit 2; }
+    [[ $stage =~ ^[0-9]+:[0-9]+(:[0-9.]+)?$ ]] || { echo "a stage is MAX_STEPS:ANNEAL_STEPS[:GAMMA], got '$stage'" >&2; exit 2; }
+    (( ${stage%%:*} > first_phase )) || { echo "MAX_STEPS must exceed the first phase's $first_phase steps" >&2; exit 2; }
 done
 src=$(realpath ../shared/data/celeba/faces64)
 split() {  # split NAME FIRST LAST: a folder of links to faces64 ids FIRST..LAST plus the attribute list
@@ -44,8 +44,9 @@ train_or_resume() {  # train_or_resume RUN MODEL MAX_STEPS [RESUME OPTIONS...]: 
 }
 train_or_resume runs/bundled vaegan "$first_phase"
 for stage in "${stages[@]}"; do
-    train_or_resume runs/bundled vaegan "${stage%:*}" --gamma 0.05 --anneal-steps "${stage#*:}"
-    train_or_resume runs/vae_baseline vae "${stage%:*}" --anneal-steps "${stage#*:}"
+    IFS=: read -r max anneal gamma <<< "$stage"
+    train_or_resume runs/bundled vaegan "$max" --gamma "${gamma:-0.05}" --anneal-steps "$anneal"
+    train_or_resume runs/vae_baseline vae "$max" --anneal-steps "$anneal"
 done
 .venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors \
     --command "bash scripts/train_bundled.sh ${stages[*]}"
