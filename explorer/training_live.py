@@ -49,6 +49,7 @@ class LiveView(QWidget):
         super().__init__(parent)
         self.curves: dict[str, dict[str, pg.PlotDataItem]] = {title: {} for title in PLOTS}
         self.history: dict[str, tuple[list[float], list[float]]] = {}
+        self.autoranged: set[str] = set()
         self.previews_shown = 0
         self.plots = {title: self._make_plot(title) for title in PLOTS}
         grid = QGridLayout()
@@ -87,15 +88,21 @@ class LiveView(QWidget):
             plot.getAxis(axis).setTextPen(text)
             plot.getAxis(axis).setPen(palette.color(QPalette.ColorRole.Mid))
         plot.setLabel("bottom", "step")
-        plot.addLegend(offset=(-8, 8), labelTextColor=text)
-        log_scale = title != "Discriminator outputs"
-        plot.setLogMode(y=log_scale)
-        if log_scale:  # a sane empty axis (0.1 .. 10^4) until the first points arrive
-            plot.setYRange(-1, 4, padding=0)
+        plot.addLegend(offset=(-8, 8), labelTextColor=text, colCount=3)  # one row: never clipped
+        plot.setLogMode(y=title != "Discriminator outputs")
+        self._show_default_range(title, plot)
         plot.setMinimumHeight(120)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True)
         return plot
+
+    @staticmethod
+    def _show_default_range(title: str, plot: pg.PlotWidget) -> None:
+        """A sane fixed axis until a curve has two points (0.1 .. 10^4 on log plots): autoranging a single
+        point gives a degenerate log range whose tick labels pile up on each other."""
+        plot.disableAutoRange()
+        plot.setXRange(0, 1, padding=0)
+        plot.setYRange(*((-1, 4) if title != "Discriminator outputs" else (0, 1)), padding=0)
 
     # ----- updates -----
     def reset(self, model_type: str | None = None) -> None:
@@ -107,10 +114,12 @@ class LiveView(QWidget):
                 plot.removeItem(curve)
             self.curves[title].clear()
             plot.plotItem.legend.clear()
+            self._show_default_range(title, plot)
             for key in (k for k in PLOTS[title] if k in PLOTTED_METRICS.get(model_type, ())):
                 self._curve(title, key)
             plot.repaint()
         self.history.clear()
+        self.autoranged.clear()
         self.log.clear()
         self.previews_shown = 0
         self.samples_view.set_image(None)
@@ -129,12 +138,13 @@ class LiveView(QWidget):
     def _refresh_plot(self, title: str) -> None:
         for key in (k for k in PLOTS[title] if k in self.history):
             self._curve(title, key).setData(*self.history[key])
+        if title not in self.autoranged and len(self.history.get("step", ((),))[0]) >= 2:
+            self.autoranged.add(title)  # once per run, so a user's zoom is not undone by the next refresh
+            self.plots[title].enableAutoRange()
 
     def _curve(self, title: str, key: str) -> pg.PlotDataItem:
         curves = self.curves[title]
         if key not in curves:
-            if not curves:
-                self.plots[title].enableAutoRange()
             colour = CURVE_COLOURS[len(curves) % len(CURVE_COLOURS)]
             curves[key] = self.plots[title].plot(name=key, pen=pg.mkPen(colour, width=2))
         return curves[key]
