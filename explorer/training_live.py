@@ -90,19 +90,19 @@ class LiveView(QWidget):
         plot.setLabel("bottom", "step")
         plot.addLegend(offset=(-8, 8), labelTextColor=text, colCount=3)  # one row: never clipped
         plot.setLogMode(y=title != "Discriminator outputs")
-        self._show_default_range(title, plot)
+        self._show_default_range(plot)
         plot.setMinimumHeight(120)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True)
         return plot
 
     @staticmethod
-    def _show_default_range(title: str, plot: pg.PlotWidget) -> None:
+    def _show_default_range(plot: pg.PlotWidget) -> None:
         """A sane fixed axis until a curve has two points (0.1 .. 10^4 on log plots): autoranging a single
         point gives a degenerate log range whose tick labels pile up on each other."""
         plot.disableAutoRange()
         plot.setXRange(0, 1, padding=0)
-        plot.setYRange(*((-1, 4) if title != "Discriminator outputs" else (0, 1)), padding=0)
+        plot.setYRange(*((-1, 4) if plot.getAxis("left").logMode else (0, 1)), padding=0)
 
     # ----- updates -----
     def reset(self, model_type: str | None = None) -> None:
@@ -114,7 +114,7 @@ class LiveView(QWidget):
                 plot.removeItem(curve)
             self.curves[title].clear()
             plot.plotItem.legend.clear()
-            self._show_default_range(title, plot)
+            self._show_default_range(plot)
             for key in (k for k in PLOTS[title] if k in PLOTTED_METRICS.get(model_type, ())):
                 self._curve(title, key)
             plot.repaint()
