@@ -348,13 +348,30 @@ def cmd_train(args: argparse.Namespace) -> int:
                        f"or choose another --out")
     model_cfg = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim, width=args.width,
                             kernel_size=args.kernel_size, model_type=args.model)
+    init_from = None
+    if args.init_from:
+        init_from = str(existing_path(args.init_from, "model file"))
+        model_cfg = pretrained_architecture(Path(init_from), args.model)
     train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
                             anneal_steps=args.anneal_steps,
                             gamma=args.gamma, kl_weight=args.kl_weight, seed=args.seed, device=args.device or "auto",
-                            num_threads=args.threads)
+                            num_threads=args.threads, init_from=init_from,
+                            discriminator_warmup_steps=args.discriminator_warmup)
     resolve_device(train_cfg.device)
-    data = load_folder(folder, args.image_size, args.crop, args.attributes)
+    data = load_folder(folder, model_cfg.image_size, args.crop, args.attributes)
     return train_to_end(lambda cb: Trainer(data, run_dir, model_cfg, train_cfg, cb), train_cfg.device, data)
+
+
+def pretrained_architecture(path: Path, model_type: str) -> ModelConfig:
+    """The architecture of the model a run starts from (it overrides --image-size, --width and the like)."""
+    meta = load_checkpoint_meta(find_checkpoint_in(path) if path.is_dir() else path)
+    try:
+        cfg = ModelConfig.from_dict({**meta["model_config"], "model_type": model_type})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CliError(f"{path}: records no usable architecture ({one_line(exc)})") from exc
+    say(f"starting Enc and Dec from {path}: {cfg.image_size}px, latent {cfg.latent_dim}, width {cfg.width}, "
+        f"kernel {cfg.kernel_size}")
+    return cfg
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -544,6 +561,10 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
     p.add_argument("--gamma", type=float, default=TrainConfig.gamma, help="feature-loss weight for the decoder")
     p.add_argument("--kl-weight", type=float, default=TrainConfig.kl_weight)
     p.add_argument("--attributes", metavar="FILE", help="CelebA list_attr_celeba.txt with labels")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start Enc and Dec from a trained model (its architecture replaces --image-size etc.)")
+    p.add_argument("--discriminator-warmup", type=int, default=0, metavar="N",
+                   help="train only Dis for the first N steps (useful with --init-from; default 0)")
     p.set_defaults(handler=cmd_train)
 
 

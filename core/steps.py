@@ -30,6 +30,8 @@ class StepSettings:
     """Weight of L_prior; below 1 keeps more detail in z when Dis_l has few features (narrow models)."""
     pixel_sigma: float = 0.1
     """Observation noise (in [-1, 1] pixel units) of the plain VAE's Gaussian likelihood."""
+    autoencoder_frozen: bool = False
+    """Train only Dis (Enc and Dec stay as they are): a new Dis learns the features of a pretrained pair."""
 
 
 @dataclass
@@ -84,20 +86,22 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
     dis_rec, dis_prior = bce_fake(logit_rec), bce_fake(logit_prior)
     dis_fake = 0.5 * (dis_rec + dis_prior)
     gen = bce_real(logit_rec) + bce_real(logit_prior)
-    train_dis, train_gen = balance(dis_real.item(), dis_fake.item(), s)
+    train_dis, train_gen = (True, False) if s.autoencoder_frozen else balance(dis_real.item(), dis_fake.item(), s)
 
     enc_p, dec_p, dis_p = _params(enc), _params(dec), _params(dis)
     for o in (opt.encoder, opt.decoder, opt.discriminator):
         o.zero_grad(set_to_none=True)
-    grads = torch.autograd.grad(s.kl_weight * kl + feat, enc_p + dec_p, retain_graph=True, allow_unused=True)
-    _assign(enc_p, grads[:len(enc_p)])
-    _assign(dec_p, grads[len(enc_p):], scale=s.gamma)
+    if not s.autoencoder_frozen:
+        grads = torch.autograd.grad(s.kl_weight * kl + feat, enc_p + dec_p, retain_graph=True, allow_unused=True)
+        _assign(enc_p, grads[:len(enc_p)])
+        _assign(dec_p, grads[len(enc_p):], scale=s.gamma)
     if train_gen:
         _assign(dec_p, torch.autograd.grad(gen, dec_p, retain_graph=train_dis, allow_unused=True), accumulate=True)
     if train_dis:
         _assign(dis_p, torch.autograd.grad(dis_real + dis_rec + dis_prior, dis_p, allow_unused=True))
-    opt.encoder.step()
-    opt.decoder.step()
+    if not s.autoencoder_frozen:
+        opt.encoder.step()
+        opt.decoder.step()
     if train_dis:
         opt.discriminator.step()
     with torch.no_grad():

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from core.api import load_model
 from core.checkpoint import Checkpoint, flatten_optimizer, load_checkpoint, save_checkpoint, unflatten_optimizer
 from core.dataset import BatchSampler, FaceDataset, device_batch, to_signed
 from core.device import autocast_for, resolve_device, uses_channels_last
@@ -47,6 +48,10 @@ class TrainConfig:
     preview_interval: int = 200
     checkpoint_interval_s: float = 300.0
     num_threads: int | None = None
+    init_from: str | None = None
+    """A trained model (run or inference file) whose Enc and Dec weights this run starts from."""
+    discriminator_warmup_steps: int = 0
+    """The first steps train only Dis, so a fresh Dis catches up with a pretrained Enc/Dec."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -63,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"the KL weight must be a positive number, got {self.kl_weight}")
         if self.anneal_steps < 0:
             raise ValueError(f"annealing steps must not be negative, got {self.anneal_steps}")
+        if self.discriminator_warmup_steps < 0:
+            raise ValueError(f"discriminator warm-up steps must not be negative, got {self.discriminator_warmup_steps}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         if self.max_steps is not None:
@@ -115,6 +122,16 @@ def load_model_tensors(model: VAEGAN, ckpt: Checkpoint) -> None:
         model.discriminator.load_state_dict(ckpt.group("dis"))
 
 
+def load_pretrained_autoencoder(model: VAEGAN, path: str | Path) -> None:
+    """Copy Enc and Dec weights from a trained model of the same architecture (Dis stays fresh)."""
+    pretrained = load_model(path, device="cpu")
+    ours, theirs = replace(model.cfg, model_type="vaegan"), replace(pretrained.config, model_type="vaegan")
+    if ours != theirs:
+        raise TrainingError(f"{path}: its architecture ({theirs}) differs from this run's ({ours})")
+    model.encoder.load_state_dict(pretrained.net.encoder.state_dict())
+    model.decoder.load_state_dict(pretrained.net.decoder.state_dict())
+
+
 class Trainer:
     def __init__(self, data: FaceDataset, run_dir: str | Path, model_cfg: ModelConfig | None = None,
                  train_cfg: TrainConfig | None = None, callbacks: TrainerCallbacks | None = None) -> None:
@@ -134,7 +151,10 @@ class Trainer:
         self.sampler = BatchSampler(len(data), self.cfg.batch_size, self.cfg.seed, self.rank, self.world)
         self.total_steps = self.cfg.total_steps(self.sampler.steps_per_epoch)
         torch.manual_seed(self.cfg.seed)
-        self.model = VAEGAN(self.model_cfg).to(self.device)
+        self.model = VAEGAN(self.model_cfg)
+        if self.cfg.init_from:
+            load_pretrained_autoencoder(self.model, self.cfg.init_from)
+        self.model = self.model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizers = self._make_optimizers()
@@ -217,7 +237,8 @@ class Trainer:
                              channels_last=self.channels_last)
             self.model.train()
             self._set_lr(self.cfg.lr_at(self.step, self.total_steps))
-            metrics = step_fn(self.model, x, self._reducing(self.optimizers), self.settings, self.autocast, generator)
+            metrics = step_fn(self.model, x, self._reducing(self.optimizers), self._settings_now(), self.autocast,
+                              generator)
             if not all(math.isfinite(v) for v in metrics.values()):
                 rollbacks_in_a_row += 1
                 self._rollback(metrics)
@@ -244,6 +265,11 @@ class Trainer:
         done = "finished" if self.step >= self.total_steps else "stopped"
         self.callbacks.on_message(f"training {done} at step {self.step}; checkpoint {saved}")
         return saved
+
+    def _settings_now(self) -> StepSettings:
+        if self.step < self.cfg.discriminator_warmup_steps:
+            return replace(self.settings, autoencoder_frozen=True)
+        return self.settings
 
     def _reducing(self, opt: Optimizers) -> Optimizers:
         if self.world == 1:

@@ -8,6 +8,7 @@ import json
 import math
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,13 +19,15 @@ from torch import nn
 
 import core.steps as steps_module
 import core.trainer as trainer_module
-from conftest import synthetic_face
+from conftest import make_tiny_model, synthetic_face
+from core.api import load_model
+from core.bundle import save_inference_model
 from core.checkpoint import load_checkpoint
 from core.dataset import FaceDataset, to_signed
 from core.losses import bce_fake, bce_real, feature_nll, kl_prior
 from core.model import VAEGAN, ModelConfig
 from core.steps import Optimizers, StepSettings, balance, vaegan_step
-from core.trainer import METRICS_NAME, Trainer, TrainConfig, TrainerCallbacks
+from core.trainer import METRICS_NAME, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
 TIMING_KEYS = {"images_per_s", "eta_s", "elapsed_s", "time"}
 
@@ -260,6 +263,37 @@ def test_resume_continues_the_same_schedule(tmp_path):
     assert [r["step"] for r in metrics_lines(split)] == [2, 3, 4, 6]
     for step in (2, 6):
         assert losses_at(metrics_lines(split), step) == losses_at(metrics_lines(straight), step)
+
+
+def parameters_of(module: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_warm_start_copies_enc_and_dec_and_the_warmup_trains_only_dis(tmp_path):
+    pretrained = save_inference_model(make_tiny_model(with_reference=False, seed=5), tmp_path / "pretrained.safetensors",
+                                      half_precision=False)
+    source = load_model(pretrained, device="cpu").net
+    cfg = train_config(max_steps=2, init_from=str(pretrained), discriminator_warmup_steps=2)
+    trainer = Trainer(tiny_dataset(8), tmp_path / "warm", tiny_config(), cfg)
+    assert_same_grads(parameters_of(trainer.model.encoder), parameters_of(source.encoder))
+    assert_same_grads(parameters_of(trainer.model.decoder), parameters_of(source.decoder))
+    dis_before = parameters_of(trainer.model.discriminator)
+    trainer.run()
+    assert_same_grads(parameters_of(trainer.model.encoder), parameters_of(source.encoder))
+    assert_same_grads(parameters_of(trainer.model.decoder), parameters_of(source.decoder))
+    assert differ(parameters_of(trainer.model.discriminator), dis_before)
+    assert all(r["train_dis"] == 1.0 and r["train_gen"] == 0.0 for r in metrics_lines(tmp_path / "warm"))
+
+    after_warmup = Trainer(tiny_dataset(8), tmp_path / "after", tiny_config(), replace(cfg, discriminator_warmup_steps=1))
+    after_warmup.run()
+    assert differ(parameters_of(after_warmup.model.encoder), parameters_of(source.encoder))
+
+
+def test_warm_start_refuses_another_architecture(tmp_path):
+    pretrained = save_inference_model(make_tiny_model(with_reference=False), tmp_path / "pretrained.safetensors")
+    wider = ModelConfig(latent_dim=8, width=0.25, kernel_size=4)
+    with pytest.raises(TrainingError, match="architecture"):
+        Trainer(tiny_dataset(8), tmp_path / "run", wider, train_config(init_from=str(pretrained)))
 
 
 def test_learning_rate_anneals_linearly_to_a_tenth_over_the_last_steps():
