@@ -134,7 +134,9 @@ def load_pretrained_autoencoder(model: VAEGAN, path: str | Path) -> None:
 
 class Trainer:
     def __init__(self, data: FaceDataset, run_dir: str | Path, model_cfg: ModelConfig | None = None,
-                 train_cfg: TrainConfig | None = None, callbacks: TrainerCallbacks | None = None) -> None:
+                 train_cfg: TrainConfig | None = None, callbacks: TrainerCallbacks | None = None,
+                 load_init_weights: bool = True) -> None:
+        """`load_init_weights=False` skips `train_cfg.init_from` (a resumed run loads its own weights)."""
         self.model_cfg = model_cfg or ModelConfig(image_size=data.image_size)
         self.cfg = train_cfg or TrainConfig()
         if data.image_size != self.model_cfg.image_size:
@@ -152,7 +154,7 @@ class Trainer:
         self.total_steps = self.cfg.total_steps(self.sampler.steps_per_epoch)
         torch.manual_seed(self.cfg.seed)
         self.model = VAEGAN(self.model_cfg)
-        if self.cfg.init_from:
+        if self.cfg.init_from and load_init_weights:
             load_pretrained_autoencoder(self.model, self.cfg.init_from)
         self.model = self.model.to(self.device)
         if self.channels_last:
@@ -378,7 +380,8 @@ class Trainer:
         if ckpt.meta.get("kind") != "training" or "optimizer" not in ckpt.meta:
             raise TrainingError(f"{run_dir / CHECKPOINT_NAME}: holds no training state (an inference-only model)")
         cfg = replace(TrainConfig.from_dict(ckpt.meta["train_config"]), **overrides)
-        trainer = cls(data, run_dir, ModelConfig.from_dict(ckpt.meta["model_config"]), cfg, callbacks)
+        trainer = cls(data, run_dir, ModelConfig.from_dict(ckpt.meta["model_config"]), cfg, callbacks,
+                      load_init_weights=False)
         load_model_tensors(trainer.model, ckpt)
         for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
                                                     trainer.optimizers.discriminator)):

@@ -287,6 +287,8 @@ def test_warm_start_copies_enc_and_dec_and_the_warmup_trains_only_dis(tmp_path):
     after_warmup = Trainer(tiny_dataset(8), tmp_path / "after", tiny_config(), replace(cfg, discriminator_warmup_steps=1))
     after_warmup.run()
     assert differ(parameters_of(after_warmup.model.encoder), parameters_of(source.encoder))
+    pretrained.unlink()  # a resumed run needs only its own checkpoint
+    assert Trainer.from_run(tmp_path / "warm", tiny_dataset(8), max_steps=3).step == 2
 
 
 def test_warm_start_refuses_another_architecture(tmp_path):
