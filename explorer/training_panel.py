@@ -23,6 +23,9 @@ from explorer.training_session import TrainingThread
 from explorer.widgets import start_worker
 
 RUNS_ROOT = Path.home() / "VAE-GAN runs"
+DISCRIMINATOR_WARMUP_STEPS = 200
+"""Steps that train only the fresh Dis when a run starts from the open model (it learns its features first)."""
+ARCHITECTURE_FIELDS = ("image_size", "latent_size", "width", "kernel")
 CROP_CHOICES = {"celeba": ("CelebA face box", "aligned CelebA pictures (178×218) get the standard face box; "
                                                 "other shapes the centre square"),
                 "center": ("Centre square", "the largest centred square"),
@@ -110,6 +113,9 @@ class TrainingPanel(QWidget):
 
     def _settings_group(self) -> QGroupBox:
         box = QGroupBox("Model and training")
+        self.start_from = self._combo([("A new model", None)],
+                                      "A new model learns from scratch; starting from the open model keeps what it "
+                                      "learned (its Enc and Dec; a new Dis) and fits it to your pictures, far sooner")
         self.image_size = self._combo([("64 × 64", 64), ("128 × 128", 128)],
                                       "Resolution of the faces; 128 takes about four times longer to train")
         self.crop = self._combo([(CROP_CHOICES.get(m, (m,))[0], m) for m in CROP_MODES],
@@ -132,14 +138,37 @@ class TrainingPanel(QWidget):
         self.preview_every = QSpinBox(minimum=1, maximum=10_000, value=100,
                                       toolTip="Refresh the samples and reconstructions every this many steps")
         form = QFormLayout(box)
-        for label, field in (("Image size", self.image_size), ("Crop", self.crop), ("Epochs", self.epochs),
+        for label, field in (("Start from", self.start_from), ("Image size", self.image_size), ("Crop", self.crop), ("Epochs", self.epochs),
                              ("Batch size", self.batch_size), ("Latent size", self.latent_size),
                              ("Width", self.width), ("Kernel", self.kernel), ("Model", self.model_type),
                              ("Device", self.device), ("Preview every", self.preview_every)):
             form.addRow(label, field)
         self.image_size.currentIndexChanged.connect(self.scan)
         self.crop.currentIndexChanged.connect(self.scan)
+        self.start_from.currentIndexChanged.connect(self._start_from_changed)
+        self.selection.modelChanged.connect(self._offer_open_model)
+        self._offer_open_model(self.selection.model)
         return box
+
+    def _offer_open_model(self, model) -> None:
+        """Keep the 'Start from' choice in step with the model open in the explorer."""
+        path = getattr(model, "path", None)
+        if self.start_from.count() > 1:
+            self.start_from.removeItem(1)
+        if path is not None:
+            self.start_from.addItem(f"The open model ({Path(path).name})", str(path))
+
+    def _start_from_changed(self) -> None:
+        """Starting from the open model fixes the architecture to its own."""
+        model = self.selection.model if self.start_from.currentData() else None
+        if model is not None:
+            cfg = model.config
+            self.image_size.setCurrentIndex(self.image_size.findData(cfg.image_size))
+            self.latent_size.setValue(cfg.latent_dim)
+            self.width.setValue(cfg.width)
+            self.kernel.setCurrentIndex(self.kernel.findData(cfg.kernel_size))
+        for name in ARCHITECTURE_FIELDS:
+            getattr(self, name).setEnabled(model is None)
 
     def _run_group(self) -> QGroupBox:
         box = QGroupBox("Run")
@@ -286,9 +315,11 @@ class TrainingPanel(QWidget):
 
     def train_config(self) -> TrainConfig:
         preview = self.preview_every.value()
+        init_from = self.start_from.currentData()
         return TrainConfig(batch_size=self.batch_size.value(), epochs=self.epochs.value(),
                            device=self.device.currentData(), preview_interval=preview,
-                           log_interval=max(1, min(20, preview)))
+                           log_interval=max(1, min(20, preview)), init_from=init_from,
+                           discriminator_warmup_steps=DISCRIMINATOR_WARMUP_STEPS if init_from else 0)
 
     def start(self) -> None:
         if self.dataset is None or self.is_training():

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtWidgets import QMessageBox
 
-from core.checkpoint import load_checkpoint_meta
+from core.api import load_model
+from core.checkpoint import load_checkpoint, load_checkpoint_meta
 from core.cli import main as vaegan
 from explorer.selection import Selection
 from explorer.training_panel import TrainingPanel
@@ -115,3 +117,36 @@ def test_closing_while_training_asks_then_stops_with_a_checkpoint(qtbot, panel: 
     assert panel.confirm_close() and not panel.is_training()
     assert len(asked) == 2 and "save a checkpoint" in asked[0]
     assert load_checkpoint_meta(run_dir / "checkpoint.safetensors")["training_state"]["step"] >= 3
+
+
+def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, face_folder: Path, tmp_path: Path,
+                                                tiny_model_path: Path):
+    assert [panel.start_from.itemText(i) for i in range(panel.start_from.count())] == ["A new model"]
+    model = load_model(tiny_model_path, device="cpu")
+    panel.selection.set_model(model)
+    assert panel.start_from.itemText(1) == "The open model (tiny.safetensors)"
+    panel.width.setValue(0.5)
+    panel.start_from.setCurrentIndex(1)
+    assert panel.width.value() == model.config.width and panel.latent_size.value() == model.config.latent_dim
+    assert not panel.width.isEnabled() and not panel.kernel.isEnabled()
+
+    panel.set_folder(face_folder)
+    qtbot.waitUntil(lambda: panel.dataset is not None, timeout=20_000)
+    panel.batch_size.setValue(4)
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    run_dir = tmp_path / "run"
+    panel.run_folder.setText(str(run_dir))
+    panel.start()
+    qtbot.waitUntil(lambda: panel.thread.trainer is not None and panel.thread.trainer.step >= 2, timeout=60_000)
+    panel.thread.stop(finalize=False)
+    qtbot.waitUntil(lambda: not panel.is_training(), timeout=60_000)
+
+    run = load_checkpoint(run_dir / "checkpoint.safetensors")
+    assert run.meta["train_config"]["init_from"] == str(tiny_model_path)
+    source = model.net.encoder.state_dict()
+    for name, tensor in run.group("enc").items():  # still in the Dis-only warm-up: Enc as it was
+        if tensor.is_floating_point() and "running" not in name:
+            assert torch.equal(tensor, source[name]), name
+
+    panel.start_from.setCurrentIndex(0)
+    assert panel.width.isEnabled() and panel.train_config().init_from is None
