@@ -61,9 +61,15 @@ class Model:
         """How its training pictures were cropped (core.data.CROP_MODES); new pictures are cropped alike."""
         return (self.meta.get("data") or {}).get("crop") or "celeba"
 
+    def lifetime(self, key: str) -> float:
+        """A training figure ('step', 'images_seen', 'elapsed_s') over the model's whole life: its own run's
+        plus, for a run started from another model (--init-from), that model's lifetime figure."""
+        state = self.meta.get("training_state", {})
+        return state.get(key, 0) + (state.get("started_from") or {}).get(key, 0)
+
     @property
     def images_trained_on(self) -> int:
-        return int(self.meta.get("training_state", {}).get("images_seen", 0))
+        return int(self.lifetime("images_seen"))
 
     def _check_images(self, x: torch.Tensor) -> None:
         s = self.image_size

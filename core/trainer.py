@@ -122,14 +122,16 @@ def load_model_tensors(model: VAEGAN, ckpt: Checkpoint) -> None:
         model.discriminator.load_state_dict(ckpt.group("dis"))
 
 
-def load_pretrained_autoencoder(model: VAEGAN, path: str | Path) -> None:
-    """Copy Enc and Dec weights from a trained model of the same architecture (Dis stays fresh)."""
+def load_pretrained_autoencoder(model: VAEGAN, path: str | Path) -> dict[str, Any]:
+    """Copy Enc and Dec weights from a trained model of the same architecture (Dis stays fresh); returns
+    what that model had been through (its lifetime steps, images and training time), for the record."""
     pretrained = load_model(path, device="cpu")
     ours, theirs = replace(model.cfg, model_type="vaegan"), replace(pretrained.config, model_type="vaegan")
     if ours != theirs:
         raise TrainingError(f"{path}: its architecture ({theirs}) differs from this run's ({ours})")
     model.encoder.load_state_dict(pretrained.net.encoder.state_dict())
     model.decoder.load_state_dict(pretrained.net.decoder.state_dict())
+    return {"model": str(path), **{key: pretrained.lifetime(key) for key in ("step", "images_seen", "elapsed_s")}}
 
 
 class Trainer:
@@ -154,8 +156,9 @@ class Trainer:
         self.total_steps = self.cfg.total_steps(self.sampler.steps_per_epoch)
         torch.manual_seed(self.cfg.seed)
         self.model = VAEGAN(self.model_cfg)
+        self.history: dict[str, Any] = {"rollbacks": 0}
         if self.cfg.init_from and load_init_weights:
-            load_pretrained_autoencoder(self.model, self.cfg.init_from)
+            self.history["started_from"] = load_pretrained_autoencoder(self.model, self.cfg.init_from)
         self.model = self.model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -164,7 +167,6 @@ class Trainer:
         self.images = self._place_images(data.images)
         self.step = 0
         self.elapsed_s = 0.0
-        self.history: dict[str, Any] = {"rollbacks": 0}
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -391,6 +393,8 @@ class Trainer:
         trainer.step = int(state["step"])
         trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
         trainer.history["rollbacks"] = int(state.get("rollbacks", 0))
+        if "started_from" in state:
+            trainer.history["started_from"] = state["started_from"]
         return trainer
 
 

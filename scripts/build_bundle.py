@@ -23,17 +23,18 @@ from core.latent import attribute_vectors_from_labels
 
 
 def provenance(model: core.Model, data_folder: Path, command: str, hardware: str) -> dict:
-    state = model.meta.get("training_state", {})
     cfg = model.meta.get("train_config", {})
+    started_from = model.meta.get("training_state", {}).get("started_from")
     return {
         "command": command,
-        "data": f"{state.get('images_seen', 0):,} image draws from {model.meta.get('data', {}).get('images', '?')} "
+        "data": f"{model.images_trained_on:,} image draws from {model.meta.get('data', {}).get('images', '?')} "
                 f"aligned CelebA faces ({data_folder.name}: ids 000001-008000 of ../shared/data/celeba/faces64, "
                 f"64x64 CelebA box crop); ids 008001-009000 held out for evaluation",
-        "steps": state.get("step"),
+        "steps": int(model.lifetime("step")),
         "batch_size": cfg.get("batch_size"),
         "hardware": hardware,
-        "training_time_s": state.get("elapsed_s"),
+        "training_time_s": round(model.lifetime("elapsed_s"), 1),
+        **({"last_run_started_from": started_from} if started_from else {}),
         "built": time.strftime("%Y-%m-%d"),
     }
 

@@ -283,12 +283,16 @@ def test_warm_start_copies_enc_and_dec_and_the_warmup_trains_only_dis(tmp_path):
     assert_same_grads(parameters_of(trainer.model.decoder), parameters_of(source.decoder))
     assert differ(parameters_of(trainer.model.discriminator), dis_before)
     assert all(r["train_dis"] == 1.0 and r["train_gen"] == 0.0 for r in metrics_lines(tmp_path / "warm"))
+    warm = load_model(tmp_path / "warm", device="cpu")
+    assert warm.meta["training_state"]["started_from"]["model"] == str(pretrained)
+    assert warm.images_trained_on == 1234 + 2 * 4  # the pretrained model's images, then this run's
 
     after_warmup = Trainer(tiny_dataset(8), tmp_path / "after", tiny_config(), replace(cfg, discriminator_warmup_steps=1))
     after_warmup.run()
     assert differ(parameters_of(after_warmup.model.encoder), parameters_of(source.encoder))
-    pretrained.unlink()  # a resumed run needs only its own checkpoint
-    assert Trainer.from_run(tmp_path / "warm", tiny_dataset(8), max_steps=3).step == 2
+    pretrained.unlink()  # a resumed run needs only its own checkpoint, and keeps the record of where it began
+    resumed = Trainer.from_run(tmp_path / "warm", tiny_dataset(8), max_steps=3)
+    assert resumed.step == 2 and resumed.history["started_from"]["images_seen"] == 1234
 
 
 def test_warm_start_refuses_another_architecture(tmp_path):
