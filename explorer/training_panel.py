@@ -156,7 +156,8 @@ class TrainingPanel(QWidget):
         if self.start_from.count() > 1:
             self.start_from.removeItem(1)
         if path is not None:
-            self.start_from.addItem(f"The open model ({Path(path).name})", str(path))
+            self.start_from.addItem(f"The open model ({Path(path).stem})", str(path))
+            self.start_from.setItemData(1, str(path), Qt.ItemDataRole.ToolTipRole)
 
     def _start_from_changed(self) -> None:
         """Starting from the open model fixes the architecture to its own."""

@@ -124,7 +124,7 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
     assert [panel.start_from.itemText(i) for i in range(panel.start_from.count())] == ["A new model"]
     model = load_model(tiny_model_path, device="cpu")
     panel.selection.set_model(model)
-    assert panel.start_from.itemText(1) == "The open model (tiny.safetensors)"
+    assert panel.start_from.itemText(1) == "The open model (tiny)"
     panel.width.setValue(0.5)
     panel.start_from.setCurrentIndex(1)
     assert panel.width.value() == model.config.width and panel.latent_size.value() == model.config.latent_dim
