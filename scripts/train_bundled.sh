@@ -7,10 +7,10 @@
 # learning rate at 3e-4, falling linearly to a tenth over the stage's last ANNEAL_STEPS steps; the VAE-GAN
 # uses GAMMA (default 0.05). The base model is the default: 6500:2000 10000:2000 10800:800:0.01.
 # The shipped model then starts again from that base's bundle (its Enc and Dec, half precision) with a fresh Dis
-# that trains alone for 400 steps: FINETUNE=MAX_STEPS:ANNEAL_STEPS more steps (default 7200:3000; 'none' skips),
+# that trains alone for 400 steps: FINETUNE=MAX_STEPS:ANNEAL_STEPS more steps (default 9000:3000; 'none' skips),
 # learning rate 3e-4 falling to a tenth over the last ANNEAL_STEPS, gamma 0.01. The VAE twin trains on through
 # as many steps with the same annealing, so both have the same step count.
-# Usage: [FINETUNE=7200:3000] bash scripts/train_bundled.sh [STAGE ...]   (resumes the runs if they exist)
+# Usage: [FINETUNE=9000:3000] bash scripts/train_bundled.sh [STAGE ...]   (resumes the runs if they exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")
@@ -52,7 +52,7 @@ for stage in "${stages[@]}"; do
     train_or_resume runs/bundled vaegan "$max" --gamma "${gamma:-0.05}" --anneal-steps "$anneal"
     train_or_resume runs/vae_baseline vae "$max" --anneal-steps "$anneal"
 done
-finetune=${FINETUNE:-7200:3000}
+finetune=${FINETUNE:-9000:3000}
 command="FINETUNE=$finetune bash scripts/train_bundled.sh ${stages[*]}"
 if [[ $finetune == none ]]; then
     .venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors \
