@@ -24,7 +24,8 @@ from explorer.widgets import start_worker
 
 RUNS_ROOT = Path.home() / "VAE-GAN runs"
 DISCRIMINATOR_WARMUP_STEPS = 200
-"""Steps that train only the fresh Dis when a run starts from the open model (it learns its features first)."""
+"""Steps that train only the fresh Dis when a run starts from the open model (it learns its features first),
+at most a fifth of the run."""
 ARCHITECTURE_FIELDS = ("image_size", "latent_size", "width", "kernel")
 CROP_CHOICES = {"celeba": ("CelebA face box", "aligned CelebA pictures (178×218) get the standard face box; "
                                                 "other shapes the centre square"),
@@ -320,7 +321,11 @@ class TrainingPanel(QWidget):
         return TrainConfig(batch_size=self.batch_size.value(), epochs=self.epochs.value(),
                            device=self.device.currentData(), preview_interval=preview,
                            log_interval=max(1, min(20, preview)), init_from=init_from,
-                           discriminator_warmup_steps=DISCRIMINATOR_WARMUP_STEPS if init_from else 0)
+                           discriminator_warmup_steps=self._warmup_steps() if init_from else 0)
+
+    def _warmup_steps(self) -> int:
+        steps_per_epoch = max(1, len(self.dataset or ()) // self.batch_size.value())
+        return min(DISCRIMINATOR_WARMUP_STEPS, self.epochs.value() * steps_per_epoch // 5)
 
     def start(self) -> None:
         if self.dataset is None or self.is_training():

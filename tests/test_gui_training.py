@@ -133,6 +133,10 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
     panel.set_folder(face_folder)
     qtbot.waitUntil(lambda: panel.dataset is not None, timeout=20_000)
     panel.batch_size.setValue(4)
+    panel.epochs.setValue(2)
+    assert panel.train_config().discriminator_warmup_steps == 4  # a fifth of the 20-step run
+    panel.epochs.setValue(1000)
+    assert panel.train_config().discriminator_warmup_steps == 200
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
     run_dir = tmp_path / "run"
     panel.run_folder.setText(str(run_dir))
