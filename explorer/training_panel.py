@@ -115,8 +115,8 @@ class TrainingPanel(QWidget):
     def _settings_group(self) -> QGroupBox:
         box = QGroupBox("Model and training")
         self.start_from = self._combo([("A new model", None)],
-                                      "A new model learns from scratch; starting from the open model keeps what it "
-                                      "learned (its Enc and Dec; a new Dis) and fits it to your pictures, far sooner")
+                                      "A new model learns from scratch. The open model lends its Enc and Dec; a new "
+                                      "Dis trains alone for the first steps, then all three train on your pictures")
         self.image_size = self._combo([("64 × 64", 64), ("128 × 128", 128)],
                                       "Resolution of the faces; 128 takes about four times longer to train")
         self.crop = self._combo([(CROP_CHOICES.get(m, (m,))[0], m) for m in CROP_MODES],

@@ -5,12 +5,8 @@
 # on the feature-wise reconstruction: faithful reconstructions, fewer faces encoded off the prior).
 # Training goes in stages, each MAX_STEPS:ANNEAL_STEPS[:GAMMA]: both models continue to MAX_STEPS with the
 # learning rate at 3e-4, falling linearly to a tenth over the stage's last ANNEAL_STEPS steps; the VAE-GAN
-# uses GAMMA (default 0.05). The base model is the default: 6500:2000 10000:2000 10800:800:0.01.
-# The shipped model then starts again from that base's bundle (its Enc and Dec, half precision) with a fresh Dis
-# that trains alone for 400 steps: FINETUNE=MAX_STEPS:ANNEAL_STEPS more steps (default 9000:3000; 'none' skips),
-# learning rate 3e-4 falling to a tenth over the last ANNEAL_STEPS, gamma 0.01. The VAE twin trains on through
-# as many steps with the same annealing, so both have the same step count.
-# Usage: [FINETUNE=9000:3000] bash scripts/train_bundled.sh [STAGE ...]   (resumes the runs if they exist)
+# uses GAMMA (default 0.05). The shipped model is the default: 6500:2000 10000:2000 10800:800:0.01.
+# Usage: bash scripts/train_bundled.sh [STAGE ...]   (resumes the runs if they exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")
@@ -52,25 +48,5 @@ for stage in "${stages[@]}"; do
     train_or_resume runs/bundled vaegan "$max" --gamma "${gamma:-0.05}" --anneal-steps "$anneal"
     train_or_resume runs/vae_baseline vae "$max" --anneal-steps "$anneal"
 done
-finetune=${FINETUNE:-9000:3000}
-command="FINETUNE=$finetune bash scripts/train_bundled.sh ${stages[*]}"
-if [[ $finetune == none ]]; then
-    .venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors \
-        --command "$command"
-    exit
-fi
-[[ $finetune =~ ^[0-9]+:[0-9]+$ ]] || { echo "FINETUNE is MAX_STEPS:ANNEAL_STEPS or none, got '$finetune'" >&2; exit 2; }
-IFS=: read -r ft_steps ft_anneal <<< "$finetune"
-base=runs/faces64_base.safetensors
-[[ -f $base ]] || .venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out "$base" \
-    --command "FINETUNE=none bash scripts/train_bundled.sh ${stages[*]}"
-if [[ -f runs/bundled_ft/checkpoint.safetensors ]]; then
-    (( $(run_step runs/bundled_ft) >= ft_steps )) || .venv/bin/vaegan resume runs/bundled_ft --max-steps "$ft_steps"
-else
-    .venv/bin/vaegan train data/celeba64_train --out runs/bundled_ft --init-from "$base" --discriminator-warmup 400 \
-        --max-steps "$ft_steps" --anneal-steps "$ft_anneal" "${common[@]}" --seed 2
-fi
-max=${stages[-1]%%:*}
-train_or_resume runs/vae_baseline vae $(( max + ft_steps )) --anneal-steps "$ft_anneal"
-.venv/bin/python scripts/build_bundle.py runs/bundled_ft data/celeba64_train --out checkpoints/faces64.safetensors \
-    --command "$command"
+.venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors \
+    --command "bash scripts/train_bundled.sh ${stages[*]}"
