@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
+from core.api import Model
 from core.checkpoint import load_checkpoint_meta
 from core.data import CROP_MODES, DataError, load_image_folder, load_run_data
 from core.dataset import FaceDataset
@@ -139,8 +140,8 @@ class TrainingPanel(QWidget):
         self.preview_every = QSpinBox(minimum=1, maximum=10_000, value=100,
                                       toolTip="Refresh the samples and reconstructions every this many steps")
         form = QFormLayout(box)
-        for label, field in (("Start from", self.start_from), ("Image size", self.image_size), ("Crop", self.crop), ("Epochs", self.epochs),
-                             ("Batch size", self.batch_size), ("Latent size", self.latent_size),
+        for label, field in (("Start from", self.start_from), ("Image size", self.image_size), ("Crop", self.crop),
+                             ("Epochs", self.epochs), ("Batch size", self.batch_size), ("Latent size", self.latent_size),
                              ("Width", self.width), ("Kernel", self.kernel), ("Model", self.model_type),
                              ("Device", self.device), ("Preview every", self.preview_every)):
             form.addRow(label, field)
@@ -151,7 +152,7 @@ class TrainingPanel(QWidget):
         self._offer_open_model(self.selection.model)
         return box
 
-    def _offer_open_model(self, model) -> None:
+    def _offer_open_model(self, model: Model | None) -> None:
         """Keep the 'Start from' choice in step with the model open in the explorer."""
         path = getattr(model, "path", None)
         if self.start_from.count() > 1:
