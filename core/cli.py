@@ -389,7 +389,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         overrides["max_steps"] = args.max_steps
     if args.epochs is not None:
         overrides.update(epochs=args.epochs, max_steps=None)
-    for name in ("anneal_steps", "gamma", "kl_weight"):
+    for name in ("anneal_steps", "lr", "gamma", "kl_weight"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.device is not None:
@@ -572,6 +572,8 @@ def add_resume_parser(sub: Any, runtime: Parser) -> None:
     p = sub.add_parser("resume", parents=[runtime], help="continue a run from its checkpoint")
     p.add_argument("run", metavar="RUN", help="run folder written by 'vaegan train'")
     add_length_options(p, anneal_default=None)
+    p.add_argument("--lr", type=float, default=None,
+                   help="change the learning rate from here on (lower it to continue an annealed run smoothly)")
     p.add_argument("--gamma", type=float, default=None, help="change the decoder's feature-loss weight from here on")
     p.add_argument("--kl-weight", type=float, default=None, help="change the weight of L_prior from here on")
     p.add_argument("--data", help="the data folder, if it moved since training")

@@ -84,10 +84,12 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     assert rows[0] == ["name", "x", "y"] and len(rows) == 41
     assert all(len(r) == 3 and math.isfinite(float(r[1])) and math.isfinite(float(r[2])) for r in rows[1:])
 
-    assert vaegan("resume", run, "--max-steps", 4, "--anneal-steps", 2, "--gamma", 0.02, "--threads", 1) == 0
+    assert vaegan("resume", run, "--max-steps", 4, "--anneal-steps", 2, "--lr", 1e-4, "--gamma", 0.02,
+                  "--threads", 1) == 0
     resumed = load_checkpoint(checkpoint).meta
     assert resumed["training_state"]["step"] == 4 and resumed["attributes"] == ["neutral", "smiling"]
     assert resumed["train_config"]["anneal_steps"] == 2 and resumed["train_config"]["gamma"] == 0.02
+    assert resumed["train_config"]["lr"] == 1e-4
     steps = [json.loads(line)["step"] for line in (run / METRICS_NAME).read_text().splitlines()]
     assert steps == [3, 4]
 
