@@ -36,9 +36,10 @@ from core.api import Model, load_model  # noqa: E402
 from core.data import load_image_folder  # noqa: E402
 from core.dataset import FaceDataset, to_unit  # noqa: E402
 from core.export import make_grid, save_image, upscale  # noqa: E402
-from core.latent import DEFAULT_SAMPLE_TEMPERATURE, attribute_vectors_from_labels  # noqa: E402
+from core.latent import (DEFAULT_SAMPLE_TEMPERATURE, LatentGaussian, attribute_vectors_from_labels,  # noqa: E402
+                         fit_latent_gaussian, sample_prior)
 from core.metrics import (checkerboard_score, gaussian_blur, mean_squared_error, patch_swd_many,  # noqa: E402
-                          sharpness_ratio)
+                          sharpness_ratio, speckled_share)
 
 KEY_ATTRIBUTES = ("Smiling", "Eyeglasses", "Blond_Hair", "Male")
 SHARPNESS_BAND = (0.7, 1.3)
@@ -48,6 +49,9 @@ OTHERS_STAY_TARGET = 0.80
 BLUR_MARK_SIGMA = 1.0
 CALIBRATION_SIGMAS = (0.7, 1.0)
 CHECKERBOARD_LIMIT = 2.0
+SPECKLED_LIMIT = 0.05
+"""This benchmark's own limit for "samples free of checkerboard patterns": at most 5% of them with more Nyquist
+energy than 99% of real faces (so real faces themselves score 1%)."""
 LATENT_OUTLIER_RADIUS = 1.5
 """A held-out face counts as encoded off the prior when |mu| > 1.5 sqrt(latent size): a prior sample's
 norm is about sqrt(latent size). Development models decoded such faces as a garish collapsed face."""
@@ -281,14 +285,21 @@ class ModelResult:
     reconstructions: Tensor
     """Dec(Enc(x)) of every held-out face, float [0, 1]."""
     samples: Tensor
-    """Prior samples at temperature 1, as many as half the hold-out; the first 64 make the figure."""
-    typical_samples: Tensor
-    """The same latents at the app's default temperature (DEFAULT_SAMPLE_TEMPERATURE)."""
+    """Prior samples N(0, I) at temperature 1, as many as half the hold-out; the first 64 make the figure."""
+    app_samples: Tensor
+    """Random faces as the app draws them (Model.sample at DEFAULT_SAMPLE_TEMPERATURE): from the model's fitted
+    latent Gaussian, which is fitted here on the training faces when the file holds none."""
+    sampler: str
+    """Where app_samples come from, in words."""
     sharpness: float
     mse: float
     checkerboard_reconstructions: float
     checkerboard_samples: float
-    checkerboard_typical_samples: float
+    checkerboard_app_samples: float
+    speckled_reconstructions: float
+    speckled_samples: float
+    speckled_app_samples: float
+    """Shares of images with more Nyquist energy than 99% of real faces (see speckled_share)."""
     latent_outliers: float
     """Share of held-out faces encoded off the prior (see LATENT_OUTLIER_RADIUS)."""
     attribute_agreement: float
@@ -366,6 +377,12 @@ def latent_outlier_share(latents: Tensor) -> float:
     return float((latents.norm(dim=1) > radius).float().mean())
 
 
+def fit_training_gaussian(model: Model, evaluation: Evaluation) -> LatentGaussian:
+    """What scripts/build_bundle.py stores: a Gaussian fitted to the posteriors of the training faces."""
+    parts = [model.posterior(to_unit(chunk)) for chunk in evaluation.training.images.split(500)]
+    return fit_latent_gaussian(torch.cat([mu for mu, _ in parts]), torch.cat([var for _, var in parts]))
+
+
 def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageClock) -> ModelResult:
     with clock.stage(f"{label}: load, attribute vectors"):
         model = load_model(path, device="cpu")
@@ -374,20 +391,28 @@ def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageC
         latents = encode_faces(model, evaluation.holdout.images)
         reconstructions = model.decode(latents)
         originals = to_unit(evaluation.holdout.images)
-    with clock.stage(f"{label}: prior samples"):
-        _, samples = model.sample(evaluation.half, temperature=1.0, seed=evaluation.args.seed)
-        _, typical = model.sample(evaluation.half, temperature=DEFAULT_SAMPLE_TEMPERATURE, seed=evaluation.args.seed)
+    with clock.stage(f"{label}: prior samples and the app's random faces"):
+        samples = model.decode(sample_prior(evaluation.half, model.latent_dim, 1.0, evaluation.args.seed))
+        sampler = "the latent Gaussian stored in the model file"
+        if model.latent_gaussian is None:
+            model.latent_gaussian = fit_training_gaussian(model, evaluation)
+            sampler = f"a latent Gaussian fitted here on the {len(evaluation.training):,} training faces"
+        _, app_samples = model.sample(evaluation.half, DEFAULT_SAMPLE_TEMPERATURE, evaluation.args.seed)
+        real_b = evaluation.half_b()
     with clock.stage(f"{label}: attribute edits"):
         edits, examples = evaluate_edits(model, latents, reconstructions, vectors, evaluation)
     with clock.stage(f"{label}: pixel measures"):
         agreement = predict_attributes(evaluation.classifier, reconstructions) == evaluation.real_predictions
         return ModelResult(
             path=path, model=model, attribute_source=attribute_source, reconstructions=reconstructions,
-            samples=samples, typical_samples=typical, sharpness=sharpness_ratio(reconstructions, originals),
+            samples=samples, app_samples=app_samples, sampler=sampler,
+            sharpness=sharpness_ratio(reconstructions, originals),
             mse=mean_squared_error(reconstructions, originals),
             checkerboard_reconstructions=checkerboard_score(reconstructions, originals),
-            checkerboard_samples=checkerboard_score(samples, evaluation.half_b()),
-            checkerboard_typical_samples=checkerboard_score(typical, evaluation.half_b()),
+            checkerboard_samples=checkerboard_score(samples, real_b),
+            checkerboard_app_samples=checkerboard_score(app_samples, real_b),
+            speckled_reconstructions=speckled_share(reconstructions, originals),
+            speckled_samples=speckled_share(samples, real_b), speckled_app_samples=speckled_share(app_samples, real_b),
             latent_outliers=latent_outlier_share(latents),
             attribute_agreement=float(agreement.float().mean()), edits=edits, edit_examples=examples)
 
@@ -419,7 +444,7 @@ class PatchDistances:
     reconstructions: dict[str, dict[int, float]]
     """By role ("VAE-GAN", "VAE"): reconstructions of half A."""
     samples: dict[str, dict[int, float]]
-    typical_samples: dict[str, dict[int, float]]
+    app_samples: dict[str, dict[int, float]]
 
 
 def measure_patch_distances(evaluation: Evaluation, gan: ModelResult, vae: ModelResult) -> PatchDistances:
@@ -429,14 +454,14 @@ def measure_patch_distances(evaluation: Evaluation, gan: ModelResult, vae: Model
     for role, result in roles.items():
         candidates[f"{role} reconstructions"] = result.reconstructions[:evaluation.half]
         candidates[f"{role} samples"] = result.samples
-        candidates[f"{role} typical samples"] = result.typical_samples
+        candidates[f"{role} app samples"] = result.app_samples
     found = patch_swd_many(candidates, evaluation.half_b(), patches_per_image=SWD_PATCHES_PER_IMAGE,
                            seed=evaluation.args.seed)
     source = {"VAE-GAN": "VAE-GAN", "VAE": "VAE-GAN" if vae is gan else "VAE"}
     return PatchDistances(found["floor"], found["blurred"],
                           {role: found[f"{origin} reconstructions"] for role, origin in source.items()},
                           {role: found[f"{origin} samples"] for role, origin in source.items()},
-                          {role: found[f"{origin} typical samples"] for role, origin in source.items()})
+                          {role: found[f"{origin} app samples"] for role, origin in source.items()})
 
 
 @dataclass
@@ -489,10 +514,11 @@ def save_figures(out: Path, evaluation: Evaluation, gan: ModelResult, vae: Model
                       vae.reconstructions[:RECONSTRUCTION_EXAMPLES]])
     recon = with_row_labels(enlarged_grid(rows, RECONSTRUCTION_EXAMPLES), ["original", "VAE-GAN", "VAE"])
     save_image(recon, out / "quality_recon.png", overwrite=True)
-    for name, temperature, pick in (
-            ("quality_samples.png", 1.0, lambda r: r.samples),
-            ("quality_samples_typical.png", DEFAULT_SAMPLE_TEMPERATURE, lambda r: r.typical_samples)):
-        grids = [titled(enlarged_grid(pick(result)[:SAMPLE_GRID_SIZE], 8), f"{title}, temperature {temperature:g}")
+    for name, what, pick in (
+            ("quality_samples.png", "prior N(0, I), temperature 1", lambda r: r.samples),
+            ("quality_samples_app.png", f"fitted Gaussian, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}",
+             lambda r: r.app_samples)):
+        grids = [titled(enlarged_grid(pick(result)[:SAMPLE_GRID_SIZE], 8), f"{title}, {what}")
                  for result, title in ((gan, "VAE-GAN"), (vae, "VAE"))]
         save_image(side_by_side(grids), out / name, overwrite=True)
     labels = [text for name in KEY_ATTRIBUTES for text in (f"{name} (recon)", f"+{name}")]
@@ -539,6 +565,12 @@ def targets_table(findings: Findings, strength: float) -> list[str]:
          f"{gan_swd:.1f}", f"{vae_swd:.1f}", gan_swd < blurred_mark),
         ("Patch SWD of reconstructions, against the VAE", "VAE-GAN < VAE", f"{gan_swd:.1f}", f"{vae_swd:.1f}",
          gan_swd < vae_swd),
+        ("Prior samples N(0, I), temperature 1: share speckled or checkerboarded",
+         f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_samples), percent(vae.speckled_samples),
+         gan.speckled_samples <= SPECKLED_LIMIT),
+        (f"The app's random faces (fitted latent Gaussian, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}): share "
+         "speckled or checkerboarded", f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_app_samples),
+         percent(vae.speckled_app_samples), gan.speckled_app_samples <= SPECKLED_LIMIT),
     ]
     gan_edits, vae_edits = judged_edits(gan, strength), judged_edits(vae, strength)
     for name in KEY_ATTRIBUTES:
@@ -557,11 +589,10 @@ def swd_table(distances: PatchDistances) -> list[str]:
             (f"Real half A blurred, sigma {BLUR_MARK_SIGMA:g} px (the blurry mark)", distances.blurred),
             ("VAE-GAN reconstructions of half A", distances.reconstructions["VAE-GAN"]),
             ("VAE reconstructions of half A", distances.reconstructions["VAE"]),
-            ("VAE-GAN prior samples", distances.samples["VAE-GAN"]),
-            ("VAE prior samples", distances.samples["VAE"]),
-            (f"VAE-GAN prior samples, temperature {DEFAULT_SAMPLE_TEMPERATURE:g} (the app's)",
-             distances.typical_samples["VAE-GAN"]),
-            (f"VAE prior samples, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}", distances.typical_samples["VAE"])]
+            ("VAE-GAN prior samples, N(0, I)", distances.samples["VAE-GAN"]),
+            ("VAE prior samples, N(0, I)", distances.samples["VAE"]),
+            ("VAE-GAN random faces as the app draws them (fitted latent Gaussian)", distances.app_samples["VAE-GAN"]),
+            ("VAE random faces, drawn the same way", distances.app_samples["VAE"])]
     levels = list(distances.floor)
     lines = ["| Set, against real half B | " + " | ".join(f"{level}px" for level in levels) + " | mean |",
              "| --- |" + " ---: |" * (len(levels) + 1)]
@@ -583,8 +614,10 @@ def other_measures_table(findings: Findings) -> list[str]:
              f"above {CHECKERBOARD_LIMIT:g}: checkerboard artifacts"),
             ("Checkerboard score of prior samples (vs real half B)", f"{gan.checkerboard_samples:.2f}",
              f"{vae.checkerboard_samples:.2f}", "as above"),
-            (f"Checkerboard score of prior samples at temperature {DEFAULT_SAMPLE_TEMPERATURE:g} (the app's default)",
-             f"{gan.checkerboard_typical_samples:.2f}", f"{vae.checkerboard_typical_samples:.2f}", "as above"),
+            ("Checkerboard score of the app's random faces", f"{gan.checkerboard_app_samples:.2f}",
+             f"{vae.checkerboard_app_samples:.2f}", "as above"),
+            ("Speckled reconstructions (more Nyquist energy than 99% of real faces)",
+             percent(gan.speckled_reconstructions), percent(vae.speckled_reconstructions), "real faces: 1%"),
             (f"Held-out faces encoded off the prior (norm of mu > {LATENT_OUTLIER_RADIUS:g} sqrt(latent size))",
              percent(gan.latent_outliers), percent(vae.latent_outliers),
              "such faces decode badly; 0% is best"),
@@ -689,7 +722,12 @@ def protocol_section(evaluation: Evaluation) -> list[str]:
         "- Sharpness: mean over images of the variance of the 3x3 Laplacian of the grey (BT.601) image, "
         "reconstructions over their originals, all held-out faces.",
         "- Checkerboard score: share of spectral power (DC removed) within 1 bin of the Nyquist frequencies "
-        "(pi, pi), (pi, 0), (0, pi), over the same share for real faces.",
+        "(pi, pi), (pi, 0), (0, pi), over the same share for real faces. Speckled share: images whose own such "
+        "share exceeds the 99th percentile of real faces' (real half B for samples, the originals for "
+        "reconstructions).",
+        "- Random faces as the app draws them: z = m + t L eps, with m and L L^T the mean and covariance of the "
+        "training faces' posteriors (covariance of the means plus the mean posterior variance, faces outside a "
+        f"Tukey fence left out), t = {DEFAULT_SAMPLE_TEMPERATURE:g} and the prior samples' eps.",
         "- Pixel MSE over all held-out faces, images in [0, 1]. Reconstructions decode posterior means.",
         f"- Edits: the first {args.edit_faces} held-out faces lacking the attribute per the CelebA labels.",
     ]
@@ -726,9 +764,10 @@ def write_report(out: Path, evaluation: Evaluation, findings: Findings, clock: S
         f"Rows: {RECONSTRUCTION_EXAMPLES} held-out originals, VAE-GAN reconstructions, VAE reconstructions.", "",
         "![samples](quality_samples.png)", "",
         f"{SAMPLE_GRID_SIZE} prior samples per model, temperature 1, seed {args.seed}.", "",
-        "![samples at the app's temperature](quality_samples_typical.png)", "",
-        f"The same latents scaled to temperature {DEFAULT_SAMPLE_TEMPERATURE:g}, the app's default for random "
-        "faces.", "",
+        "![the app's random faces](quality_samples_app.png)", "",
+        f"{SAMPLE_GRID_SIZE} random faces per model as the app draws them: from a Gaussian fitted to where the "
+        f"training faces encode, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}, the same seed (VAE-GAN: "
+        f"{gan.sampler}; VAE: {vae.sampler}).", "",
         "![edits](quality_edits.png)", "",
         f"Per attribute: the reconstruction Dec(z) of held-out faces lacking it, then Dec(z + {args.strength:g} v).",
         "", f"All figures are enlarged {FIGURE_SCALE}x by pixel repetition (no smoothing).", "",

@@ -11,6 +11,7 @@ import torch
 
 from core.checkpoint import Checkpoint, CheckpointError, find_checkpoint_in, load_checkpoint, save_checkpoint
 from core.device import resolve_device
+from core.latent import LatentGaussian, sample_prior
 from core.model import VAEGAN, ModelConfig
 
 
@@ -36,13 +37,15 @@ class Model:
 
     def __init__(self, net: VAEGAN, device: torch.device, meta: dict[str, Any] | None = None,
                  attributes: dict[str, torch.Tensor] | None = None, reference: ReferenceMap | None = None,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, latent_gaussian: LatentGaussian | None = None) -> None:
         self.net = net.to(device).eval()
         self.device = device
         self.meta = meta or {}
         self.attributes: dict[str, torch.Tensor] = dict(attributes or {})
         self.reference = reference
         self.path = path
+        self.latent_gaussian = latent_gaussian
+        """Where the training faces encode to; random faces come from it when present, else from N(0, I)."""
 
     @property
     def config(self) -> ModelConfig:
@@ -77,12 +80,19 @@ class Model:
             raise ValueError(f"expected images of shape N x 3 x {s} x {s}, got {tuple(x.shape)}")
 
     @torch.no_grad()
+    def posterior(self, x: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and variances of q(z|x), each N x latent_dim (on the CPU)."""
+        self._check_images(x)
+        means, variances = [torch.empty(0, self.latent_dim)], [torch.empty(0, self.latent_dim)]
+        for chunk in x.split(batch_size):
+            mu, logvar = self.net.encoder(chunk.to(self.device, torch.float32) * 2 - 1)
+            means.append(mu.float().cpu())
+            variances.append(logvar.float().exp().cpu())
+        return torch.cat(means), torch.cat(variances)
+
     def encode(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Posterior means of q(z|x): N x latent_dim (on the CPU)."""
-        self._check_images(x)
-        out = [self.net.encoder(chunk.to(self.device, torch.float32) * 2 - 1)[0].float().cpu()
-               for chunk in x.split(batch_size)]
-        return torch.cat(out) if out else torch.empty(0, self.latent_dim)
+        return self.posterior(x, batch_size)[0]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -98,10 +108,16 @@ class Model:
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    def sample_latents(self, n: int, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
+        """n random latents: from the fitted latent Gaussian when the model has one, else from N(0, I);
+        temperature scales the spread around the centre. The same seed gives the same latents."""
+        if self.latent_gaussian is not None:
+            return self.latent_gaussian.sample(n, temperature, seed)
+        return sample_prior(n, self.latent_dim, temperature, seed)
+
     def sample(self, n: int, temperature: float = 1.0, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """n prior samples z ~ N(0, temperature^2 I) and their decodes."""
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.latent_dim, generator=g) * temperature
+        """n random latents (see sample_latents) and their decodes."""
+        z = self.sample_latents(n, temperature, seed)
         return z, self.decode(z)
 
     def info(self) -> dict[str, Any]:
@@ -189,4 +205,5 @@ def load_model(path: str | Path, device: str = "auto") -> Model:
         raise CheckpointError(f"{file}: checkpoint does not hold a usable model ({str(exc).splitlines()[0][:160]})") from exc
     if dev.type == "cpu":
         net = net.to(memory_format=torch.channels_last)
-    return Model(net, dev, ckpt.meta, _attributes_from(ckpt), _reference_from(ckpt), file)
+    return Model(net, dev, ckpt.meta, _attributes_from(ckpt), _reference_from(ckpt), file,
+                 LatentGaussian.from_tensors(ckpt.tensors, cfg.latent_dim))

@@ -1,4 +1,5 @@
-"""Inference-only model files: Enc + Dec weights, attribute vectors and a reference latent map."""
+"""Inference-only model files: Enc + Dec weights, attribute vectors, a fitted latent Gaussian for random faces
+and a reference latent map."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,8 @@ def build_reference_map(model: Model, images: torch.Tensor, labels: torch.Tensor
 
 def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, Any] | None = None,
                          half_precision: bool = True) -> Path:
-    """Write Enc/Dec weights (no Dis, no optimiser), attributes and reference map to one file."""
+    """Write Enc/Dec weights (no Dis, no optimiser), attributes, the fitted latent Gaussian and the reference
+    map to one file."""
     dtype = torch.float16 if half_precision else torch.float32
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model_tensors(model.net, True).items()}
     meta: dict[str, Any] = {k: v for k, v in model.meta.items() if k not in ("optimizer",)}
@@ -35,6 +37,8 @@ def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, A
     meta["attributes"] = names
     if names:
         tensors["attr.vectors"] = torch.stack([model.attributes[n].float() for n in names])
+    if model.latent_gaussian is not None:
+        tensors.update(model.latent_gaussian.tensors())
     ref = model.reference
     if ref is not None:
         tensors.update({

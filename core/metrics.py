@@ -186,15 +186,14 @@ def patch_swd(images: Tensor, reference: Tensor, **options: int) -> dict[int, fl
     return patch_swd_many({"images": images}, reference, **options)["images"]
 
 
-def nyquist_energy_fraction(images: Tensor, radius: int = 1) -> float:
-    """Share of the images' spectral power (DC removed) within `radius` bins of the Nyquist
-    frequencies (pi, pi), (pi, 0) and (0, pi): where stride-2 checkerboard patterns put their energy."""
+def _nyquist_power(images: Tensor, radius: int) -> tuple[Tensor, Tensor]:
+    """Per image: (spectral power within `radius` bins of the Nyquist frequencies, total power), DC removed."""
     _check_images(images)
     height, width = images.shape[-2:]
     if height % 2 or width % 2:
         raise ValueError("images need even height and width")
     centred = images.float() - images.float().mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.fft2(centred).abs().square().sum(dim=(0, 1))  # H x W, summed over images and channels
+    power = torch.fft.fft2(centred).abs().square().sum(dim=1)  # N x H x W, summed over channels
     fy = torch.fft.fftfreq(height) * height   # integer bin indices, negative above the middle
     fx = torch.fft.fftfreq(width) * width
     near_y_nyquist = (height // 2 - fy.abs()) <= radius
@@ -203,7 +202,23 @@ def nyquist_energy_fraction(images: Tensor, radius: int = 1) -> float:
     mask = ((near_y_nyquist[:, None] & near_x_nyquist[None, :])
             | (near_y_nyquist[:, None] & near_x_zero[None, :])
             | (near_y_zero[:, None] & near_x_nyquist[None, :]))
-    return float(power[mask].sum() / power.sum().clamp_min(1e-12))
+    return power[:, mask].sum(1), power.sum(dim=(1, 2))
+
+
+def nyquist_energy_fraction(images: Tensor, radius: int = 1) -> float:
+    """Share of the images' spectral power (DC removed) within `radius` bins of the Nyquist
+    frequencies (pi, pi), (pi, 0) and (0, pi): where stride-2 checkerboard patterns put their energy."""
+    near, total = _nyquist_power(images, radius)
+    return float(near.sum() / total.sum().clamp_min(1e-12))
+
+
+def speckled_share(images: Tensor, reference: Tensor, quantile: float = 0.99) -> float:
+    """Share of `images` whose own Nyquist energy share exceeds that of all but 1 - `quantile` of the real
+    `reference` faces: how many images carry speckle or checkerboards, where checkerboard_score says how much
+    such energy the whole set has (a few garbage images and many faint patterns can score alike)."""
+    share = [near / total.clamp_min(1e-12) for near, total in (_nyquist_power(images, 1), _nyquist_power(reference, 1))]
+    limit = torch.quantile(share[1], quantile)
+    return float((share[0] > limit).float().mean())
 
 
 def checkerboard_score(images: Tensor, reference: Tensor) -> float:

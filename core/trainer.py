@@ -18,12 +18,14 @@ from core.api import load_model
 from core.checkpoint import Checkpoint, flatten_optimizer, load_checkpoint, save_checkpoint, unflatten_optimizer
 from core.dataset import BatchSampler, FaceDataset, device_batch, to_signed
 from core.device import autocast_for, resolve_device, uses_channels_last
+from core.latent import LatentGaussian, fit_latent_gaussian
 from core.model import VAEGAN, ModelConfig
 from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.jsonl"
 MAX_ROLLBACKS_IN_A_ROW = 5
+SAMPLER_FIT_FACES = 2000
 
 
 class TrainingError(RuntimeError):
@@ -341,6 +343,26 @@ class Trainer:
 
         return Preview(self.step, unit(samples), unit(x), unit(recon))
 
+    @torch.no_grad()
+    def fit_latent_gaussian(self) -> LatentGaussian | None:
+        """Where a fixed subset of the training faces encodes now, saved with each checkpoint so that random
+        faces of a run come from where faces lie (see LatentGaussian); None if the fit fails."""
+        count = min(SAMPLER_FIT_FACES, len(self.data))
+        if count < 2:
+            return None
+        self.model.eval()
+        means, variances = [], []
+        for part in torch.linspace(0, len(self.data) - 1, count).round().long().split(256):
+            with self.autocast():
+                mu, logvar = self.model.encoder(to_signed(self.data.images[part]).to(self.device))
+            means.append(mu.float().cpu())
+            variances.append(logvar.float().exp().cpu())
+        self.model.train()
+        try:
+            return fit_latent_gaussian(torch.cat(means), torch.cat(variances))
+        except (ValueError, RuntimeError):   # a non-finite or degenerate encoder: the app falls back to N(0, I)
+            return None
+
     # ----- persistence -----
     def state_meta(self) -> dict[str, Any]:
         return {
@@ -367,6 +389,9 @@ class Trainer:
             t, info = flatten_optimizer(f"optim.{name}", o)
             tensors.update(t)
             optim_info[name] = info
+        fitted = self.fit_latent_gaussian()
+        if fitted is not None:
+            tensors.update(fitted.tensors())
         meta = self.state_meta()
         meta["optimizer"] = optim_info
         save_checkpoint(path, Checkpoint(tensors, meta))

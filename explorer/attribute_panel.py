@@ -13,7 +13,7 @@ from superqt import QLabeledDoubleSlider
 from core.api import Model
 from core.checkpoint import CheckpointError
 from core.export import make_strip, save_image, tensor_to_pil
-from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, sample_prior, vector_from_groups
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
 from explorer.selection import FaceItem, Selection, reference_face
 from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView
 
@@ -117,8 +117,8 @@ class AttributePanel(QWidget):
         pair.addWidget(self.after_view)
         column.addLayout(pair, 1)
         source_row = QHBoxLayout()
-        self.random_button = QPushButton("Random face", toolTip="Edit a new face drawn from the prior")
-        self.random_button.clicked.connect(self.random_face)
+        self.random_button = QPushButton("Random face", toolTip="Edit a new random face, drawn from where the model's faces lie")
+        self.random_button.clicked.connect(lambda: self.random_face())
         self.temperature_spin = QDoubleSpinBox(prefix="Temperature ", decimals=2, minimum=0.0, maximum=2.0,
                                                singleStep=0.1, value=DEFAULT_SAMPLE_TEMPERATURE)
         self.temperature_spin.setToolTip("Spread of random faces: lower is more typical, higher more unusual")
@@ -201,8 +201,8 @@ class AttributePanel(QWidget):
         self._render_edit.flush()
 
     def random_face(self, seed: int | None = None) -> None:
-        z = sample_prior(1, self.model.latent_dim, self.temperature_spin.value(), seed=seed)[0]
-        self.set_face(FaceItem(f"Random face (temperature {self.temperature_spin.value():.2f})", z, source="prior"))
+        z = self.model.sample_latents(1, self.temperature_spin.value(), seed=seed)[0]
+        self.set_face(FaceItem(f"Random face (temperature {self.temperature_spin.value():.2f})", z, source="random sample"))
 
     def _rebuild_rows(self) -> None:
         values = {name: row.strength() for name, row in self.rows.items()}

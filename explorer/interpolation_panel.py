@@ -16,7 +16,7 @@ from superqt import QLabeledSlider
 from core.api import Model
 from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
 from core.export import make_grid, make_strip, save_gif, save_image
-from core.latent import interpolate_path, sample_prior
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
 from explorer.selection import FaceItem, Selection, reference_face
 from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, push_button, to_qimage
 
@@ -26,7 +26,6 @@ MIN_FRAME_CELL, MAX_FRAME_CELL = 48, 256
 PLAYER_SIDE = 256
 ICON_SIZE = 48
 DEFAULT_FRAME_MS = 120
-RANDOM_TEMPERATURE = 0.8
 
 
 def keyframe_indices(points: int, steps: int) -> list[int]:
@@ -256,8 +255,8 @@ class InterpolationPanel(QWidget):
             self.add_face(self.selection.current)
 
     def add_random(self, seed: int | None = None) -> None:
-        z = sample_prior(1, self.model.latent_dim, RANDOM_TEMPERATURE, seed=seed)[0]
-        self.add_face(FaceItem(f"Random face {self.endpoint_list.count() + 1}", z, source="prior sample"))
+        z = self.model.sample_latents(1, DEFAULT_SAMPLE_TEMPERATURE, seed=seed)[0]
+        self.add_face(FaceItem(f"Random face {self.endpoint_list.count() + 1}", z, source="random sample"))
 
     def add_image_dialog(self) -> None:
         patterns = " ".join(f"*{ext}" for ext in IMAGE_EXTENSIONS)

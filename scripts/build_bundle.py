@@ -1,8 +1,9 @@
 """Turn a training run into the bundled inference model `checkpoints/faces64.safetensors`.
 
 Keeps Enc and Dec weights (half precision), adds attribute vectors for every label of the
-training set (mean latent with minus mean latent without, unnormalised) and a reference map
-of about 2,000 faces whose thumbnails the model renders itself. No training photo is stored.
+training set (mean latent with minus mean latent without, unnormalised), a Gaussian fitted to where
+the training faces encode (random faces are drawn from it) and a reference map of about 2,000 faces
+whose thumbnails the model renders itself. No training photo is stored.
 
     python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors
 """
@@ -19,7 +20,7 @@ import torch
 import core
 from core.bundle import build_reference_map, save_inference_model
 from core.data import load_image_folder
-from core.latent import attribute_vectors_from_labels
+from core.latent import attribute_vectors_from_labels, fit_latent_gaussian
 
 
 def provenance(model: core.Model, data_folder: Path, command: str, hardware: str) -> dict:
@@ -54,7 +55,8 @@ def main() -> None:
     data = load_image_folder(args.data, image_size=model.image_size, crop=model.meta.get("data", {}).get("crop", "celeba"))
     if data.labels is None:
         raise SystemExit(f"{args.data}: no labels found; attribute vectors need list_attr_celeba.txt")
-    latents = model.encode(data.images.float() / 255)
+    latents, variances = model.posterior(data.images.float() / 255)
+    model.latent_gaussian = fit_latent_gaussian(latents, variances)
     model.attributes = attribute_vectors_from_labels(latents, data.labels, data.label_names)
     pick = torch.linspace(0, len(data) - 1, min(args.reference_count, len(data))).round().long()
     model.reference = build_reference_map(model, data.images[pick], data.labels[pick], tuple(data.label_names))

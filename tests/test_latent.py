@@ -8,9 +8,11 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from core.latent import (PROJECTION_METHODS, Projection, apply_edits, attribute_vector, attribute_vectors_from_labels,
-                         fit_projection, interpolate, interpolate_path, lerp, orthogonalize, orthogonalize_against,
-                         sample_prior, slerp, vector_from_groups)
+from core.api import load_model
+from core.bundle import save_inference_model
+from core.latent import (PROJECTION_METHODS, LatentGaussian, Projection, apply_edits, attribute_vector,
+                         attribute_vectors_from_labels, fit_latent_gaussian, fit_projection, interpolate, interpolate_path,
+                         lerp, orthogonalize, orthogonalize_against, sample_prior, slerp, vector_from_groups)
 from tests.conftest import make_tiny_model
 
 
@@ -170,6 +172,48 @@ def test_sample_prior_temperature_scales_std_and_seed_reproduces():
     assert not torch.equal(sample_prior(3, 8, seed=1), sample_prior(3, 8, seed=2))
     model = make_tiny_model(with_reference=False)
     assert torch.equal(sample_prior(2, 8, 0.7, seed=5), model.sample(2, 0.7, seed=5)[0])
+
+
+def correlated_posteriors(n: int = 6000, dim: int = 24, variance: float = 0.3,
+                          seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(means, variances, true centre, covariance of the means) of n posteriors with correlated means."""
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(dim, dim, generator=g) * 0.2
+    centre = torch.randn(dim, generator=g)
+    means = centre + torch.randn(n, dim, generator=g) @ mixing.T
+    return means, torch.full((n, dim), variance), centre, mixing @ mixing.T
+
+
+def test_fitted_latent_gaussian_matches_the_mixture_of_posteriors_and_ignores_outliers():
+    means, variances, centre, covariance = correlated_posteriors()
+    far = torch.full((30, means.shape[1]), 40.0)  # faces encoded far off: they must not pull the fit
+    fit = fit_latent_gaussian(torch.cat([means, far]), torch.cat([variances, torch.ones(30, means.shape[1])]))
+    assert torch.allclose(fit.mean, centre, atol=0.08)
+    fitted_covariance = fit.scale_tril @ fit.scale_tril.T
+    expected = covariance + 0.3 * torch.eye(means.shape[1])
+    assert (fitted_covariance - expected).abs().max() < 0.15
+    drawn = fit.sample(20000, seed=3)
+    assert torch.allclose(drawn.mean(0), centre, atol=0.08)
+    assert (torch.cov(drawn.T) - expected).abs().max() < 0.15
+    assert (torch.cov(fit.sample(20000, 0.5, seed=3).T) - 0.25 * expected).abs().max() < 0.05
+    with pytest.raises(ValueError, match="matching"):
+        fit_latent_gaussian(means, variances[:, :3])
+
+
+def test_a_model_with_a_fitted_gaussian_draws_random_faces_from_it_and_keeps_it_in_its_file(tmp_path):
+    model = make_tiny_model(with_reference=False)
+    dim = model.latent_dim
+    centre = torch.full((dim,), 3.0)
+    model.latent_gaussian = LatentGaussian(centre, 0.1 * torch.eye(dim))
+    z, faces = model.sample(500, seed=4)
+    assert faces.shape == (500, 3, model.image_size, model.image_size)
+    assert torch.allclose(z.mean(0), centre, atol=0.03) and abs(z.std(0).mean().item() - 0.1) < 0.01
+    assert torch.equal(model.sample_latents(3, seed=1), model.sample_latents(3, seed=1))
+    loaded = load_model(save_inference_model(model, tmp_path / "m.safetensors", half_precision=False), device="cpu")
+    assert loaded.latent_gaussian is not None
+    assert torch.equal(loaded.sample_latents(5, 0.8, seed=2), model.sample_latents(5, 0.8, seed=2))
+    assert load_model(save_inference_model(make_tiny_model(with_reference=False), tmp_path / "plain.safetensors"),
+                      device="cpu").latent_gaussian is None
 
 
 # ---------------------------------------------------------------- projections

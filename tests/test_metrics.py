@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.metrics import (checkerboard_score, gaussian_blur, laplacian_pyramid, laplacian_variance,
-                          mean_squared_error, patch_swd, sharpness_ratio, sliced_wasserstein)
+                          mean_squared_error, patch_swd, sharpness_ratio, sliced_wasserstein, speckled_share)
 from tests.conftest import synthetic_face
 
 
@@ -85,6 +85,15 @@ def test_checkerboard_score_flags_checkerboards_and_blur(faces):
     assert checkerboard_score(faces, faces) == pytest.approx(1.0)
     assert checkerboard_score((faces + 0.05 * checkerboard()).clamp(0, 1), faces) > 2
     assert checkerboard_score(gaussian_blur(faces, 1.0), faces) < 0.5
+
+
+def test_speckled_share_counts_the_images_that_carry_checkerboards(faces):
+    reference = textured_faces(100, seed=1)
+    spoiled = faces.clone()
+    spoiled[:6] = (spoiled[:6] + 0.1 * checkerboard()).clamp(0, 1)
+    assert speckled_share(spoiled, reference) == pytest.approx(6 / 24)
+    assert speckled_share(faces, reference) <= 1 / 24
+    assert speckled_share(gaussian_blur(spoiled, 1.0), reference) == 0.0
 
 
 def test_mean_squared_error(faces):

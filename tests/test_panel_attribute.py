@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PySide6.QtCore import Qt
 from torch import nn
 
 from core.api import Model
+from core.latent import LatentGaussian
 from core.model import ModelConfig
 from explorer.attribute_panel import AttributePanel
 from explorer.selection import FaceItem, Selection
@@ -105,6 +107,17 @@ def test_sliders_combine_and_orthogonalise_removes_overlap(panel, qtbot):
     widget.flush()
     assert region_mean(widget.after_view, TOP_LEFT) == pytest.approx(only_a, abs=1)
     assert region_mean(widget.after_view, BOTTOM_RIGHT) > 150
+
+
+def test_random_face_is_drawn_where_the_models_faces_lie(panel, qtbot):
+    widget, selection = panel
+    model = linear_model({"Bright corner": e(0)})
+    model.latent_gaussian = LatentGaussian(3 * e(0), 0.01 * torch.eye(4))  # faces lie at a bright top-left corner
+    selection.set_model(model)
+    qtbot.mouseClick(widget.random_button, Qt.MouseButton.LeftButton)
+    assert widget.face.name.startswith("Random face")
+    assert region_mean(widget.before_view, TOP_LEFT) > 235
+    assert abs(region_mean(widget.before_view, BOTTOM_RIGHT) - 127.5) < 3
 
 
 def test_filter_box_hides_other_sliders(panel):

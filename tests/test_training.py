@@ -227,6 +227,18 @@ def test_tiny_vae_overfits_16_faces(tmp_path):
     assert after < 0.75 * before, f"reconstruction MSE {before:.4f} -> {after:.4f}"
 
 
+def test_checkpoints_carry_the_latent_gaussian_of_the_training_faces(tmp_path):
+    """Random faces of a user's own run come from where its faces encode, like the bundled model's."""
+    data = tiny_dataset(16)
+    trainer = Trainer(data, tmp_path, tiny_config("vae"), train_config(batch_size=8, max_steps=4, seed=0))
+    model = load_model(trainer.run(), device="cpu")
+    assert model.latent_gaussian is not None
+    means, variances = model.posterior(data.images.float() / 255)
+    assert torch.allclose(model.latent_gaussian.mean, means.mean(0), atol=1e-3)
+    covariance = model.latent_gaussian.scale_tril @ model.latent_gaussian.scale_tril.T
+    assert torch.allclose(covariance.diagonal(), means.var(0) + variances.mean(0), rtol=0.02, atol=1e-3)
+
+
 def test_tiny_vaegan_reconstruction_error_falls_on_16_faces(tmp_path):
     """The VAE-GAN learns reconstructions in Dis_l feature space (its L_llike), which is what must fall.
     (Pixel MSE of a width-0.125 VAE-GAN rises over its first ~100 steps while the decoder follows the
