@@ -590,14 +590,14 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
                    help="an image file (originals above reconstructions) or a folder (one file per image)")
     p.set_defaults(handler=cmd_reconstruct)
 
-    p = sub.add_parser("sample", parents=both, help="decode random prior samples into a grid")
+    p = sub.add_parser("sample", parents=both, help="decode random faces into a grid")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--rows", type=int, default=4)
     p.add_argument("--cols", type=int, default=8)
     p.add_argument("--temperature", type=float, default=DEFAULT_SAMPLE_TEMPERATURE,
-                   help="spread of the latent samples: 1 is the prior, lower gives more typical faces "
-                        "(default %(default)s, as in the app)")
+                   help="spread of the random latents around where the model's faces lie: 1 matches the "
+                        "training faces, lower gives more typical faces (default %(default)s, as in the app)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_sample)
 
