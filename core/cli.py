@@ -484,7 +484,8 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
     report = {"file": str(path), "kind": meta.get("kind", "unknown"), "model_config": meta.get("model_config"),
               "train_config": meta.get("train_config"), "training_state": meta.get("training_state"),
               "data": data or None, "label_names": meta.get("label_names"), "attributes": meta.get("attributes", []),
-              "reference_map": meta.get("reference"), "provenance": meta.get("provenance")}
+              "reference_map": meta.get("reference"), "random_faces": meta.get("random_faces"),
+              "provenance": meta.get("provenance")}
     metrics = path.parent / METRICS_NAME
     if metrics.is_file():
         lines = metrics.read_text(encoding="utf-8").splitlines()

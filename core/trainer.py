@@ -390,10 +390,11 @@ class Trainer:
             tensors.update(t)
             optim_info[name] = info
         fitted = self.fit_latent_gaussian()
-        if fitted is not None:
-            tensors.update(fitted.tensors())
         meta = self.state_meta()
         meta["optimizer"] = optim_info
+        if fitted is not None:
+            tensors.update(fitted.tensors())
+            meta["random_faces"] = f"Gaussian fitted to {min(SAMPLER_FIT_FACES, len(self.data)):,} training faces"
         save_checkpoint(path, Checkpoint(tensors, meta))
         self.callbacks.on_checkpoint(path)
         return path

@@ -57,6 +57,7 @@ def main() -> None:
         raise SystemExit(f"{args.data}: no labels found; attribute vectors need list_attr_celeba.txt")
     latents, variances = model.posterior(data.images.float() / 255)
     model.latent_gaussian = fit_latent_gaussian(latents, variances)
+    model.meta["random_faces"] = f"Gaussian fitted to the {len(data):,} training faces"
     model.attributes = attribute_vectors_from_labels(latents, data.labels, data.label_names)
     pick = torch.linspace(0, len(data) - 1, min(args.reference_count, len(data))).round().long()
     model.reference = build_reference_map(model, data.images[pick], data.labels[pick], tuple(data.label_names))

@@ -233,6 +233,7 @@ def test_checkpoints_carry_the_latent_gaussian_of_the_training_faces(tmp_path):
     trainer = Trainer(data, tmp_path, tiny_config("vae"), train_config(batch_size=8, max_steps=4, seed=0))
     model = load_model(trainer.run(), device="cpu")
     assert model.latent_gaussian is not None
+    assert model.meta["random_faces"] == "Gaussian fitted to 16 training faces"
     means, variances = model.posterior(data.images.float() / 255)
     assert torch.allclose(model.latent_gaussian.mean, means.mean(0), atol=1e-3)
     covariance = model.latent_gaussian.scale_tril @ model.latent_gaussian.scale_tril.T
