@@ -117,7 +117,8 @@ class AttributePanel(QWidget):
         pair.addWidget(self.after_view)
         column.addLayout(pair, 1)
         source_row = QHBoxLayout()
-        self.random_button = QPushButton("Random face", toolTip="Edit a new random face, drawn from where the model's faces lie")
+        self.random_button = QPushButton("Random face",
+                                         toolTip="Edit a new random face, drawn from where the model's faces lie")
         self.random_button.clicked.connect(lambda: self.random_face())
         self.temperature_spin = QDoubleSpinBox(prefix="Temperature ", decimals=2, minimum=0.0, maximum=2.0,
                                                singleStep=0.1, value=DEFAULT_SAMPLE_TEMPERATURE)
@@ -202,7 +203,8 @@ class AttributePanel(QWidget):
 
     def random_face(self, seed: int | None = None) -> None:
         z = self.model.sample_latents(1, self.temperature_spin.value(), seed=seed)[0]
-        self.set_face(FaceItem(f"Random face (temperature {self.temperature_spin.value():.2f})", z, source="random sample"))
+        name = f"Random face (temperature {self.temperature_spin.value():.2f})"
+        self.set_face(FaceItem(name, z, source="random sample"))
 
     def _rebuild_rows(self) -> None:
         values = {name: row.strength() for name, row in self.rows.items()}

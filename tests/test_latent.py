@@ -11,8 +11,9 @@ from threadpoolctl import threadpool_limits
 from core.api import load_model
 from core.bundle import save_inference_model
 from core.latent import (PROJECTION_METHODS, LatentGaussian, Projection, apply_edits, attribute_vector,
-                         attribute_vectors_from_labels, fit_latent_gaussian, fit_projection, interpolate, interpolate_path,
-                         lerp, orthogonalize, orthogonalize_against, sample_prior, slerp, vector_from_groups)
+                         attribute_vectors_from_labels, fit_latent_gaussian, fit_projection, interpolate,
+                         interpolate_path, lerp, orthogonalize, orthogonalize_against, sample_prior, slerp,
+                         vector_from_groups)
 from tests.conftest import make_tiny_model
 
 
