@@ -542,8 +542,8 @@ def verdict_word(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
-def percent(value: float) -> str:
-    return f"{100 * value:.0f}%"
+def percent(value: float, decimals: int = 0) -> str:
+    return f"{100 * value:.{decimals}f}%"
 
 
 def judged_edits(result: ModelResult, strength: float) -> dict[str, EditResult]:
@@ -566,11 +566,11 @@ def targets_table(findings: Findings, strength: float) -> list[str]:
         ("Patch SWD of reconstructions, against the VAE", "VAE-GAN < VAE", f"{gan_swd:.1f}", f"{vae_swd:.1f}",
          gan_swd < vae_swd),
         ("Prior samples N(0, I), temperature 1: share speckled or checkerboarded",
-         f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_samples), percent(vae.speckled_samples),
+         f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_samples, 1), percent(vae.speckled_samples, 1),
          gan.speckled_samples <= SPECKLED_LIMIT),
         (f"The app's random faces (fitted latent Gaussian, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}): share "
-         "speckled or checkerboarded", f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_app_samples),
-         percent(vae.speckled_app_samples), gan.speckled_app_samples <= SPECKLED_LIMIT),
+         "speckled or checkerboarded", f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_app_samples, 1),
+         percent(vae.speckled_app_samples, 1), gan.speckled_app_samples <= SPECKLED_LIMIT),
     ]
     gan_edits, vae_edits = judged_edits(gan, strength), judged_edits(vae, strength)
     for name in KEY_ATTRIBUTES:
@@ -617,7 +617,7 @@ def other_measures_table(findings: Findings) -> list[str]:
             ("Checkerboard score of the app's random faces", f"{gan.checkerboard_app_samples:.2f}",
              f"{vae.checkerboard_app_samples:.2f}", "as above"),
             ("Speckled reconstructions (more Nyquist energy than 99% of real faces)",
-             percent(gan.speckled_reconstructions), percent(vae.speckled_reconstructions), "real faces: 1%"),
+             percent(gan.speckled_reconstructions, 1), percent(vae.speckled_reconstructions, 1), "real faces: 1%"),
             (f"Held-out faces encoded off the prior (norm of mu > {LATENT_OUTLIER_RADIUS:g} sqrt(latent size))",
              percent(gan.latent_outliers), percent(vae.latent_outliers),
              "such faces decode badly; 0% is best"),
