@@ -62,7 +62,7 @@ class AttributePanel(QWidget):
     """Edit a face with attribute-vector sliders and see before and after side by side.
 
     The face is the Selection's current face (on model load: the first reference-map face) or a
-    random prior sample. Several sliders combine (z + sum of strength x vector); "Orthogonalise"
+    random face (Model.sample_latents). Several sliders combine (z + sum of strength x vector); "Orthogonalise"
     removes from each active vector its overlap with the ones moved before it. Groups sent from the
     map (Selection.groupsSent) become a new named vector, saved into the model file.
 

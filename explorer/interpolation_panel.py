@@ -82,7 +82,7 @@ class FrameGrid(QWidget):
 class InterpolationPanel(QWidget):
     """Decoded strips between two or more endpoints, linearly or along great circles (slerp).
 
-    Endpoints come from Selection.endpointsSent, the current face, image files or prior samples; the
+    Endpoints come from Selection.endpointsSent, the current face, image files or random faces; the
     strip redraws as soon as a setting changes (all frames decoded in one batch).
 
     For the main window: export_current(path, ...) saves by suffix (.gif: animation, else the strip);
