@@ -278,24 +278,25 @@ class ClassifierCheck:
     """Mean over all 40 attributes of (hit rate + correct-rejection rate) / 2; 50% is guessing."""
 
 
-def rate(predicted: Tensor, where: Tensor) -> float:
-    return float(predicted[where].float().mean()) if bool(where.any()) else float("nan")
+def share_called_present(predicted: Tensor, where: Tensor) -> Tensor:
+    """Per attribute: the share of the faces selected by `where` (N x 40) that the judge calls positive."""
+    return (predicted & where).sum(0) / where.sum(0)
 
 
 def check_classifier(classifier: nn.Module, origin: str, holdout: FaceDataset) -> ClassifierCheck:
     present = holdout.labels > 0
     predicted = predict_attributes(classifier, holdout.images)
     predicted_blurred = predict_attributes(classifier, gaussian_blur(to_unit(holdout.images), BLUR_MARK_SIGMA))
-    accuracy, blurred, hits, false_alarms = {}, {}, {}, {}
-    for name in KEY_ATTRIBUTES:
-        column = holdout.label_names.index(name)
-        accuracy[name] = float((predicted[:, column] == present[:, column]).float().mean())
-        blurred[name] = float((predicted_blurred[:, column] == present[:, column]).float().mean())
-        hits[name] = rate(predicted[:, column], present[:, column])
-        false_alarms[name] = rate(predicted[:, column], ~present[:, column])
-    balanced = [(rate(predicted[:, c], present[:, c]) + 1 - rate(predicted[:, c], ~present[:, c])) / 2
-                for c in range(present.shape[1]) if bool(present[:, c].any()) and bool((~present[:, c]).any())]
-    return ClassifierCheck(origin, accuracy, blurred, hits, false_alarms, sum(balanced) / len(balanced))
+    accuracy, accuracy_blurred = (predicted == present).float().mean(0), (predicted_blurred == present).float().mean(0)
+    hits, false_alarms = share_called_present(predicted, present), share_called_present(predicted, ~present)
+    balanced = (hits + 1 - false_alarms) / 2
+    columns = {name: holdout.label_names.index(name) for name in KEY_ATTRIBUTES}
+
+    def pick(values: Tensor) -> dict[str, float]:
+        return {name: float(values[column]) for name, column in columns.items()}
+
+    return ClassifierCheck(origin, pick(accuracy), pick(accuracy_blurred), pick(hits), pick(false_alarms),
+                           float(balanced.nanmean()))
 
 
 # ----------------------------------------------------------------------------------- model results
