@@ -64,6 +64,12 @@ class Model:
         """How its training pictures were cropped (core.data.CROP_MODES); new pictures are cropped alike."""
         return (self.meta.get("data") or {}).get("crop") or "celeba"
 
+    @property
+    def picture_crop(self) -> str:
+        """How a new picture is cropped for this model: automatic face alignment for a model trained on
+        face-framed pictures (so a photo's face is framed like its training faces), else its training crop."""
+        return "auto" if self.training_crop in ("auto", "celeba", "face") else self.training_crop
+
     def lifetime(self, key: str) -> float:
         """A training figure ('step', 'images_seen', 'elapsed_s') over the model's whole life: its own run's
         plus, for a run started from another model (--init-from), that model's lifetime figure."""

@@ -26,13 +26,15 @@ from tqdm import tqdm
 
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint_meta
-from core.data import CROP_MODES, DataError, Progress, load_image_folder, load_run_data, prepare_image
+from core.data import (CROP_MODES, DataError, PreparedImage, Progress, load_image_folder, load_run_data, prepare_faces,
+                       prepare_image)
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.export import make_grid, make_strip, save_gif, save_image
-from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, attribute_vectors_from_labels, \
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, attribute_vectors_from_labels, \
     fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
+from core.photo import edit_folder, edit_photo, run_folder_edit
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
 PROG = "vaegan"
@@ -169,15 +171,29 @@ def open_model(args: argparse.Namespace) -> Model:
 
 
 def model_crop(model: Model, requested: str | None) -> str:
-    """The crop asked for, else the one the model was trained with, else CelebA's."""
-    return requested or model.training_crop
+    """The crop asked for, else the model's own rule for new pictures (automatic face alignment)."""
+    return requested or model.picture_crop
 
 
 def read_faces(paths: Sequence[str], model: Model, crop: str | None) -> torch.Tensor:
-    """N x 3 x S x S float in [0, 1], cropped the way the model's training set was."""
+    """N x 3 x S x S float in [0, 1]: each picture's (largest) face, framed like the training faces."""
     crop = model_crop(model, crop)
     pixels = [prepare_image(existing_path(p, "image file"), model.image_size, crop).pixels for p in paths]
     return to_unit(torch.stack(pixels))
+
+
+def read_all_faces(paths: Sequence[str], model: Model, crop: str | None) -> list[tuple[str, list[PreparedImage]]]:
+    """(stem for output names, faces) per picture: one entry per face when a picture holds several."""
+    crop = model_crop(model, crop)
+    stems = [Path(p).stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise CliError("two input images share a file name; write them to a single grid file instead")
+    return [(stem, prepare_faces(existing_path(p, "image file"), model.image_size, crop)) for stem, p in zip(stems, paths)]
+
+
+def face_names(stem: str, count: int) -> list[str]:
+    """`stem` for a picture's only face, `stem_1`, `stem_2`, ... when it holds several."""
+    return [stem] if count == 1 else [f"{stem}_{k}" for k in range(1, count + 1)]
 
 
 def encode_dataset(model: Model, data: FaceDataset) -> torch.Tensor:
@@ -405,19 +421,24 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    """One file: originals above reconstructions. A folder: <name>_recon.png per image."""
+    """One file: model inputs above reconstructions. A folder: <name>_crop.png and <name>_recon.png per
+    face (<name>_<k>_... when a picture holds several faces)."""
     out = Path(args.out).expanduser()
-    targets = [output_file(args.out, args.overwrite, IMAGE_SUFFIXES)] if out.suffix else \
-        [output_file(str(out / f"{Path(p).stem}_recon.png"), args.overwrite, IMAGE_SUFFIXES) for p in args.images]
-    if len(set(targets)) != len(targets):
-        raise CliError("two input images share a file name; write them to a single grid file instead")
+    grid = bool(out.suffix)
+    if grid:
+        output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
     model = open_model(args)
-    faces = read_faces(args.images, model, args.crop)
-    recon = model.reconstruct(faces)
-    if len(targets) == 1 and out.suffix:
-        written = [save_image(make_grid(torch.cat([faces, recon]), len(faces)), targets[0], overwrite=args.overwrite)]
+    pictures = read_all_faces(args.images, model, args.crop)
+    names = [name for stem, faces in pictures for name in face_names(stem, len(faces))]
+    crops = to_unit(torch.stack([face.pixels for _, faces in pictures for face in faces]))
+    recon = model.reconstruct(crops)
+    if grid:
+        written = [save_image(make_grid(torch.cat([crops, recon]), len(crops)), out, overwrite=args.overwrite)]
     else:
-        written = [save_image(r, t, overwrite=args.overwrite) for r, t in zip(recon, targets)]
+        targets = [(output_file(str(out / f"{name}_crop.png"), args.overwrite, IMAGE_SUFFIXES),
+                    output_file(str(out / f"{name}_recon.png"), args.overwrite, IMAGE_SUFFIXES)) for name in names]
+        written = [save_image(image, target, overwrite=args.overwrite)
+                   for pair, images in zip(targets, zip(crops, recon)) for target, image in zip(pair, images)]
     print("\n".join(map(str, written)))
     return 0
 
@@ -449,14 +470,39 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    """A photo: the whole photo with every face edited (or, with --face-only, the aligned face). A folder:
+    every photo in it, into the folder --out."""
+    source = existing_path(args.image, "image file or folder")
+    if source.is_dir():
+        return edit_folder_command(args, source)
     target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
     model = open_model(args)
     edits = {resolve_attribute(name, list(model.attributes)): strength for name, strength in args.attribute}
-    face = read_faces([args.image], model, args.crop)
-    z = model.encode(face)
-    edited = model.decode(apply_edits(z, edits, model.attributes))
-    picture = make_strip(torch.cat([face, model.decode(z), edited])) if args.compare else edited[0]
+    result = edit_photo(model, source, edits, args.crop)
+    if args.compare:
+        crops = to_unit(torch.stack([face.pixels for face in result.faces]))
+        picture = make_grid(torch.stack([crops, result.originals, result.edited], dim=1).flatten(0, 1), 3)
+    else:
+        picture = result.edited[0] if args.face_only else result.photo
     print(save_image(picture, target, overwrite=args.overwrite))
+    return 0
+
+
+def edit_folder_command(args: argparse.Namespace, folder: Path) -> int:
+    if Path(args.out).suffix.lower() in IMAGE_SUFFIXES:
+        raise CliError(f"{args.out}: give an output folder when editing a folder of photos")
+    if args.face_only or args.compare:
+        raise CliError("--face-only and --compare edit one photo; give a photo instead of a folder")
+    model = open_model(args)
+    edits = {resolve_attribute(name, list(model.attributes)): strength for name, strength in args.attribute}
+    bar = FolderProgress("editing")
+    try:
+        report = run_folder_edit(edit_folder(model, folder, args.out, edits, args.crop, args.overwrite), bar)
+    finally:
+        bar.close()
+    say(f"{len(report.written)} photos edited into {Path(args.out).expanduser()}")
+    for relative, reason in report.skipped:
+        say(f"skipped {relative}: {reason}")
     return 0
 
 
@@ -531,7 +577,8 @@ def output_options() -> Parser:
     p = Parser(add_help=False)
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     p.add_argument("--crop", choices=CROP_MODES, default=None,
-                   help="how to crop input pictures (default: the crop the model was trained with)")
+                   help="how to crop input pictures (default: auto for face models: faces found and aligned like "
+                        "the training faces, aligned CelebA pictures keep their box)")
     return p
 
 
@@ -555,7 +602,9 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
                    help="5 = the paper's; 4 avoids checkerboard artifacts")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     add_length_options(p, anneal_default=0)
-    p.add_argument("--crop", choices=CROP_MODES, default="celeba")
+    p.add_argument("--crop", choices=CROP_MODES, default="auto",
+                   help="auto (default): aligned CelebA pictures and model-sized squares keep their framing, "
+                        "faces in any other picture are found and aligned; pictures without a face are skipped")
     p.add_argument("--model", choices=MODEL_TYPES, default="vaegan")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -612,12 +661,16 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--pingpong", action="store_true", help="play the GIF forwards then backwards")
     p.set_defaults(handler=cmd_interpolate)
 
-    p = sub.add_parser("edit", parents=both, help="move a picture's latent along attribute vectors")
+    p = sub.add_parser("edit", parents=both, help="move the faces of a photo (or a folder of photos) along "
+                                                  "attribute vectors")
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="PHOTO_OR_FOLDER")
     p.add_argument("--attribute", type=parse_edit, action="append", required=True, metavar="NAME=STRENGTH")
-    p.add_argument("--out", required=True, metavar="FILE")
-    p.add_argument("--compare", action="store_true", help="write original | reconstruction | edit side by side")
+    p.add_argument("--out", required=True, metavar="FILE_OR_FOLDER",
+                   help="the edited photo, its own size (a folder when editing a folder: same names inside)")
+    p.add_argument("--face-only", action="store_true", help="write the edited face crop instead of the whole photo")
+    p.add_argument("--compare", action="store_true",
+                   help="write each face's crop, reconstruction and edit side by side (a row per face)")
     p.set_defaults(handler=cmd_edit)
 
     p = sub.add_parser("project", parents=both, help="2D map of a folder's latents as name,x,y CSV")

@@ -7,9 +7,8 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,11 +17,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from core.dataset import FaceDataset
+from core.faces import CELEBA_FACE_BOX, FACE_MIN_FRACTION, alignment_for, box_transform, detect_faces, warp_face
 
-if TYPE_CHECKING:
-    import cv2
-
-CROP_MODES = ("celeba", "center", "face", "none")
+CROP_MODES = ("auto", "celeba", "center", "face", "none")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 CACHE_VERSION = 1
 MAX_IMAGE_PIXELS = 100_000_000
@@ -32,23 +29,18 @@ CELEBA_ATTRIBUTES_NAME = "list_attr_celeba.txt"
 ATTRIBUTE_VALUES = frozenset(("1", "-1"))
 
 CELEBA_SIZE = (178, 218)
-CELEBA_FACE_BOX = (25, 45, 153, 173)
-"""The usual 128 x 128 face box of aligned CelebA (left, top, right, bottom at 178 x 218)."""
+CELEBA_SIZES = (CELEBA_SIZE, (89, 109))
+"""Aligned CelebA pictures as distributed (full and half size): automatic cropping gives them the standard box."""
 CELEBA_ASPECT_TOLERANCE = 0.02
 
-FACE_CROP_SCALE = 1.22
-FACE_CROP_RAISE = 0.14
-"""Face-mode framing, in units of the Haar face box width: the crop side is FACE_CROP_SCALE widths
-and its centre sits FACE_CROP_RAISE widths above the Haar box centre (forehead and hair in, neck out).
-Measured with this cascade on the 558 official aligned 178 x 218 CelebA images, where the CelebA box
-is a median 1.22 (10-90%: 1.10-1.38) Haar widths wide and centred 0.14 (0.11-0.17) widths higher."""
-HAAR_CASCADE_FILE = "haarcascade_frontalface_default.xml"
-FACE_DETECTION_MAX_SIDE = 640
-"""Detection runs on a greyscale copy at most this many pixels on its longer side (speed)."""
-FACE_MIN_FRACTION = 0.15
-"""Faces narrower than this share of the image's short side are ignored (background faces, speed)."""
+CROP_METHODS = {"celeba": "CelebA face box", "center": "centre square", "none": "whole picture",
+                "aligned": "face found and aligned"}
+"""How a crop was made, in words (what a picture's card shows)."""
+FACE_CROP_WIDTHS = 1.5
+"""An aligned crop is at least this many detected face widths wide (measured: the CelebA box is about
+1.6 MTCNN box widths), which bounds how small a face may be decoded."""
 MINIMUM_CROP_FRACTION = {"celeba": 128 / 178, "center": 1.0, "none": 1.0,
-                         "face": FACE_MIN_FRACTION * FACE_CROP_SCALE}
+                         "face": FACE_MIN_FRACTION * FACE_CROP_WIDTHS, "auto": FACE_MIN_FRACTION * FACE_CROP_WIDTHS}
 """The smallest share of an image's short side a crop keeps, which bounds how far a JPEG may be
 draft-decoded at reduced scale without losing resolution the crop needs."""
 
@@ -74,6 +66,18 @@ class NoFaceError(ImageLoadError):
 
 
 @dataclass
+class FaceCrop:
+    """One square model input cut from a picture, and how."""
+
+    image: Image.Image
+    """RGB, image_size x image_size."""
+    to_crop: np.ndarray
+    """2 x 3: picture pixels -> crop pixels (what pasting an edit back inverts)."""
+    method: str
+    """A key of CROP_METHODS."""
+
+
+@dataclass
 class PreparedImage:
     original: Image.Image
     """RGB, EXIF orientation applied."""
@@ -81,6 +85,10 @@ class PreparedImage:
     """RGB, image_size x image_size."""
     pixels: torch.Tensor
     """3 x S x S uint8, the cropped image as the networks see it (before scaling to [-1, 1])."""
+    to_crop: np.ndarray
+    """2 x 3: original pixels -> cropped pixels."""
+    method: str
+    """How the crop was made: a key of CROP_METHODS."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,25 +188,56 @@ def check_crop_settings(image_size: int, crop: str) -> None:
 
 
 def crop_image(img: Image.Image, image_size: int, crop: str) -> Image.Image:
-    """Crop and resize an RGB image to image_size x image_size.
+    """The first (largest) face's crop of crop_faces."""
+    return crop_faces(img, image_size, crop)[0].image
 
-    celeba: the standard aligned-CelebA face box on 178:218 images (any scale, 2% aspect tolerance);
-            images of any other shape (e.g. already-cropped square faces) fall back to "center".
-    center: the largest centred square.  face: a CelebA-like square around the largest Haar face
-    (NoFaceError if none), edge-replicated where it leaves the image.  none: the whole image, squashed.
+
+def crop_faces(img: Image.Image, image_size: int, crop: str) -> list[FaceCrop]:
+    """Square image_size crops of an RGB picture: one per face for face crops, else one.
+
+    auto:   aligned CelebA pictures (178 x 218 or 89 x 109) get the CelebA box and model-sized squares are
+            kept whole (they are framed like the training faces already); any other picture is "face".
+    face:   every face found (largest first), each warped so its landmarks sit where aligned CelebA puts
+            them (core.faces); NoFaceError when there is none.
+    celeba: the standard aligned-CelebA face box on 178:218 pictures of any scale (2% aspect tolerance);
+            pictures of any other shape fall back to "center".
+    center: the largest centred square.  none: the whole picture, squashed.
     """
     check_crop_settings(image_size, crop)
     img = img if img.mode == "RGB" else img.convert("RGB")
     width, height = img.size
     if crop == "none":
-        box = (0, 0, width, height)
-    elif crop == "face":
-        img, box = padded_for(img, face_box_to_crop(detect_face(img)))
-    elif crop == "celeba" and has_celeba_aspect(width, height):
-        box = celeba_box(width, height)
-    else:
-        box = center_box(width, height)
-    return img.resize((image_size, image_size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+        return [box_crop(img, (0, 0, width, height), image_size, "none")]
+    if crop == "auto" and is_model_framed(width, height, image_size) or crop == "celeba":
+        if has_celeba_aspect(width, height):
+            return [box_crop(img, celeba_box(width, height), image_size, "celeba")]
+        if crop == "celeba" or width == height:
+            return [box_crop(img, center_box(width, height), image_size, "center")]
+    if crop == "center":
+        return [box_crop(img, center_box(width, height), image_size, "center")]
+    return aligned_faces(img, image_size)
+
+
+def is_model_framed(width: int, height: int, image_size: int) -> bool:
+    """An aligned CelebA picture as distributed, or a square at the model's size."""
+    return (width, height) in CELEBA_SIZES or width == height == image_size
+
+
+def box_crop(img: Image.Image, box: tuple[float, float, float, float], image_size: int, method: str) -> FaceCrop:
+    resized = img.resize((image_size, image_size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    return FaceCrop(resized, box_transform(box, image_size), method)
+
+
+def aligned_faces(img: Image.Image, image_size: int) -> list[FaceCrop]:
+    picture = np.asarray(img)
+    found = detect_faces(picture)
+    if not found:
+        raise NoFaceError("image", "no face found")
+    crops = []
+    for face in found:
+        to_crop = alignment_for(face, image_size)
+        crops.append(FaceCrop(Image.fromarray(warp_face(picture, to_crop, image_size)), to_crop, "aligned"))
+    return crops
 
 
 def has_celeba_aspect(width: int, height: int) -> bool:
@@ -218,78 +257,31 @@ def center_box(width: int, height: int) -> tuple[float, float, float, float]:
     return left, top, left + side, top + side
 
 
-def face_box_to_crop(face: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    """Haar box (x, y, w, h) -> square crop (left, top, right, bottom) with CelebA-like framing.
-
-    The crop may extend past the image (negative, or beyond its size); the caller pads.
-    """
-    x, y, w, h = face
-    side = round(FACE_CROP_SCALE * w)
-    centre_x = x + w / 2
-    centre_y = y + h / 2 - FACE_CROP_RAISE * w
-    left, top = round(centre_x - side / 2), round(centre_y - side / 2)
-    return left, top, left + side, top + side
-
-
-@lru_cache(maxsize=1)
-def face_detector() -> cv2.CascadeClassifier:
-    """OpenCV's bundled frontal-face Haar cascade, loaded once (offline). OpenCV is imported here, not at
-    module load, to keep it off the app's start-up path."""
-    import cv2
-
-    detector = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_CASCADE_FILE)
-    if detector.empty():
-        raise DataError(f"cannot load OpenCV's face detector {HAAR_CASCADE_FILE}")
-    return detector
-
-
-def detect_face(img: Image.Image) -> tuple[int, int, int, int]:
-    """The largest face as (x, y, w, h) in `img` pixels; NoFaceError when there is none."""
-    scale = min(1.0, FACE_DETECTION_MAX_SIDE / max(img.size))
-    small = img.convert("L")
-    if scale < 1.0:
-        small = small.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.BILINEAR, reducing_gap=2.0)
-    smallest = max(24, round(FACE_MIN_FRACTION * min(small.size)))
-    faces = face_detector().detectMultiScale(np.asarray(small), scaleFactor=1.1, minNeighbors=5,
-                                             minSize=(smallest, smallest))
-    if len(faces) == 0:
-        raise NoFaceError("image", "no face found")
-    x, y, w, h = max(faces.tolist(), key=lambda box: box[2] * box[3])
-    return round(x / scale), round(y / scale), round(w / scale), round(h / scale)
-
-
-def padded_for(img: Image.Image, box: tuple[int, int, int, int]) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """Crop `box` out of `img`, edge-replicating wherever it leaves the image.
-
-    Returns the crop and the box covering all of it (what crop_image then resizes)."""
-    left, top, right, bottom = box
-    inside = (max(left, 0), max(top, 0), min(right, img.width), min(bottom, img.height))
-    pixels = np.asarray(img.crop(inside))
-    padding = ((inside[1] - top, bottom - inside[3]), (inside[0] - left, right - inside[2]), (0, 0))
-    padded = Image.fromarray(np.pad(pixels, padding, mode="edge"))
-    return padded, (0, 0, padded.width, padded.height)
-
-
 # ---------------------------------------------------------------------------------------------
 # One image
 
 
 def prepare_image(path_or_image: Path | str | Image.Image, image_size: int, crop: str) -> PreparedImage:
-    """Decode (if given a path), crop and convert one picture the way the training set is built."""
+    """Decode (if given a path), crop and convert one picture the way the training set is built; for
+    face crops, its largest face."""
+    return prepare_faces(path_or_image, image_size, crop)[0]
+
+
+def prepare_faces(path_or_image: Path | str | Image.Image, image_size: int, crop: str) -> list[PreparedImage]:
+    """prepare_image for every face of the picture (one item unless the crop finds several faces)."""
     check_crop_settings(image_size, crop)
     if isinstance(path_or_image, Image.Image):
         original = to_rgb(Path("image"), ImageOps.exif_transpose(path_or_image))
     else:
         original = open_image(path_or_image)
-    cropped = cropped_for(original, image_size, crop, path_or_image)
-    return PreparedImage(original, cropped, to_pixels(cropped))
+    return [PreparedImage(original, face.image, to_pixels(face.image), face.to_crop, face.method)
+            for face in cropped_for(original, image_size, crop, path_or_image)]
 
 
-def cropped_for(img: Image.Image, image_size: int, crop: str, source: Path | str | Image.Image) -> Image.Image:
-    """crop_image, with a NoFaceError naming the file it came from."""
+def cropped_for(img: Image.Image, image_size: int, crop: str, source: Path | str | Image.Image) -> list[FaceCrop]:
+    """crop_faces, with a NoFaceError naming the file it came from."""
     try:
-        return crop_image(img, image_size, crop)
+        return crop_faces(img, image_size, crop)
     except NoFaceError as error:
         name = source if isinstance(source, (str, Path)) else "image"
         raise NoFaceError(name, error.reason) from None
@@ -302,7 +294,7 @@ def to_pixels(img: Image.Image) -> torch.Tensor:
 def decode_for_training(path: Path, image_size: int, crop: str) -> torch.Tensor:
     """prepare_image for a file, but JPEGs decode only at the resolution the crop needs."""
     min_side = int(np.ceil(image_size / MINIMUM_CROP_FRACTION[crop]))
-    return to_pixels(cropped_for(open_image(path, min_side=min_side), image_size, crop, path))
+    return to_pixels(cropped_for(open_image(path, min_side=min_side), image_size, crop, path)[0].image)
 
 
 # ---------------------------------------------------------------------------------------------

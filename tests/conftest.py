@@ -74,3 +74,11 @@ def make_tiny_model(with_reference: bool = True, seed: int = 0) -> Model:
 def tiny_model_path(tmp_path: Path) -> Path:
     """An inference checkpoint of a small random model with two attributes and a 60-point map."""
     return save_inference_model(make_tiny_model(), tmp_path / "tiny.safetensors", half_precision=False)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real face: scikit-image's public-domain portrait of Eileen Collins (512 x 512 RGB)."""
+    from skimage import data as skimage_data
+
+    return skimage_data.astronaut()

@@ -61,8 +61,9 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     assert vaegan("reconstruct", run, faces[0], faces[1], "--out", tmp_path / "recon.png") == 0
     assert Image.open(tmp_path / "recon.png").size == grid_size(2, 2)
     assert vaegan("reconstruct", checkpoint, faces[0], faces[1], "--out", tmp_path / "recon_dir") == 0
-    assert sorted(p.name for p in (tmp_path / "recon_dir").iterdir()) == [f"{faces[0].stem}_recon.png",
-                                                                          f"{faces[1].stem}_recon.png"]
+    assert sorted(p.name for p in (tmp_path / "recon_dir").iterdir()) == [
+        f"{faces[0].stem}_crop.png", f"{faces[0].stem}_recon.png", f"{faces[1].stem}_crop.png",
+        f"{faces[1].stem}_recon.png"]
 
     assert vaegan("sample", run, "--rows", 2, "--cols", 3, "--out", tmp_path / "samples.png") == 0
     assert Image.open(tmp_path / "samples.png").size == grid_size(3, 2)

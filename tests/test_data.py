@@ -13,13 +13,11 @@ from PIL import Image
 
 import core.data as data
 from core.data import (CELEBA_ATTRIBUTES_NAME, DataError, ImageLoadError, NoFaceError, crop_image,
-                       default_cache_dir, detect_face, face_box_to_crop, load_image_folder, load_run_data, open_image,
-                       padded_for, prepare_image, read_celeba_attributes, scan_folder)
+                       default_cache_dir, load_image_folder, load_run_data, open_image, prepare_image,
+                       read_celeba_attributes, scan_folder)
 from tests.conftest import synthetic_face
 
 RED, GREY, GREEN, BLUE = (255, 0, 0), (128, 128, 128), (0, 255, 0), (0, 0, 255)
-HAAR_DETECTABLE_SEED = 0
-"""synthetic_face(0) fires OpenCV's frontal-face cascade at 96 to 256 pixels, on any background."""
 
 
 def write_faces(folder: Path, count: int, start: int = 0, size: int = 64) -> list[Path]:
@@ -147,13 +145,14 @@ def _jpeg_bytes() -> bytes:
 
 # --- cropping ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("size", [(178, 218), (89, 109), (356, 436)])
-def test_celeba_crop_takes_the_aligned_face_box(size):
+@pytest.mark.parametrize("size, crop", [((178, 218), "celeba"), ((89, 109), "celeba"), ((356, 436), "celeba"),
+                                        ((178, 218), "auto"), ((89, 109), "auto")])
+def test_celeba_crop_takes_the_aligned_face_box(size, crop):
     width, height = size
     canvas = np.full((height, width, 3), GREY, np.uint8)
     sx, sy = width / 178, height / 218
     canvas[round(45 * sy):round(173 * sy), round(25 * sx):round(153 * sx)] = RED
-    out = pixels(crop_image(Image.fromarray(canvas), 64, "celeba"))
+    out = pixels(crop_image(Image.fromarray(canvas), 64, crop))
     assert out.shape == (64, 64, 3)
     assert np.abs(out[1:-1, 1:-1] - RED).max() < 20
 
@@ -180,46 +179,15 @@ def test_center_and_none_crops():
     assert np.abs(squashed[:, 0] - GREEN).max() < 20 and np.abs(squashed[:, 15] - RED).max() < 20
 
 
-def test_face_crop_follows_the_face():
-    canvas = np.full((300, 400, 3), BLUE, np.uint8)
-    canvas[120:248, 240:368] = synthetic_face(HAAR_DETECTABLE_SEED, 128)
-    img = Image.fromarray(canvas)
-    x, y, w, h = detect_face(img)
-    assert 240 <= x + w / 2 <= 368 and 120 <= y + h / 2 <= 248
-    def blue_share(out: Image.Image) -> float:
-        return float((np.abs(pixels(out) - BLUE).sum(-1) < 30).mean())
-    assert blue_share(crop_image(img, 64, "face")) < 0.25 < blue_share(crop_image(img, 64, "center"))
-
-
-def test_face_box_to_crop_frames_like_celeba():
-    left, top, right, bottom = face_box_to_crop((100, 100, 50, 50))
-    assert right - left == bottom - top == round(data.FACE_CROP_SCALE * 50)
-    assert 1.1 <= data.FACE_CROP_SCALE <= 1.4
-    assert (left + right) / 2 == pytest.approx(125, abs=1)
-    assert (top + bottom) / 2 == pytest.approx(125 - data.FACE_CROP_RAISE * 50, abs=1)
-    assert 0.08 <= data.FACE_CROP_RAISE <= 0.2  # raised above the detected box centre: forehead and hair in
-    assert face_box_to_crop((-10, -10, 50, 50))[0] < 0  # may leave the image; the caller pads
-
-
-def test_padding_replicates_edges():
-    canvas = np.zeros((10, 10, 3), np.uint8)
-    canvas[:, 0] = RED
-    canvas[0, :] = GREEN
-    padded, box = padded_for(Image.fromarray(canvas), (-5, -3, 5, 7))
-    out = pixels(padded)
-    assert box == (0, 0, 10, 10) and out.shape == (10, 10, 3)
-    assert (out[5:, :6] == RED).all()  # left of the image: the red first column repeated
-    assert (out[:4, 6:] == GREEN).all()  # above the image: the green first row repeated
-
-
-def test_no_face_raises():
+@pytest.mark.parametrize("crop", ["face", "auto"])
+def test_no_face_raises(crop):
     with pytest.raises(NoFaceError, match="no face"):
-        crop_image(Image.new("RGB", (200, 200), GREY), 64, "face")
+        crop_image(Image.new("RGB", (200, 200), GREY), 64, crop)
 
 
 def test_bad_crop_settings_name_the_valid_modes():
     img = Image.new("RGB", (10, 10))
-    with pytest.raises(DataError, match="celeba, center, face, none"):
+    with pytest.raises(DataError, match="auto, celeba, center, face, none"):
         crop_image(img, 8, "zoom")
     with pytest.raises(DataError, match="positive"):
         crop_image(img, 0, "center")

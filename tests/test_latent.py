@@ -256,7 +256,7 @@ def test_pca_signs_are_deterministic_and_state_round_trips():
     _, shuffled_coords = fit_projection(latents.flip(0))
     assert torch.allclose(shuffled_coords.flip(0), coords, atol=1e-4)
     restored = Projection.from_state(**projection.state())
-    assert torch.equal(restored.transform(latents[:10]), coords[:10])
+    assert torch.allclose(restored.transform(latents[:10]), coords[:10], atol=1e-6)  # BLAS blocks by batch size
 
 
 def test_projection_from_reference_map_state_reproduces_its_coords():
