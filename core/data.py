@@ -270,12 +270,16 @@ def prepare_image(path_or_image: Path | str | Image.Image, image_size: int, crop
 def prepare_faces(path_or_image: Path | str | Image.Image, image_size: int, crop: str) -> list[PreparedImage]:
     """prepare_image for every face of the picture (one item unless the crop finds several faces)."""
     check_crop_settings(image_size, crop)
-    if isinstance(path_or_image, Image.Image):
-        original = to_rgb(Path("image"), ImageOps.exif_transpose(path_or_image))
-    else:
-        original = open_image(path_or_image)
+    original = picture_of(path_or_image)
     return [PreparedImage(original, face.image, to_pixels(face.image), face.to_crop, face.method)
             for face in cropped_for(original, image_size, crop, path_or_image)]
+
+
+def picture_of(path_or_image: Path | str | Image.Image) -> Image.Image:
+    """The picture as the app shows it: RGB, EXIF orientation applied (decoded if given a path)."""
+    if isinstance(path_or_image, Image.Image):
+        return to_rgb(Path("image"), ImageOps.exif_transpose(path_or_image))
+    return open_image(path_or_image)
 
 
 def cropped_for(img: Image.Image, image_size: int, crop: str, source: Path | str | Image.Image) -> list[FaceCrop]:

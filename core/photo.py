@@ -36,31 +36,43 @@ def face_latents(model: Model, faces: list[PreparedImage]) -> torch.Tensor:
     return model.encode(to_unit(torch.stack([face.pixels for face in faces])))
 
 
-def paste_edits(photo: Image.Image, faces: list[PreparedImage], originals: torch.Tensor,
+def paste_edits(photo: Image.Image, transforms: list[np.ndarray], originals: torch.Tensor,
                 edited: torch.Tensor) -> Image.Image:
-    """The photo with each face's change (edited decode minus unedited decode) added where it came from."""
+    """The photo with each face's change (edited decode minus unedited decode, N x 3 x S x S in [0, 1])
+    added where it came from; `transforms` map photo pixels to each face's crop pixels."""
     picture = np.asarray(photo.convert("RGB"))
     changes = ((edited - originals) * 255).permute(0, 2, 3, 1).float().numpy()
-    for face, change in zip(faces, changes):
-        picture = paste_change(picture, face.to_crop, change)
+    for to_crop, change in zip(transforms, changes):
+        picture = paste_change(picture, to_crop, change)
     return Image.fromarray(picture)
 
 
-def edit_faces(model: Model, faces: list[PreparedImage], edits: Mapping[str, float],
-               latents: torch.Tensor | None = None) -> PhotoEdit:
-    """Encode (unless the latents are given), edit and paste back every face of one photo.
+def photo_preview(photo: Image.Image, to_crop: np.ndarray, max_side: int) -> tuple[Image.Image, np.ndarray]:
+    """A copy of the photo at most max_side pixels on its longer side, with the transform for it (cheap
+    paste-back while a slider moves)."""
+    scale = min(1.0, max_side / max(photo.size))
+    if scale == 1.0:
+        return photo, to_crop
+    small = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))),
+                         Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return small, to_crop @ np.diag([photo.width / small.width, photo.height / small.height, 1.0])
 
-    Both decodes come from one batch, so a face the edit leaves alone changes by exactly zero."""
-    z = face_latents(model, faces) if latents is None else latents
-    decoded = model.decode(torch.cat([z, apply_edits(z, dict(edits), model.attributes)]))
+
+def edit_faces(model: Model, faces: list[PreparedImage], edits: Mapping[str, float],
+               vectors: Mapping[str, torch.Tensor] | None = None) -> PhotoEdit:
+    """Encode, edit and paste back every face of one photo; `vectors` default to the model's attribute
+    vectors. Both decodes come from one batch, so a face the edit leaves alone changes by exactly zero."""
+    z = face_latents(model, faces)
+    decoded = model.decode(torch.cat([z, apply_edits(z, dict(edits), vectors or model.attributes)]))
     originals, edited = decoded[:len(z)], decoded[len(z):]
-    return PhotoEdit(paste_edits(faces[0].original, faces, originals, edited), faces, originals, edited)
+    photo = paste_edits(faces[0].original, [face.to_crop for face in faces], originals, edited)
+    return PhotoEdit(photo, faces, originals, edited)
 
 
 def edit_photo(model: Model, source: Path | str | Image.Image, edits: Mapping[str, float],
-               crop: str | None = None) -> PhotoEdit:
+               crop: str | None = None, vectors: Mapping[str, torch.Tensor] | None = None) -> PhotoEdit:
     """One photo, every face edited (NoFaceError when automatic cropping finds none)."""
-    return edit_faces(model, prepare_faces(source, model.image_size, crop or model.picture_crop), edits)
+    return edit_faces(model, prepare_faces(source, model.image_size, crop or model.picture_crop), edits, vectors)
 
 
 @dataclass
@@ -95,7 +107,8 @@ def folder_targets(folder: Path, out: Path, overwrite: bool) -> list[tuple[str, 
 
 
 def edit_folder(model: Model, folder: Path | str, out: Path | str, edits: Mapping[str, float],
-                crop: str | None = None, overwrite: bool = False) -> Iterator[tuple[int, int, FolderEdit]]:
+                crop: str | None = None, overwrite: bool = False,
+                vectors: Mapping[str, torch.Tensor] | None = None) -> Iterator[tuple[int, int, FolderEdit]]:
     """Edit every photo under `folder` into the same relative path under `out`, yielding (done, total,
     report so far) after each photo; photos without a face or unreadable are listed, never fatal."""
     targets = folder_targets(Path(folder), Path(out), overwrite)
@@ -103,7 +116,7 @@ def edit_folder(model: Model, folder: Path | str, out: Path | str, edits: Mappin
     root = Path(folder).expanduser().resolve()
     for done, (relative, target) in enumerate(targets, start=1):
         try:
-            result = edit_photo(model, root / relative, edits, crop)
+            result = edit_photo(model, root / relative, edits, crop, vectors)
             target.parent.mkdir(parents=True, exist_ok=True)
             report.written.append(save_image(result.photo, target, overwrite=overwrite))
         except ImageLoadError as error:

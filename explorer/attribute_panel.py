@@ -3,22 +3,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
-                               QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QLineEdit, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
+                               QWidget)
 from superqt import QLabeledDoubleSlider
 
 from core.api import Model
 from core.checkpoint import CheckpointError
 from core.export import make_strip, save_image, tensor_to_pil
+from core.data import DataError
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
+from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
 from explorer.selection import FaceItem, Selection, reference_face
-from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView
+from explorer.settings import app_settings, folder_setting
+from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, start_worker
 
 SLIDER_RANGE = 3.0
 SLIDER_STEP = 0.05
+PHOTO_PREVIEW_SIDE = 768
+"""The whole-photo view pastes the edit into a copy this large while sliders move; saving uses full size."""
 
 
 def display_name(name: str) -> str:
@@ -81,6 +89,8 @@ class AttributePanel(QWidget):
         self.before_image: torch.Tensor | None = None
         self.after_image: torch.Tensor | None = None
         self.edited_latent: torch.Tensor | None = None
+        self._preview: tuple[Image.Image, np.ndarray] | None = None
+        self._folder_worker = None
         self._render_edit = CoalescedCall(self.render_edit, self)
         self._build()
         self.stack = EmptyStateStack(self._content, "Load a model to edit faces with its attribute vectors.")
@@ -111,10 +121,14 @@ class AttributePanel(QWidget):
         self.edits_label = QLabel(wordWrap=True)
         column.addWidget(self.edits_label)
         pair = QHBoxLayout()
-        self.before_view = ImageView("No face yet", min_side=200, caption="Before")
-        self.after_view = ImageView("", min_side=200, caption="After")
+        self.before_view = ImageView("No face yet", min_side=150, caption="Before")
+        self.after_view = ImageView("", min_side=150, caption="After")
+        self.photo_view = ImageView("", min_side=150, caption="Whole photo, edited")
+        self.photo_view.setToolTip("The edit pasted back into the photo the face came from: only what the edit "
+                                   "changes moves, the photo keeps its own detail and size")
         pair.addWidget(self.before_view)
         pair.addWidget(self.after_view)
+        pair.addWidget(self.photo_view)
         column.addLayout(pair, 1)
         source_row = QHBoxLayout()
         self.random_button = QPushButton("Random face",
@@ -125,14 +139,21 @@ class AttributePanel(QWidget):
         self.temperature_spin.setToolTip("Spread of random faces: lower is more typical, higher more unusual")
         self.map_button = QPushButton("Show on map", toolTip="Mark the edited face on the latent map")
         self.map_button.clicked.connect(self.show_on_map)
-        self.save_button = QPushButton("Save edited...")
-        self.save_button.clicked.connect(lambda: self._save_dialog(self.export_current, "edited face"))
-        self.save_pair_button = QPushButton("Save before/after...")
-        self.save_pair_button.clicked.connect(lambda: self._save_dialog(self.export_before_after, "before and after"))
+        self.save_button = QToolButton(text="Save", toolTip="Save the edited face, the before/after pair, the whole "
+                                       "photo with the edit, or edit a whole folder of photos",
+                                       popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.save_button)
+        menu.addAction("Edited face…", lambda: self._save_dialog(self.export_current, "edited face"))
+        menu.addAction("Before and after…", lambda: self._save_dialog(self.export_before_after, "before and after"))
+        self.save_photo_action = menu.addAction("Whole photo with the edit…",
+                                                lambda: self._save_dialog(self.export_photo, "edited photo", scale=1))
+        menu.addSeparator()
+        menu.addAction("Edit a folder of photos…", self.edit_folder_dialog)
+        self.save_button.setMenu(menu)
         for widget in (self.random_button, self.temperature_spin):
             source_row.addWidget(widget)
         source_row.addStretch(1)
-        for widget in (self.map_button, self.save_button, self.save_pair_button):
+        for widget in (self.map_button, self.save_button):
             source_row.addWidget(widget)
         column.addLayout(source_row)
         self.status_label = QLabel(wordWrap=True)
@@ -196,6 +217,10 @@ class AttributePanel(QWidget):
             return
         self.face = face
         self.face_label.setText(f"Editing: {face.name}")
+        has_photo = face.photo is not None and face.to_crop is not None
+        self._preview = photo_preview(face.photo, face.to_crop, PHOTO_PREVIEW_SIDE) if has_photo else None
+        self.photo_view.setVisible(has_photo)
+        self.save_photo_action.setEnabled(has_photo)
         self.before_image = self.model.decode(face.latent.float().reshape(1, -1))[0]
         self.before_view.set_image(self.before_image)
         self._render_edit.request()  # at once, and in place of any render still queued
@@ -258,7 +283,13 @@ class AttributePanel(QWidget):
         self.edited_latent = apply_edits(self.face.latent.float().reshape(-1), self.strengths(), self.edit_vectors())
         self.after_image = self.model.decode(self.edited_latent.unsqueeze(0))[0]
         self.after_view.set_image(self.after_image)
+        if self._preview is not None:
+            self.photo_view.set_image(self.pasted(*self._preview))
         self.edits_label.setText(self._edits_summary())
+
+    def pasted(self, photo: Image.Image, to_crop: np.ndarray) -> Image.Image:
+        """`photo` with the current edit's change pasted in."""
+        return paste_edits(photo, [to_crop], self.before_image.unsqueeze(0), self.after_image.unsqueeze(0))
 
     def _edits_summary(self) -> str:
         edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
@@ -337,14 +368,65 @@ class AttributePanel(QWidget):
         pair = make_strip(torch.stack([self.before_image, self.after_image]))
         return save_image(pair, path, scale=scale, mode=mode, overwrite=overwrite)
 
-    def _save_dialog(self, export: object, what: str) -> None:
+    def export_photo(self, path: str | Path, scale: int = 1, mode: str = "smooth", overwrite: bool = True) -> Path:
+        """Save the whole photo the face came from, at its own size, with the edit pasted in."""
+        self.flush()
+        return save_image(self.pasted(self.face.photo, self.face.to_crop), path, overwrite=overwrite)
+
+    def _save_dialog(self, export: object, what: str, scale: int = 4) -> None:
         path, _ = QFileDialog.getSaveFileName(self, f"Save the {what}", f"{what.replace(' ', '_')}.png",
                                               "PNG image (*.png);;JPEG image (*.jpg)")
         if not path:
             return
         try:
-            saved = export(path, scale=4)
+            saved = export(path, scale=scale)
         except (OSError, ValueError) as error:
             self._show_status(f"Could not save: {error}", True)
             return
         self._show_status(f"Saved {saved}", False)
+
+    # ------------------------------------------------------------------ a folder of photos
+
+    def edit_folder_dialog(self) -> None:
+        settings = app_settings()
+        source = QFileDialog.getExistingDirectory(self, "Photos to edit", folder_setting(settings, "pictures/folder"))
+        if not source:
+            return
+        target = QFileDialog.getExistingDirectory(self, "Save the edited photos into (an empty folder)",
+                                                  str(Path(source).parent))
+        if target:
+            self.start_folder_edit(Path(source), Path(target))
+
+    def start_folder_edit(self, source: Path, target: Path) -> None:
+        """Edit every photo under `source` with the current sliders into `target`, with progress and Cancel."""
+        progress = QProgressDialog("Editing photos…", "Cancel", 0, 0, self, windowTitle="Edit a folder")
+        progress.setMinimumDuration(0)
+        report = FolderEdit()
+
+        def advance(state: tuple[int, int, FolderEdit]) -> None:
+            nonlocal report
+            done, total, report = state
+            progress.setMaximum(total)
+            progress.setValue(done)
+
+        def finish(_result: object = None) -> None:
+            if self._folder_worker is None:  # already reported (returned, then finished; or errored)
+                return
+            progress.close()
+            self._folder_worker = None
+            skipped = "; ".join(f"{name}: {why}" for name, why in report.skipped[:3])
+            more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+            self._show_status(f"Edited {len(report.written)} photos into {target}"
+                              + (f". Skipped {len(report.skipped)}: {skipped}{more}" if report.skipped else "."),
+                              bool(report.skipped))
+
+        def failed(error: Exception) -> None:
+            progress.close()
+            self._folder_worker = None
+            self._show_status(f"Could not edit the folder: {error}", True)
+
+        self._folder_worker = start_worker(edit_folder, self.model, source, target, self.strengths(),
+                                           vectors=self.edit_vectors(), on_result=finish, on_error=failed,
+                                           on_progress=advance)
+        self._folder_worker.finished.connect(finish)
+        progress.canceled.connect(self._folder_worker.quit)

@@ -267,7 +267,7 @@ class InterpolationPanel(QWidget):
     def add_image(self, path: Path) -> None:
         """Crop and encode a picture the way the model's training set was prepared, then add it."""
         try:
-            pixels = prepare_image(path, self.model.image_size, self.model.training_crop).pixels
+            pixels = prepare_image(path, self.model.image_size, self.model.picture_crop).pixels
         except ImageLoadError as error:
             self.message_label.setText(f"Could not use {Path(path).name}: {error.reason}")
             return

@@ -579,7 +579,7 @@ class MapPanel(QWidget):
     def encode_folder(self, folder: Path) -> None:
         """Encode every picture under `folder` in the background, then map them with the chosen projection."""
         self.progress.setFormat("Encoding %v of %m pictures")
-        self._start(encode_folder, self.model, Path(folder), self.model.training_crop, self.method_combo.currentData())
+        self._start(encode_folder, self.model, Path(folder), self.model.picture_crop, self.method_combo.currentData())
 
     def _refit_current(self) -> None:
         method = self.method_combo.currentData()

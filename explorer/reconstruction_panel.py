@@ -5,20 +5,25 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QPalette, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton,
+                               QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model
-from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
+from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, NoFaceError, picture_of, prepare_faces
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ImageView, start_worker
 
 TILE_SIZE = 160
+CROP_SETTING = "reconstruct/crop"
+CROP_CHOICES = (("Automatic", ""), ("Align faces", "face"), ("CelebA box", "celeba"), ("Centre square", "center"),
+                ("Whole picture", "none"))
+"""The crop combo: (label, crop mode); "" is the model's own rule (automatic face alignment for face models)."""
 
 ImageSource = Path | Image.Image
 
@@ -30,6 +35,8 @@ class Reconstruction:
     pixels: torch.Tensor          # 3 x S x S uint8, what the encoder saw
     reconstruction: torch.Tensor  # 3 x S x S float in [0, 1]
     latent: torch.Tensor          # D
+    method: str                   # how the crop was made (core.data.CROP_METHODS)
+    to_crop: np.ndarray           # 2 x 3: original pixels -> crop pixels
 
     @property
     def mse(self) -> float:
@@ -40,15 +47,24 @@ class Reconstruction:
         return 10 * math.log10(1 / max(self.mse, 1e-10))
 
 
-def model_crop(model: Model, detect_face: bool) -> str:
-    """Crop pictures the way the model's training set was cropped (unless face detection is asked for)."""
-    return "face" if detect_face else model.training_crop
+@dataclass
+class PictureResult:
+    original: Image.Image
+    faces: list[Reconstruction]
+    """One per face; empty when the crop looked for a face and found none."""
 
 
-def reconstruct(model: Model, source: ImageSource, crop: str) -> Reconstruction:
-    prepared = prepare_image(source, model.image_size, crop)
-    latent = model.encode(prepared.pixels.unsqueeze(0).float() / 255)
-    return Reconstruction(prepared.original, prepared.cropped, prepared.pixels, model.decode(latent)[0], latent[0])
+def reconstruct_faces(model: Model, source: ImageSource, crop: str) -> PictureResult:
+    """Every face of a picture (one item for plain crops), encoded and decoded in one batch."""
+    try:
+        prepared = prepare_faces(source, model.image_size, crop)
+    except NoFaceError:
+        return PictureResult(picture_of(source), [])
+    latents = model.encode(torch.stack([p.pixels for p in prepared]).float() / 255)
+    decoded = model.decode(latents)
+    return PictureResult(prepared[0].original, [
+        Reconstruction(p.original, p.cropped, p.pixels, image, latent, p.method, p.to_crop)
+        for p, image, latent in zip(prepared, decoded, latents)])
 
 
 def describe_error(exc: Exception) -> str:
@@ -83,9 +99,12 @@ class ReconstructionItem(QFrame):
     sendToInterpolation = Signal(object)  # FaceItem
     showOnMap = Signal(object)            # FaceItem
 
-    def __init__(self, name: str, source: ImageSource, parent: QWidget | None = None) -> None:
+    useCentreCrop = Signal(object)        # this item: no face was found, the user asks for the centre square
+
+    def __init__(self, name: str, source: ImageSource, face_index: int = 0, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.name, self.source = name, source
+        self.name, self.source, self.face_index = name, source, face_index
+        self.crop_override: str | None = None
         self.result: Reconstruction | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.tiles = [tile(), tile(), tile()]
@@ -101,6 +120,9 @@ class ReconstructionItem(QFrame):
                         self._action("Send to interpolation", "Use this face as an end of a morph",
                                      self.sendToInterpolation),
                         self._action("Show on map", "Place this face on the latent map", self.showOnMap)]
+        self.centre_button = QPushButton("Use the centre square", visible=False,
+                                         toolTip="Encode the middle of the whole picture instead of a face")
+        self.centre_button.clicked.connect(lambda: self.useCentreCrop.emit(self))
         close = QToolButton(text="✕", toolTip="Remove this picture", autoRaise=True)
         close.clicked.connect(lambda: self.removed.emit(self))
         self._build_layout(close)
@@ -117,6 +139,7 @@ class ReconstructionItem(QFrame):
         head.addWidget(close)
         side.addLayout(head)
         side.addWidget(self.status)
+        side.addWidget(self.centre_button)
         side.addStretch(1)
         for button in self.actions:
             side.addWidget(button)
@@ -135,7 +158,8 @@ class ReconstructionItem(QFrame):
 
     def face(self) -> FaceItem:
         assert self.result is not None
-        return FaceItem(self.name, self.result.latent, self.result.pixels.float() / 255, "reconstruction")
+        return FaceItem(self.name, self.result.latent, self.result.pixels.float() / 255, "reconstruction",
+                        self.result.original, self.result.to_crop)
 
     def set_result(self, result: Reconstruction) -> None:
         self.result = result
@@ -143,7 +167,9 @@ class ReconstructionItem(QFrame):
         self.tiles[1].set_image(result.cropped)
         self.tiles[2].set_image(result.reconstruction)
         self.status.setForegroundRole(QPalette.ColorRole.WindowText)
-        self.status.setText(f"Pixel error (MSE): {result.mse:.4f}\nPSNR: {result.psnr:.1f} dB")
+        self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n"
+                            f"Pixel error (MSE): {result.mse:.4f}\nPSNR: {result.psnr:.1f} dB")
+        self.centre_button.hide()
         self.status.setToolTip("Mean squared error over pixels in [0, 1] and peak signal-to-noise ratio; "
                                "the VAE-GAN trades pixel accuracy for sharpness, so expect moderate values")
         for button in self.actions:
@@ -161,8 +187,16 @@ class ReconstructionItem(QFrame):
         self.status.setText(message)
         self.status.setStyleSheet("color: #d32f2f;")  # error red reads on light and dark palettes
         self._show_tiles(False)
+        self.centre_button.hide()
         for button in self.actions:
             button.setEnabled(False)
+
+    def set_no_face(self, original: Image.Image) -> None:
+        """No face found: say so, still show the picture, and offer its centre square."""
+        self.set_error("No face found in this picture.")
+        self.tiles[0].set_image(original)
+        self.tile_boxes[0].show()
+        self.centre_button.show()
 
     def set_pending(self) -> None:
         self.status.setStyleSheet("")
@@ -190,13 +224,17 @@ class ReconstructionPanel(QWidget):
 
     # ----- UI -----
     def _build_ui(self) -> None:
-        open_button = QPushButton("Open pictures…", toolTip="Choose one or more face pictures to reconstruct")
+        open_button = QPushButton("Open…", toolTip="Choose one or more face pictures to reconstruct")
         open_button.clicked.connect(self.open_files)
         paste_button = QPushButton("Paste", toolTip="Reconstruct the picture on the clipboard (Ctrl+V)")
         paste_button.clicked.connect(self.paste)
-        self.detect_face = QCheckBox("Detect face", toolTip="Find the face in a wild photo (OpenCV) and crop "
-                                     "around it; off: crop the way the model's training pictures were cropped")
-        self.detect_face.toggled.connect(self.rerun_all)
+        self.crop_combo = QComboBox(toolTip="How each picture becomes the model's square input. Automatic: "
+                                    "faces are found and aligned like the training faces (one card per face); "
+                                    "aligned CelebA pictures and model-sized squares keep their framing")
+        for label, mode in CROP_CHOICES:
+            self.crop_combo.addItem(label, mode)
+        self.crop_combo.setCurrentIndex(max(0, self.crop_combo.findData(app_settings().value(CROP_SETTING, ""))))
+        self.crop_combo.currentIndexChanged.connect(self._crop_changed)
         self.crisp = QCheckBox("Crisp pixels", toolTip="Upscale with square pixels instead of smoothing")
         self.crisp.toggled.connect(self._apply_crisp)
         self.interpolate_all = QPushButton("Interpolate all", toolTip="Send every reconstructed face to the "
@@ -205,7 +243,7 @@ class ReconstructionPanel(QWidget):
         clear = QPushButton("Clear", toolTip="Remove all pictures")
         clear.clicked.connect(self.clear)
         bar = QHBoxLayout()
-        for widget in (open_button, paste_button, self.detect_face, self.crisp):
+        for widget in (open_button, paste_button, QLabel("Crop:"), self.crop_combo, self.crisp):
             bar.addWidget(widget)
         bar.addStretch(1)
         bar.addWidget(self.interpolate_all)
@@ -239,8 +277,9 @@ class ReconstructionPanel(QWidget):
             self.hint.setText("Open a model first (File ▸ Open model…), then drop face pictures here.")
         else:
             self.hint.setText("Drop face pictures here, paste one with Ctrl+V, or click “Open pictures…”.\n\n"
-                              f"Each is cropped to {model.image_size}×{model.image_size} the way the model's "
-                              "training faces were, encoded to a latent vector and decoded again.")
+                              "Every face in a picture is found and aligned the way the model's training faces "
+                              f"were ({model.image_size}×{model.image_size}), encoded to a latent vector and "
+                              "decoded again.")
 
     # ----- input -----
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -277,18 +316,28 @@ class ReconstructionPanel(QWidget):
     # ----- items -----
     def add_sources(self, sources: list[tuple[str, ImageSource]]) -> None:
         for name, source in sources:
-            item = ReconstructionItem(name, source)
-            item.set_crisp(self.crisp.isChecked())
-            item.removed.connect(self._remove)
-            item.sendToAttributes.connect(self._send_to_attributes)
-            item.sendToInterpolation.connect(self._send_to_interpolation)
-            item.showOnMap.connect(self._show_on_map)
-            self.items.append(item)
-            self.list_layout.insertWidget(self.list_layout.count() - 1, item)
-            self._run(item)
+            self._run(self._add_item(name, source))
         self._update_hint()
         if self.items:
             self.scroll.ensureWidgetVisible(self.items[-1])
+
+    def _add_item(self, name: str, source: ImageSource, face_index: int = 0,
+                  after: ReconstructionItem | None = None) -> ReconstructionItem:
+        item = ReconstructionItem(name, source, face_index)
+        item.set_crisp(self.crisp.isChecked())
+        item.removed.connect(self._remove)
+        item.sendToAttributes.connect(self._send_to_attributes)
+        item.sendToInterpolation.connect(self._send_to_interpolation)
+        item.showOnMap.connect(self._show_on_map)
+        item.useCentreCrop.connect(self._use_centre_crop)
+        position = self.items.index(after) + 1 if after in self.items else len(self.items)
+        self.items.insert(position, item)
+        self.list_layout.insertWidget(position, item)
+        return item
+
+    def crop_mode(self, item: ReconstructionItem) -> str:
+        assert self.selection.model is not None
+        return item.crop_override or self.crop_combo.currentData() or self.selection.model.picture_crop
 
     def _run(self, item: ReconstructionItem) -> None:
         model = self.selection.model
@@ -297,15 +346,34 @@ class ReconstructionPanel(QWidget):
             return
         item.set_pending()
         generation = self._generation
-        crop = model_crop(model, self.detect_face.isChecked())
-        start_worker(reconstruct, model, item.source, crop,
+        start_worker(reconstruct_faces, model, item.source, self.crop_mode(item),
                      on_result=lambda result: self._finished(item, generation, result),
                      on_error=lambda exc: self._failed(item, generation, exc))
 
-    def _finished(self, item: ReconstructionItem, generation: int, result: Reconstruction) -> None:
-        if generation == self._generation and item in self.items:
-            item.set_result(result)
-            self._update_hint()
+    def _finished(self, item: ReconstructionItem, generation: int, result: PictureResult) -> None:
+        if generation != self._generation or item not in self.items:
+            return
+        if not result.faces:
+            item.set_no_face(result.original)
+        else:
+            item.set_result(result.faces[0])
+            previous = item
+            for index, face in enumerate(result.faces[1:], start=2):
+                previous = self._add_item(f"{item.name} · face {index}", item.source, index - 1, after=previous)
+                previous.set_result(face)
+            if len(result.faces) > 1:
+                item.title.setText(f"<b>{item.name} · face 1</b>")
+        self._update_hint()
+
+    def _use_centre_crop(self, item: ReconstructionItem) -> None:
+        item.crop_override = "center"
+        self._run(item)
+
+    def _crop_changed(self) -> None:
+        app_settings().setValue(CROP_SETTING, self.crop_combo.currentData())
+        for item in self.items:
+            item.crop_override = None
+        self.rerun_all()
 
     def _failed(self, item: ReconstructionItem, generation: int, exc: Exception) -> None:
         if generation == self._generation and item in self.items:
@@ -313,8 +381,13 @@ class ReconstructionPanel(QWidget):
             self._update_hint()
 
     def rerun_all(self) -> None:
+        """Reconstruct every picture again (a new crop or model); the extra faces of a picture come back
+        with its result."""
         self._generation += 1
+        for item in [i for i in self.items if i.face_index > 0]:
+            self._remove(item)
         for item in self.items:
+            item.title.setText(f"<b>{item.name}</b>")
             self._run(item)
 
     def _remove(self, item: ReconstructionItem) -> None:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from core.api import Model, ReferenceMap
@@ -17,6 +19,10 @@ class FaceItem:
     latent: torch.Tensor
     image: torch.Tensor | None = None
     source: str = ""
+    photo: Image.Image | None = None
+    """The whole picture the face was cut from, when it came from one (edits can be pasted back into it)."""
+    to_crop: np.ndarray | None = None
+    """2 x 3: photo pixels -> crop pixels."""
 
 
 def reference_face(reference: ReferenceMap, index: int) -> FaceItem:
