@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from core.api import Model
-from core.data import IMAGE_EXTENSIONS, DataError, ImageLoadError, PreparedImage, prepare_faces, scan_relative
+from core.data import (IMAGE_EXTENSIONS, DataError, ImageLoadError, NoFaceError, PreparedImage, picture_of,
+                       prepare_faces, scan_relative)
 from core.dataset import to_unit
 from core.export import save_image
 from core.faces import paste_change
@@ -34,6 +35,17 @@ class PhotoEdit:
 
 def face_latents(model: Model, faces: list[PreparedImage]) -> torch.Tensor:
     return model.encode(to_unit(torch.stack([face.pixels for face in faces])))
+
+
+def encode_picture(model: Model, source: Path | str | Image.Image,
+                   crop: str | None = None) -> tuple[Image.Image, list[PreparedImage], torch.Tensor]:
+    """The picture, its faces cropped for the model (none when it looked for a face and found none) and
+    their latents (posterior means). Unreadable files raise ImageLoadError."""
+    try:
+        faces = prepare_faces(source, model.image_size, crop or model.picture_crop)
+    except NoFaceError:
+        return picture_of(source), [], torch.empty(0, model.latent_dim)
+    return faces[0].original, faces, face_latents(model, faces)
 
 
 def paste_edits(photo: Image.Image, transforms: list[np.ndarray], originals: torch.Tensor,

@@ -108,6 +108,7 @@ class InterpolationPanel(QWidget):
         outer.addWidget(self.stack)
         selection.modelChanged.connect(self.set_model)
         selection.endpointsSent.connect(self.set_endpoints)
+        selection.endpointsAdded.connect(lambda faces: [self.add_face(face) for face in faces])
         selection.faceSelected.connect(lambda _face: self._refresh_buttons())
         self.set_model(selection.model)
 

@@ -20,7 +20,8 @@ from explorer.icon import app_icon
 from explorer.interpolation_panel import InterpolationPanel
 from explorer.map_panel import MapPanel
 from explorer.reconstruction_panel import ReconstructionPanel
-from explorer.selection import Selection
+from core.data import IMAGE_EXTENSIONS, ImageLoadError
+from explorer.selection import FaceItem, Selection, picture_faces
 from explorer.settings import add_recent_file, app_settings, folder_setting, recent_files
 from explorer.training_panel import TrainingPanel
 from explorer.widgets import start_worker
@@ -83,7 +84,49 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect_panels()
         self._restore_window_state()
+        self.setAcceptDrops(True)
         self.open_model(model_path or BUNDLED_MODEL, startup=True)
+
+    # ----- pictures dropped on a panel that has no drop target of its own -----
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and self.selection.model is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        pictures = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS]
+        if pictures and self.selection.model is not None:
+            event.acceptProposedAction()
+            self.use_pictures(pictures, self.current_panel_key())
+
+    def use_pictures(self, pictures: list[Path], panel: str) -> None:
+        """Faces of dropped pictures, aligned and encoded in the background, go where the user dropped them:
+        the face to edit (Attributes), the endpoints (Interpolate) or stars on the map."""
+        model = self.selection.model
+
+        def encode_all() -> tuple[list[FaceItem], list[str]]:
+            faces, problems = [], []
+            for path in pictures:
+                try:
+                    found = picture_faces(model, path)
+                except ImageLoadError as error:
+                    problems.append(f"{path.name}: {error.reason}")
+                    continue
+                faces += found
+                problems += [] if found else [f"no face found in {path.name} (the Reconstruct panel can use its "
+                                              "centre square)"]
+            return faces, problems
+
+        def deliver(result: tuple[list[FaceItem], list[str]]) -> None:
+            faces, problems = result
+            if faces and model is self.selection.model:
+                {"attributes": lambda: self.selection.select_face(faces[0]),
+                 "interpolate": lambda: self.selection.add_endpoints(faces),
+                 "map": lambda: self.selection.add_faces(faces)}.get(panel, lambda: None)()
+            if problems:
+                self.show_status("; ".join(problems))
+
+        start_worker(encode_all, on_result=deliver, on_error=lambda error: self.show_status(f"Cannot use: {error}"))
 
     # ----- construction -----
     def _connect_panels(self) -> None:

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxL
                                QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model
-from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, NoFaceError, picture_of, prepare_faces
+from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError
+from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ImageView, start_worker
@@ -56,13 +57,9 @@ class PictureResult:
 
 def reconstruct_faces(model: Model, source: ImageSource, crop: str) -> PictureResult:
     """Every face of a picture (one item for plain crops), encoded and decoded in one batch."""
-    try:
-        prepared = prepare_faces(source, model.image_size, crop)
-    except NoFaceError:
-        return PictureResult(picture_of(source), [])
-    latents = model.encode(torch.stack([p.pixels for p in prepared]).float() / 255)
-    decoded = model.decode(latents)
-    return PictureResult(prepared[0].original, [
+    original, prepared, latents = encode_picture(model, source, crop)
+    decoded = model.decode(latents) if len(latents) else latents
+    return PictureResult(original, [
         Reconstruction(p.original, p.cropped, p.pixels, image, latent, p.method, p.to_crop)
         for p, image, latent in zip(prepared, decoded, latents)])
 

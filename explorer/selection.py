@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,6 +10,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from core.api import Model, ReferenceMap
+from core.photo import encode_picture
 
 
 @dataclass
@@ -31,6 +33,14 @@ def reference_face(reference: ReferenceMap, index: int) -> FaceItem:
                     reference.thumbnails[index].float() / 255, "map")
 
 
+def picture_faces(model: Model, path: Path) -> list[FaceItem]:
+    """Every face of a picture file, aligned and encoded (for a worker thread; empty when it holds none)."""
+    original, faces, latents = encode_picture(model, path)
+    names = [path.name] if len(faces) == 1 else [f"{path.name} · face {k}" for k in range(1, len(faces) + 1)]
+    return [FaceItem(name, latent, face.pixels.float() / 255, str(path), original, face.to_crop)
+            for name, face, latent in zip(names, faces, latents)]
+
+
 class Selection(QObject):
     """One per window. Panels listen to its signals and call its methods; they never talk directly."""
 
@@ -38,6 +48,7 @@ class Selection(QObject):
     faceSelected = Signal(object)          # FaceItem: the current face (attribute panel edits it)
     facesAdded = Signal(list)              # list[FaceItem]: new faces to highlight on the latent map
     endpointsSent = Signal(list)           # list[FaceItem]: endpoints for the interpolation panel
+    endpointsAdded = Signal(list)          # list[FaceItem]: more endpoints, after the ones it has
     groupsSent = Signal(object, object)    # (latents with, latents without): N x D tensors for a new vector
     attributesChanged = Signal()           # the model's attribute vectors were added to or changed
 
@@ -60,6 +71,9 @@ class Selection(QObject):
 
     def send_endpoints(self, faces: list[FaceItem]) -> None:
         self.endpointsSent.emit(faces)
+
+    def add_endpoints(self, faces: list[FaceItem]) -> None:
+        self.endpointsAdded.emit(faces)
 
     def send_groups(self, with_latents: torch.Tensor, without_latents: torch.Tensor) -> None:
         self.groupsSent.emit(with_latents, without_latents)

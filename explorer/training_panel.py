@@ -28,10 +28,14 @@ DISCRIMINATOR_WARMUP_STEPS = 200
 """Steps that train only the fresh Dis when a run starts from the open model (it learns its features first),
 at most a fifth of the run."""
 ARCHITECTURE_FIELDS = ("image_size", "latent_size", "width", "kernel")
-CROP_CHOICES = {"celeba": ("CelebA face box", "aligned CelebA pictures (178×218) get the standard face box; "
-                                                "other shapes the centre square"),
+CROP_CHOICES = {"auto": ("Automatic", "faces are found and aligned like aligned CelebA (eyes level, at fixed "
+                                      "places); aligned CelebA pictures and model-sized squares keep their framing; "
+                                      "pictures without a face are skipped"),
+                "celeba": ("CelebA face box", "aligned CelebA pictures (178×218) get the standard face box; "
+                                              "other shapes the centre square"),
                 "center": ("Centre square", "the largest centred square"),
-                "face": ("Detect face", "find the face (OpenCV) in wild photos; pictures without one are skipped"),
+                "face": ("Align faces", "the largest face of every picture, found and aligned; pictures without "
+                                        "one are skipped"),
                 "none": ("Whole picture", "the whole picture, squashed to a square")}
 
 

@@ -107,3 +107,19 @@ def test_a_folder_is_edited_in_batch_and_faceless_photos_are_reported(qtbot, win
     attributes.start_folder_edit(photos["portrait"].parent, out)  # never overwrites
     qtbot.waitUntil(lambda: attributes._folder_worker is None, timeout=10_000)
     assert "already exist" in attributes.status_label.text()
+
+
+@pytest.mark.parametrize("panel", ["attributes", "interpolate", "map"])
+def test_photos_dropped_on_any_panel_arrive_aligned(qtbot, window, photos, panel):
+    window.show_panel(panel)
+    received = []
+    for signal in (window.selection.faceSelected, window.selection.endpointsAdded, window.selection.facesAdded):
+        signal.connect(lambda faces: received.append(faces if isinstance(faces, list) else [faces]))
+    drop_files(window, photos["group"], photos["landscape"])
+    qtbot.waitUntil(lambda: bool(received), timeout=10_000)
+    faces = received[0]
+    assert len(faces) == (1 if panel == "attributes" else 2) and faces[0].photo is not None
+    assert "face 1" in faces[0].name
+    qtbot.waitUntil(lambda: "no face found in landscape.png" in window.statusBar().currentMessage(), timeout=5_000)
+    if panel == "interpolate":
+        assert len(window.panels["interpolate"].endpoints()) >= 2
