@@ -8,15 +8,18 @@ gradients across the processes and only rank 0 writes files and prints progress.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """Ctrl+C while torch is still importing: a quiet exit, not a KeyboardInterrupt traceback."""
-    print("vaegan: interrupted", file=sys.stderr)
-    raise SystemExit(130)
+    """Ctrl+C while torch is still importing: a quiet exit, not a KeyboardInterrupt traceback. Nothing has been
+    written yet, and an exception raised inside an import could be swallowed by it, so the process ends here."""
+    sys.stderr.write("vaegan: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 _sigint_before_import = signal.signal(signal.SIGINT, _interrupted_while_starting) \
@@ -28,7 +31,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
@@ -39,7 +41,7 @@ from tqdm import tqdm
 
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
-    validated_meta, write_text_atomically
+    model_config_of, validated_meta, write_text_atomically
 from core.data import (CROP_MODES, DataError, PreparedImage, Progress, load_image_folder, load_run_data, prepare_faces,
                        prepare_image)
 from core.dataset import FaceDataset, to_unit
@@ -103,6 +105,8 @@ def say(text: str) -> None:
 
 
 def one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if not isinstance(exc, ModuleNotFoundError) else f"{text} (install the optional dependency)"
 
@@ -316,10 +320,13 @@ class ProgressCallbacks(TrainerCallbacks):
         if self.trainer.rank != 0:
             return
         folder = self.trainer.run_dir / PREVIEW_FOLDER
-        folder.mkdir(exist_ok=True)
         images = torch.cat([preview.samples, preview.originals, preview.reconstructions])
-        save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
-                   scale=2, mode="crisp", overwrite=True)
+        try:
+            folder.mkdir(exist_ok=True)
+            save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
+                       scale=2, mode="crisp", overwrite=True)
+        except OSError as exc:  # a full disk: the checkpoint matters more than a preview
+            say(f"could not write a preview ({one_line(exc)}); training goes on")
 
     def on_metrics(self, record: dict[str, float]) -> None:
         assert self.bar is not None
@@ -642,6 +649,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 def checkpoint_report(path: Path) -> dict[str, Any]:
     """What a checkpoint knows about itself, for `info`."""
     meta = load_checkpoint_meta(path)
+    model_config_of(path, meta)
     check_model_meta(path, meta)
     data = dict(meta.get("data") or {})
     skipped = data.pop("skipped", [])

@@ -220,3 +220,12 @@ def test_resume_refuses_non_finite_optimizer_state(trained_run, tmp_path):
     with pytest.raises(CheckpointError, match="NaN or infinite"):
         Trainer.from_run(run, None)  # type: ignore[arg-type]  (refused before the data is needed)
 
+
+
+@pytest.mark.parametrize("case", [name for name, (text, _, _) in INFERENCE_CASES.items() if text is not None])
+def test_info_refuses_damaged_metadata_in_one_line(case, tiny_model_path, tmp_path, capsys):
+    meta_text, _, expected = INFERENCE_CASES[case]
+    bad = craft(tiny_model_path, tmp_path / "bad.safetensors", meta_text)
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and expected in err

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 import core.checkpoint as checkpoint_module
+import core.cli as cli_module
 import core.trainer as trainer_module
 from conftest import synthetic_face
 from core.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_meta, save_checkpoint
@@ -399,3 +400,18 @@ def test_the_message_for_a_bad_picture_names_it(tmp_path, tiny_model_path):
     code, err = run_cli("reconstruct", tiny_model_path, bad, "--out", tmp_path / "r.png")
     assert code == 2 and str(bad) in err and "BytesIO" not in err
     assert re.search(r"not an image|cannot", err)
+
+
+def test_a_full_disk_names_the_picture_it_could_not_write(tiny_model_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint_module.os, "fsync", no_space)
+    target = tmp_path / "out" / "s.png"
+    code, err = run_cli("sample", tiny_model_path, "--out", target)
+    assert code == 2 and err == f"vaegan: error: {target}: No space left on device\n"
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_preview_that_cannot_be_written_does_not_end_training(face_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli_module, "save_image", no_space)
+    code, err = run_cli("train", face_folder, "--out", tmp_path / "run", "--max-steps", "2", *TINY_NETWORK)
+    assert code == 0 and "could not write a preview" in err
+    assert load_checkpoint_meta(tmp_path / "run" / CHECKPOINT_NAME)["training_state"]["step"] == 2
