@@ -9,7 +9,15 @@ Public API::
     model.image_size, model.latent_dim
     model.attributes               # {name: latent vector}
 """
-from core.api import Model, ReferenceMap, load_model
-from core.checkpoint import CheckpointError
+from importlib import import_module
+from typing import Any
 
 __all__ = ["Model", "ReferenceMap", "load_model", "CheckpointError"]
+_HOMES = {"Model": "core.api", "ReferenceMap": "core.api", "load_model": "core.api", "CheckpointError": "core.checkpoint"}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names load on first use, so that `vaegan` can install its Ctrl+C handler before torch loads."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.checkpoint import Checkpoint, CheckpointError, find_checkpoint_in, load_checkpoint, save_checkpoint
+from core.checkpoint import Checkpoint, CheckpointError, load_model_checkpoint, save_checkpoint
 from core.device import resolve_device
 from core.latent import LatentGaussian, sample_prior
 from core.model import VAEGAN, ModelConfig
@@ -141,7 +141,7 @@ class Model:
         target = Path(path or self.path or "")
         if not target.name:
             raise CheckpointError("model has no file to save attributes into")
-        ckpt = load_checkpoint(target)
+        ckpt = load_model_checkpoint(target).checkpoint
         ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not k.startswith("attr.")}
         names = sorted(self.attributes)
         if names:
@@ -163,8 +163,12 @@ def _reference_from(ckpt: Checkpoint) -> ReferenceMap | None:
     needed = ("ref.latents", "ref.coords", "ref.thumbnails_jpeg", "ref.projection_mean", "ref.projection_axes")
     if not all(k in t for k in needed):
         return None
-    info = ckpt.meta.get("reference", {})
-    thumbs = decode_thumbnail_atlas(t["ref.thumbnails_jpeg"], int(info.get("count", t["ref.latents"].shape[0])),
+    info = ckpt.meta.get("reference") or {}
+    count = int(info.get("count", t["ref.latents"].shape[0]))
+    if not count == t["ref.latents"].shape[0] == t["ref.coords"].shape[0]:
+        raise ValueError(f"the reference map's sizes disagree ({count} faces, {t['ref.latents'].shape[0]} latents, "
+                         f"{t['ref.coords'].shape[0]} positions)")
+    thumbs = decode_thumbnail_atlas(t["ref.thumbnails_jpeg"], count,
                                     int(info.get("thumbnail_size", 64)), int(info.get("columns", 45)))
     return ReferenceMap(t["ref.latents"].float(), t["ref.coords"].float(), thumbs, t["ref.projection_mean"].float(),
                         t["ref.projection_axes"].float(), t.get("ref.labels"), tuple(info.get("label_names", ())))
@@ -187,8 +191,16 @@ def encode_thumbnail_atlas(thumbs: torch.Tensor, columns: int, quality: int = 88
 def decode_thumbnail_atlas(data: torch.Tensor, count: int, size: int, columns: int) -> torch.Tensor:
     from PIL import Image
 
-    atlas = torch.from_numpy(np.array(Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")))
-    rows = atlas.shape[0] // size
+    rows = -(-count // columns)
+    try:
+        image = Image.open(io.BytesIO(data.numpy().tobytes()))
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"thumbnail atlas is too large ({exc})") from exc
+    with image:
+        if image.size != (columns * size, rows * size):
+            raise ValueError(f"thumbnail atlas is {image.width}x{image.height} pixels, expected "
+                             f"{columns * size}x{rows * size}")
+        atlas = torch.from_numpy(np.array(image.convert("RGB")))
     tiles = atlas.view(rows, size, columns, size, 3).permute(0, 2, 4, 1, 3).reshape(rows * columns, 3, size, size)
     return tiles[:count].contiguous()
 
@@ -198,18 +210,16 @@ def load_model(path: str | Path, device: str = "auto") -> Model:
 
     Raises CheckpointError with a one-line message naming the file and the problem."""
     dev = resolve_device(device)
-    file = Path(path)
-    if file.is_dir():
-        file = find_checkpoint_in(file)
-    ckpt = load_checkpoint(file)
+    loaded = load_model_checkpoint(path)
+    ckpt, cfg, file = loaded.checkpoint, loaded.config, loaded.path
     try:
-        cfg = ModelConfig.from_dict(ckpt.meta["model_config"])
         net = VAEGAN(cfg, with_discriminator=False)
         net.encoder.load_state_dict({k: v.float() for k, v in ckpt.group("enc").items()})
         net.decoder.load_state_dict({k: v.float() for k, v in ckpt.group("dec").items()})
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        reference = _reference_from(ckpt)
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
         raise CheckpointError(f"{file}: checkpoint does not hold a usable model ({str(exc).splitlines()[0][:160]})") from exc
     if dev.type == "cpu":
         net = net.to(memory_format=torch.channels_last)
-    return Model(net, dev, ckpt.meta, _attributes_from(ckpt), _reference_from(ckpt), file,
+    return Model(net, dev, ckpt.meta, _attributes_from(ckpt), reference, file,
                  LatentGaussian.from_tensors(ckpt.tensors, cfg.latent_dim))

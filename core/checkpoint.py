@@ -6,19 +6,32 @@ renames it over the target, so a crash mid-save leaves the previous checkpoint i
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+from core.model import VAEGAN, ModelConfig
 
 FORMAT_NAME = "vaegan-explorer"
 FORMAT_VERSION = 1
 CHECKPOINT_SUFFIX = ".safetensors"
+TEMPORARY_SUFFIX = ".tmp"
+MAX_ATTRIBUTES = 1000
+MAX_REFERENCE_FACES = 100_000
+MAX_THUMBNAIL_SIZE = 256
+MAX_ATLAS_COLUMNS = 1000
+MAX_ATLAS_BYTES = 512 * 2**20
+MODEL_CONFIG_TYPES = {"image_size": (int,), "latent_dim": (int,), "width": (int, float), "kernel_size": (int,),
+                      "model_type": (str,)}
 
 
 class CheckpointError(Exception):
@@ -38,27 +51,81 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "meta": json.dumps(ckpt.meta)}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in ckpt.tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=header)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"{path}: could not write checkpoint ({exc.strerror or exc})") from exc
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            save_file(tensors, tmp, metadata=header)
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: could not write checkpoint ({_write_failure(exc)})") from exc
     return path
 
 
-def _read_header(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
+@contextmanager
+def atomic_file(path: Path) -> Iterator[str]:
+    """A temporary file beside `path` for the caller to fill; then fsynced and renamed over `path` with the
+    permissions `path` had (or the usual ones for a new file). On any failure, or a kill, `path` is untouched
+    and the temporary file is removed (a kill -9 leaves it to remove_stale_temporaries)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _file_mode(path))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
 
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Replace `path` with `text` (UTF-8) so that a crash or a full disk leaves either the old file or the new."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return path
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed save left in `folder` (call where no other save is in progress)."""
+    for leftover in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+
+
+def _file_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_failure(exc: BaseException) -> str:
+    """'No space left on device' rather than a library's wording or the temporary file's name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    return "no space left on device" if "No space left" in text else _short(exc)
+
+
+def _read_header(path: Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as f:
         return f.metadata() or {}
 
@@ -70,6 +137,8 @@ def _checked_path_and_meta(path: str | Path) -> tuple[Path, dict]:
         path = find_checkpoint_in(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file (a pipe, socket or device cannot be a checkpoint)")
     try:
         header = _read_header(path)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -86,9 +155,14 @@ def _checked_path_and_meta(path: str | Path) -> tuple[Path, dict]:
     if version < 1:
         raise CheckpointError(f"{path}: unknown checkpoint format version {header.get('format_version')!r}")
     try:
-        return path, json.loads(header.get("meta", "{}"))
+        meta = json.loads(header.get("meta", "{}"))
+    except RecursionError as exc:
+        raise CheckpointError(f"{path}: checkpoint is damaged (its metadata is nested too deeply)") from exc
     except ValueError as exc:
         raise CheckpointError(f"{path}: checkpoint is damaged ({_short(exc)})") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: checkpoint is damaged (its metadata is {_kind(meta)}, not a JSON object)")
+    return path, meta
 
 
 def load_checkpoint_meta(path: str | Path) -> dict:
@@ -98,11 +172,231 @@ def load_checkpoint_meta(path: str | Path) -> dict:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     path, meta = _checked_path_and_meta(path)
+    return Checkpoint(tensors=_read_tensors(path, device), meta=meta)
+
+
+def _read_tensors(path: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
     try:
-        tensors = load_file(str(path), device=str(device))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
         raise CheckpointError(f"{path}: checkpoint is damaged ({_short(exc)})") from exc
-    return Checkpoint(tensors=tensors, meta=meta)
+
+
+# ----------------------------------------------------------------------------------------- model checkpoints
+# A model file is checked in full before anything is allocated: the metadata's schema, then every tensor's
+# declared shape against the architecture (built on the "meta" device, which allocates nothing), then, once
+# read, that every weight is finite.
+
+
+@dataclass
+class ModelCheckpoint:
+    path: Path
+    """The file read (a run folder's checkpoint, for a folder)."""
+    checkpoint: Checkpoint
+    config: ModelConfig
+
+
+def load_model_checkpoint(path: str | Path, training: bool = False,
+                          device: str | torch.device = "cpu") -> ModelCheckpoint:
+    """A model or training checkpoint, validated; `training` also requires what resuming needs.
+    Raises CheckpointError naming the file and the first problem found."""
+    path, meta, config = validated_meta(path, training)
+    tensors = _read_tensors(path, device)
+    check_finite(path, tensors)
+    return ModelCheckpoint(path, Checkpoint(tensors, meta), config)
+
+
+def validated_meta(path: str | Path, training: bool = False) -> tuple[Path, dict, ModelConfig]:
+    """load_model_checkpoint's checks without reading the weights: the file, its metadata and its architecture."""
+    path, meta = _checked_path_and_meta(path)
+    config = model_config_of(path, meta)
+    check_model_meta(path, meta)
+    if training:
+        check_training_meta(path, meta, config)
+    check_tensor_layout(path, config, _tensor_layout(path), with_discriminator=training)
+    return path, meta, config
+
+
+def model_config_of(path: Path, meta: dict) -> ModelConfig:
+    """The architecture the metadata declares, with every field of the right type and in range."""
+    raw = meta.get("model_config")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: checkpoint does not hold a usable model (model_config is "
+                              f"{'missing' if raw is None else _kind(raw)})")
+    for name, types in MODEL_CONFIG_TYPES.items():
+        value = raw.get(name)
+        if name in raw and (isinstance(value, bool) or not isinstance(value, types)):
+            raise CheckpointError(f"{path}: checkpoint does not hold a usable model (model_config.{name} is "
+                                  f"{_kind(value)})")
+    try:
+        return ModelConfig.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint does not hold a usable model ({_short(exc)})") from exc
+
+
+def check_model_meta(path: Path, meta: dict) -> None:
+    """The optional parts every model file may carry have the types the app reads them as."""
+    for key in ("data", "training_state", "train_config", "reference", "optimizer"):
+        _require(path, meta, key, dict, optional=True)
+    for key in ("attributes", "label_names"):
+        values = _require(path, meta, key, list, optional=True) or []
+        if len(values) > MAX_ATTRIBUTES or not all(isinstance(v, str) for v in values):
+            raise CheckpointError(f"{path}: checkpoint is damaged ({key} must be at most {MAX_ATTRIBUTES} names)")
+    reference = meta.get("reference") or {}
+    for key, limit in (("count", MAX_REFERENCE_FACES), ("thumbnail_size", MAX_THUMBNAIL_SIZE),
+                       ("columns", MAX_ATLAS_COLUMNS)):
+        _require_count(path, reference, key, f"reference.{key}", 1, limit, optional=True)
+
+
+def check_training_meta(path: Path, meta: dict, config: ModelConfig) -> None:
+    """What resuming a run reads: its training state, its settings and each optimiser's state."""
+    if meta.get("kind") != "training":
+        raise CheckpointError(f"{path}: holds an inference-only model, which cannot be trained further")
+    state = _require(path, meta, "training_state", dict)
+    _require(path, meta, "train_config", dict)
+    _require_count(path, state, "step", "training_state.step", 0, 10**12)
+    _require_count(path, state, "rollbacks", "training_state.rollbacks", 0, 10**12, optional=True)
+    elapsed = state.get("elapsed_s", 0.0)
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
+        raise CheckpointError(f"{path}: checkpoint is damaged (training_state.elapsed_s is {_kind(elapsed)})")
+    optimizer = _require(path, meta, "optimizer", dict)
+    for part in ("enc", "dec") + (("dis",) if config.model_type == "vaegan" else ()):
+        entry = _require(path, optimizer, part, dict, where="optimizer.")
+        groups = _require(path, entry, "param_groups", list, where=f"optimizer.{part}.")
+        if not groups or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+            raise CheckpointError(f"{path}: checkpoint is damaged (optimizer.{part}.param_groups is malformed)")
+        scalars = _require(path, entry, "scalars", dict, where=f"optimizer.{part}.", optional=True) or {}
+        if not all(k.isdigit() and isinstance(v, dict) for k, v in scalars.items()):
+            raise CheckpointError(f"{path}: checkpoint is damaged (optimizer.{part}.scalars is malformed)")
+
+
+TensorLayout = dict[str, tuple[str, tuple[int, ...]]]
+"""name -> (safetensors dtype, shape), as the file's header declares them."""
+
+
+def _tensor_layout(path: Path) -> TensorLayout:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {_short(exc)})") from exc
+
+
+@dataclass
+class Architecture:
+    """Shapes of an architecture's tensors, from a network built on the "meta" device (nothing allocated)."""
+
+    shapes: dict[str, tuple[int, ...]]
+    """Every enc./dec./dis. state-dict entry."""
+    parameters: dict[str, list[tuple[int, ...]]]
+    """Per part, its parameters in optimiser order."""
+
+    @classmethod
+    def of(cls, config: ModelConfig, with_discriminator: bool) -> "Architecture":
+        with torch.device("meta"):
+            net = VAEGAN(config, with_discriminator=with_discriminator)
+        parts = {"enc": net.encoder, "dec": net.decoder, "dis": net.discriminator}
+        parts = {p: m for p, m in parts.items() if m is not None}
+        return cls({f"{p}.{k}": tuple(v.shape) for p, m in parts.items() for k, v in m.state_dict().items()},
+                   {p: [tuple(v.shape) for v in m.parameters()] for p, m in parts.items()})
+
+    @property
+    def weight_count(self) -> int:
+        return sum(math.prod(s) for shapes in self.parameters.values() for s in shapes)
+
+
+def check_tensor_layout(path: Path, config: ModelConfig, layout: TensorLayout, with_discriminator: bool) -> None:
+    """Every tensor the file declares fits the declared architecture, before any is read."""
+    with_discriminator = with_discriminator or any(name.startswith("dis.") for name in layout)
+    arch = Architecture.of(config, with_discriminator and config.model_type == "vaegan")
+    declared = sum(math.prod(s) for s in arch.shapes.values())
+    present = sum(math.prod(layout[n][1]) for n in arch.shapes if n in layout)
+    if present < declared // 2:
+        raise CheckpointError(f"{path}: model_config declares {arch.weight_count:,} weights but the file holds "
+                              f"{present:,} of them (the metadata does not match the tensors)")
+    for name, shape in arch.shapes.items():
+        if name not in layout:
+            raise CheckpointError(f"{path}: checkpoint is damaged (tensor {name} is missing)")
+        if layout[name][1] != shape:
+            raise CheckpointError(f"{path}: tensor {name} has shape {list(layout[name][1])}, but the architecture "
+                                  f"in model_config needs {list(shape)}")
+    budget = declared
+    for name, (_, shape) in layout.items():
+        if name in arch.shapes:
+            continue
+        if name.startswith(("enc.", "dec.", "dis.")):
+            raise CheckpointError(f"{path}: tensor {name} is not part of the architecture in model_config")
+        problem = _extra_tensor_problem(name, shape, config.latent_dim, arch)
+        if problem:
+            raise CheckpointError(f"{path}: tensor {name} {problem}")
+        if not name.startswith(("ref.", "attr.", "sampler.", "optim.")):
+            budget -= math.prod(shape)
+            if budget < 0:
+                raise CheckpointError(f"{path}: holds more extra data than its model ({name} {list(shape)})")
+
+
+def _extra_tensor_problem(name: str, shape: tuple[int, ...], d: int, arch: Architecture) -> str | None:
+    """Why a tensor beside the networks' weights cannot be right, or None."""
+    fixed = {"sampler.mean": (d,), "sampler.scale_tril": (d, d), "ref.projection_mean": (d,),
+             "ref.projection_axes": (2, d)}
+    rows = {"attr.vectors": (MAX_ATTRIBUTES, d, d), "ref.latents": (MAX_REFERENCE_FACES, d, d),
+            "ref.coords": (MAX_REFERENCE_FACES, 2, 2), "ref.labels": (MAX_REFERENCE_FACES, 0, MAX_ATTRIBUTES)}
+    if name in fixed:
+        return None if shape == fixed[name] else f"has shape {list(shape)}, expected {list(fixed[name])}"
+    if name in rows:
+        most, low, high = rows[name]
+        fits = len(shape) == 2 and shape[0] <= most and low <= shape[1] <= high
+        return None if fits else f"has impossible shape {list(shape)}"
+    if name == "ref.thumbnails_jpeg":
+        return None if len(shape) == 1 and shape[0] <= MAX_ATLAS_BYTES else f"has impossible shape {list(shape)}"
+    if name.startswith("optim."):
+        return _optimizer_tensor_problem(name, shape, arch)
+    return None
+
+
+def _optimizer_tensor_problem(name: str, shape: tuple[int, ...], arch: Architecture) -> str | None:
+    """optim.<part>.<index>.<entry>: the index names a parameter, and moments have that parameter's shape."""
+    _, part, index = (name.split(".", 3) + ["", ""])[:3]
+    parameters = arch.parameters.get(part, [])
+    if not index.isdigit() or int(index) >= len(parameters):
+        return "does not belong to any parameter of the architecture"
+    if math.prod(shape) > 1 and shape != parameters[int(index)]:
+        return f"has shape {list(shape)}, but its parameter has {list(parameters[int(index)])}"
+    return None
+
+
+def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values (the model is broken; "
+                                  f"use an earlier checkpoint)")
+
+
+def _require(path: Path, table: dict, key: str, kind: type, optional: bool = False, where: str = "") -> Any:
+    value = table.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind):
+        what = "missing" if key not in table else _kind(value)
+        raise CheckpointError(f"{path}: checkpoint is damaged ({where}{key} is {what})")
+    return value
+
+
+def _require_count(path: Path, table: dict, key: str, label: str, low: int, high: int, optional: bool = False) -> None:
+    value = table.get(key)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CheckpointError(f"{path}: checkpoint is damaged ({label} is {_kind(value) if key in table else 'missing'}"
+                              f", expected a whole number from {low:,} to {high:,})")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return repr(value)
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
 
 
 def find_checkpoint_in(run_dir: Path) -> Path:

@@ -8,14 +8,29 @@ gradients across the processes and only rank 0 writes files and prints progress.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import hashlib
-import json
 import os
 import signal
 import sys
 import threading
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl+C while torch is still importing: a quiet exit, not a KeyboardInterrupt traceback. Nothing has been
+    written yet, and an exception raised inside an import could be swallowed by it, so the process ends here."""
+    sys.stderr.write("vaegan: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+_sigint_before_import = signal.signal(signal.SIGINT, _interrupted_while_starting) \
+    if threading.current_thread() is threading.main_thread() else None
+# The imports below take a second or two (torch), so they come after that handler.
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
@@ -25,17 +40,21 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from core.api import Model, load_model
-from core.checkpoint import CheckpointError, find_checkpoint_in, load_checkpoint_meta
+from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
+    model_config_of, validated_meta, write_text_atomically
 from core.data import (CROP_MODES, DataError, PreparedImage, Progress, load_image_folder, load_run_data, prepare_faces,
                        prepare_image)
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
-from core.export import make_grid, make_strip, save_gif, save_image
+from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, attribute_vectors_from_labels, \
     fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.photo import edit_folder, edit_photo, run_folder_edit
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
+
+if _sigint_before_import is not None:
+    signal.signal(signal.SIGINT, _sigint_before_import)
 
 PROG = "vaegan"
 EXIT_BAD_INPUT = 2
@@ -44,6 +63,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ENCODE_CHUNK = 1024
 """Images converted to float at a time when encoding a whole training set (keeps memory flat)."""
 PROGRESS_KEYS = ("kl", "feature", "pixel", "gen", "d_real", "d_prior")
+MAX_GRID_SIDE = 64
+"""Rows or columns of a sample grid (64 x 64 faces of 128 px make a 67-megapixel picture)."""
+MAX_PATH_STEPS = 1000
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 10**9
+MAX_EPOCHS = 10**6
+MAX_BATCH_SIZE = 4096
+MAX_STRENGTH = 1000.0
+MAX_TEMPERATURE = 100.0
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class CliError(Exception):
@@ -76,6 +105,8 @@ def say(text: str) -> None:
 
 
 def one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if not isinstance(exc, ModuleNotFoundError) else f"{text} (install the optional dependency)"
 
@@ -127,15 +158,37 @@ def existing_path(text: str, what: str) -> Path:
 
 def output_file(text: str, overwrite: bool, suffixes: Sequence[str]) -> Path:
     """The path to write, refusing an unsupported type or an existing file (unless overwrite)."""
-    path = Path(text).expanduser()
+    path = output_path(text)
     if path.suffix.lower() not in suffixes:
         raise CliError(f"{path}: unsupported output type {path.suffix or '(none)'}; use {', '.join(suffixes)}")
     if path.is_dir():
         raise CliError(f"{path} is a folder; give a file name")
+    if path.is_symlink() and not path.exists():
+        raise CliError(f"{path} is a link to a missing file ({os.readlink(path)}); remove it or choose another name")
     if path.exists() and not overwrite:
         raise CliError(f"{path} already exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(path.parent)
     return path
+
+
+def output_path(text: str) -> Path:
+    if not text.strip():
+        raise CliError("--out is empty; give a file or folder name")
+    return Path(text).expanduser()
+
+
+def writable_folder(folder: Path) -> Path:
+    """Create `folder` if needed; a one-line error names it when it cannot be (a file in the way, no permission)."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise CliError(f"cannot create the folder {folder}: {blocking} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create the folder {folder} ({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write into {folder} (permission denied)")
+    return folder
 
 
 def parse_edit(text: str) -> tuple[str, float]:
@@ -144,9 +197,39 @@ def parse_edit(text: str) -> tuple[str, float]:
     try:
         if not (sep and name):
             raise ValueError
-        return name, float(value)
+        strength = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=STRENGTH (e.g. Smiling=1.5), got {text!r}") from None
+    if not abs(strength) <= MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(f"the strength of {name} must be a number from -{MAX_STRENGTH:g} to "
+                                         f"{MAX_STRENGTH:g}, got {value}")
+    return name, strength
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`, else a one-line error saying so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {value:,}")
+        return value
+    return parse
+
+
+def finite_number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number from `low` to `high` (never nan or inf)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, got {text}")
+        return value
+    return parse
 
 
 def resolve_attribute(name: str, available: Sequence[str]) -> str:
@@ -237,10 +320,13 @@ class ProgressCallbacks(TrainerCallbacks):
         if self.trainer.rank != 0:
             return
         folder = self.trainer.run_dir / PREVIEW_FOLDER
-        folder.mkdir(exist_ok=True)
         images = torch.cat([preview.samples, preview.originals, preview.reconstructions])
-        save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
-                   scale=2, mode="crisp", overwrite=True)
+        try:
+            folder.mkdir(exist_ok=True)
+            save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
+                       scale=2, mode="crisp", overwrite=True)
+        except OSError as exc:  # a full disk: the checkpoint matters more than a preview
+            say(f"could not write a preview ({one_line(exc)}); training goes on")
 
     def on_metrics(self, record: dict[str, float]) -> None:
         assert self.bar is not None
@@ -269,22 +355,45 @@ class ProgressCallbacks(TrainerCallbacks):
 
 @contextmanager
 def stop_on_interrupt(callbacks: ProgressCallbacks) -> Iterator[None]:
-    """First Ctrl+C: finish the step, save a checkpoint and return. Second Ctrl+C: abort at once."""
+    """Ctrl+C, SIGTERM (shutdown, kill) or SIGHUP (the terminal closed): finish the step, save a checkpoint
+    and return. A second Ctrl+C aborts at once; a repeated SIGTERM or SIGHUP lets the save finish."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handle(signum: int, frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            silence_output()
         if callbacks.stop_requested:
-            raise KeyboardInterrupt
-        say("stopping: finishing the current step and saving a checkpoint (Ctrl+C again to abort)")
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        try:
+            say(f"stopping ({signal.Signals(signum).name}): finishing the current step and saving a checkpoint"
+                + (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""))
+        except OSError:
+            pass
         callbacks.request_stop()
 
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def silence_output() -> None:
+    """Point stdout and stderr at the null device: after SIGHUP the terminal is gone, and writing to it
+    would fail in the middle of saving."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+            os.dup2(null, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(null)
 
 
 @contextmanager
@@ -328,6 +437,11 @@ def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_na
     callbacks = ProgressCallbacks()
     with process_group(device_name):
         trainer = make_trainer(callbacks)
+        if trainer.step >= trainer.total_steps and trainer.rank == 0 and lacks_attribute_vectors(trainer, data):
+            say("the run is trained to its end but its attribute vectors were not stored (interrupted?); storing them")
+            store_attribute_vectors(trainer.checkpoint_path, data, str(trainer.device))
+            print(trainer.checkpoint_path)
+            return 0
         if trainer.step >= trainer.total_steps:
             raise CliError(f"{trainer.run_dir} is already trained to step {trainer.step} of {trainer.total_steps}; "
                            f"pass a larger --max-steps or --epochs to continue")
@@ -345,6 +459,11 @@ def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_na
     return 0
 
 
+def lacks_attribute_vectors(trainer: Trainer, data: FaceDataset) -> bool:
+    """A labelled run whose checkpoint has no attribute list yet (the save after training was cut short)."""
+    return bool(data.label_names) and "attributes" not in load_checkpoint_meta(trainer.checkpoint_path)
+
+
 def store_attribute_vectors(checkpoint: Path, data: FaceDataset, device: str) -> None:
     """Encode the training set with the trained encoder (eval mode) and save one vector per label."""
     if data.labels is None or not data.label_names:
@@ -358,7 +477,11 @@ def store_attribute_vectors(checkpoint: Path, data: FaceDataset, device: str) ->
 
 def cmd_train(args: argparse.Namespace) -> int:
     folder = existing_path(args.data, "data folder")
-    run_dir = Path(args.out).expanduser()
+    run_dir = output_path(args.out)
+    if run_dir.resolve() == folder.resolve() or folder.resolve() in run_dir.resolve().parents:
+        raise CliError(f"--out {run_dir} is inside the data folder {folder}; its previews would become training "
+                       f"pictures. Choose a run folder outside it")
+    writable_folder(run_dir)
     if (run_dir / CHECKPOINT_NAME).exists():
         raise CliError(f"{run_dir} already holds a training run; continue it with 'vaegan resume {run_dir}' "
                        f"or choose another --out")
@@ -372,7 +495,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                             anneal_steps=args.anneal_steps,
                             gamma=args.gamma, kl_weight=args.kl_weight, seed=args.seed, device=args.device or "auto",
                             num_threads=args.threads, init_from=init_from,
-                            discriminator_warmup_steps=args.discriminator_warmup)
+                            discriminator_warmup_steps=args.discriminator_warmup,
+                            checkpoint_interval_s=args.checkpoint_interval)
     resolve_device(train_cfg.device)
     data = load_folder(folder, model_cfg.image_size, args.crop, args.attributes)
     return train_to_end(lambda cb: Trainer(data, run_dir, model_cfg, train_cfg, cb), train_cfg.device, data)
@@ -394,7 +518,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = existing_path(args.run, "run folder")
     if not run_dir.is_dir():
         raise CliError(f"{run_dir}: not a run folder (give the folder that holds {CHECKPOINT_NAME})")
-    meta = load_checkpoint_meta(run_dir / CHECKPOINT_NAME)
+    _, meta, _ = validated_meta(run_dir / CHECKPOINT_NAME, training=True)
     recorded = args.data or (meta.get("data") or {}).get("folder")
     if not recorded:
         raise CliError(f"{run_dir / CHECKPOINT_NAME} does not record its data folder; pass --data FOLDER")
@@ -405,14 +529,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         overrides["max_steps"] = args.max_steps
     if args.epochs is not None:
         overrides.update(epochs=args.epochs, max_steps=None)
-    for name in ("anneal_steps", "lr", "gamma", "kl_weight"):
+    for name in ("anneal_steps", "lr", "gamma", "kl_weight", "checkpoint_interval"):
         if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
+            overrides[name if name != "checkpoint_interval" else "checkpoint_interval_s"] = getattr(args, name)
     if args.device is not None:
         overrides["device"] = args.device
     if args.threads is not None:
         overrides["num_threads"] = args.threads
-    device_name = args.device or meta.get("train_config", {}).get("device", "auto")
+    device_name = args.device or (meta.get("train_config") or {}).get("device", "auto")
     resolve_device(device_name)
     return train_to_end(lambda cb: Trainer.from_run(run_dir, data, cb, **overrides), device_name, data)
 
@@ -423,7 +547,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """One file: model inputs above reconstructions. A folder: <name>_crop.png and <name>_recon.png per
     face (<name>_<k>_... when a picture holds several faces)."""
-    out = Path(args.out).expanduser()
+    out = output_path(args.out)
     grid = bool(out.suffix)
     if grid:
         output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
@@ -445,8 +569,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
-    if args.rows < 1 or args.cols < 1:
-        raise CliError(f"--rows and --cols must be at least 1, got {args.rows} and {args.cols}")
     model = open_model(args)
     _, images = model.sample(args.rows * args.cols, temperature=args.temperature, seed=args.seed)
     print(save_image(make_grid(images, args.cols), target, overwrite=args.overwrite))
@@ -512,10 +634,14 @@ def cmd_project(args: argparse.Namespace) -> int:
     model = open_model(args)
     data = load_folder(folder, model.image_size, model_crop(model, args.crop), min_images=2)
     _, coords = fit_projection(encode_dataset(model, data), args.method, seed=args.seed)
-    with open(target, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["name", "x", "y"])
-        writer.writerows([name, f"{x:.6g}", f"{y:.6g}"] for name, (x, y) in zip(data.names, coords.tolist()))
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["name", "x", "y"])
+    writer.writerows([name, f"{x:.6g}", f"{y:.6g}"] for name, (x, y) in zip(data.names, coords.tolist()))
+    try:
+        write_text_atomically(target, table.getvalue())
+    except OSError as exc:
+        raise CliError(f"{target}: could not write ({exc.strerror or exc}); any earlier file is unchanged") from exc
     print(target)
     return 0
 
@@ -523,6 +649,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 def checkpoint_report(path: Path) -> dict[str, Any]:
     """What a checkpoint knows about itself, for `info`."""
     meta = load_checkpoint_meta(path)
+    model_config_of(path, meta)
+    check_model_meta(path, meta)
     data = dict(meta.get("data") or {})
     skipped = data.pop("skipped", [])
     if data:
@@ -534,9 +662,24 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
               "provenance": meta.get("provenance")}
     metrics = path.parent / METRICS_NAME
     if metrics.is_file():
-        lines = metrics.read_text(encoding="utf-8").splitlines()
-        report["last_metrics"] = json.loads(lines[-1]) if lines else None
+        report["last_metrics"] = last_metrics_record(metrics)
     return {k: v for k, v in report.items() if v is not None}
+
+
+def last_metrics_record(path: Path) -> dict[str, Any] | None:
+    """The last whole record of a metrics.jsonl (a line torn by a kill or a full disk is passed over)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            return record
+    return None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -568,7 +711,7 @@ class Parser(argparse.ArgumentParser):
 def runtime_options() -> Parser:
     p = Parser(add_help=False)
     p.add_argument("--device", default=None, help="auto, cpu, cuda[:N] or mps (default: auto)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=whole_number(1, max_threads()), default=None,
                    help="CPU threads for torch (default: all cores, shared among torchrun processes)")
     return p
 
@@ -584,11 +727,16 @@ def output_options() -> Parser:
 
 def add_length_options(p: argparse.ArgumentParser, anneal_default: int | None) -> None:
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
-    length.add_argument("--max-steps", type=int, default=None, help="optimisation steps in total")
+    length.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), default=None,
+                        help="passes over the data (default 10)")
+    length.add_argument("--max-steps", type=whole_number(1, MAX_STEPS), default=None, help="optimisation steps in total")
     p.add_argument("--anneal-steps", type=int, default=anneal_default, metavar="N",
                    help="lower the learning rate linearly to a tenth over the last N steps"
                         + (" (default: none)" if anneal_default == 0 else " (default: as the run was started)"))
+    p.add_argument("--checkpoint-interval", type=finite_number(1, 10**7), metavar="SECONDS",
+                   default=TrainConfig.checkpoint_interval_s if anneal_default == 0 else None,
+                   help="save a checkpoint this often; a stop, Ctrl+C, SIGTERM or SIGHUP always saves one "
+                        + ("(default %(default)g)" if anneal_default == 0 else "(default: as the run was started)"))
 
 
 def add_train_parser(sub: Any, runtime: Parser) -> None:
@@ -600,13 +748,13 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
     p.add_argument("--width", type=float, default=ModelConfig.width, help="channel multiplier (1.0 = the paper's)")
     p.add_argument("--kernel-size", type=int, default=ModelConfig.kernel_size, choices=(4, 5),
                    help="5 = the paper's; 4 avoids checkerboard artifacts")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--batch-size", type=whole_number(2, MAX_BATCH_SIZE), default=TrainConfig.batch_size)
     add_length_options(p, anneal_default=0)
     p.add_argument("--crop", choices=CROP_MODES, default="auto",
                    help="auto (default): aligned CelebA pictures and model-sized squares keep their framing, "
                         "faces in any other picture are found and aligned; pictures without a face are skipped")
     p.add_argument("--model", choices=MODEL_TYPES, default="vaegan")
-    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=TrainConfig.seed)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--gamma", type=float, default=TrainConfig.gamma, help="feature-loss weight for the decoder")
     p.add_argument("--kl-weight", type=float, default=TrainConfig.kl_weight)
@@ -643,21 +791,22 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p = sub.add_parser("sample", parents=both, help="decode random faces into a grid")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--out", required=True, metavar="FILE")
-    p.add_argument("--rows", type=int, default=4)
-    p.add_argument("--cols", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=DEFAULT_SAMPLE_TEMPERATURE,
+    p.add_argument("--rows", type=whole_number(1, MAX_GRID_SIDE), default=4)
+    p.add_argument("--cols", type=whole_number(1, MAX_GRID_SIDE), default=8)
+    p.add_argument("--temperature", type=finite_number(0, MAX_TEMPERATURE), default=DEFAULT_SAMPLE_TEMPERATURE,
                    help="spread of the random latents around where the model's faces lie: 1 matches the "
                         "training faces, lower gives more typical faces (default %(default)s, as in the app)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("interpolate", parents=both, help="morph through the latents of two or more pictures")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="two or more pictures, visited in order")
     p.add_argument("--out", required=True, metavar="FILE", help=".png strip or .gif animation")
-    p.add_argument("--steps", type=int, default=8, help="images along the whole path, ends included")
+    p.add_argument("--steps", type=whole_number(2, MAX_PATH_STEPS), default=8,
+                   help="images along the whole path, ends included")
     p.add_argument("--method", choices=("linear", "slerp"), default="linear")
-    p.add_argument("--frame-ms", type=int, default=80)
+    p.add_argument("--frame-ms", type=whole_number(MIN_FRAME_MS, 60_000), default=80)
     p.add_argument("--pingpong", action="store_true", help="play the GIF forwards then backwards")
     p.set_defaults(handler=cmd_interpolate)
 
@@ -678,7 +827,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.add_argument("--method", choices=PROJECTION_METHODS, default="pca")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     p.set_defaults(handler=cmd_project)
 
 
@@ -696,12 +845,15 @@ def build_parser() -> Parser:
     return parser
 
 
+def max_threads() -> int:
+    """More torch threads than a few per core only slows training down and costs memory."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def cpu_threads(requested: int | None) -> int:
     """--threads, else this process's share of all cores (torchrun starts several); unlike the GUI,
     the headless CLI has no interface thread to keep a core free for."""
     if requested is not None:
-        if requested < 1:
-            raise CliError(f"--threads must be at least 1, got {requested}")
         return requested
     return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
@@ -733,9 +885,18 @@ def run_command(argv: Sequence[str] | None) -> int:
     except USER_ERRORS as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except MemoryError:
+        print(f"{PROG}: error: out of memory (ask for fewer or smaller pictures, or a smaller batch)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a line rather than a traceback
+        if os.environ.get("VAEGAN_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {type(exc).__name__}: {one_line(exc)} (set VAEGAN_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@ decoded-image cache. Plain Python + torch + numpy + PIL + OpenCV; no Qt."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -21,10 +23,15 @@ from core.faces import CELEBA_FACE_BOX, FACE_MIN_FRACTION, alignment_for, box_tr
 
 CROP_MODES = ("auto", "celeba", "center", "face", "none")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+CACHE_MAX_BYTES = 8 * 2**30
+CACHE_MAX_AGE_S = 30 * 24 * 3600
+"""Cached sets unused this long are removed, and the least recently used beyond CACHE_MAX_BYTES in all."""
+CACHE_TEMPORARY_AGE_S = 3600
 MAX_IMAGE_PIXELS = 100_000_000
 """Our own decompression-bomb limit, checked per image. PIL's global limit (Image.MAX_IMAGE_PIXELS)
 is also honoured, so the effective limit is the lower of the two."""
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 CELEBA_ATTRIBUTES_NAME = "list_attr_celeba.txt"
 ATTRIBUTE_VALUES = frozenset(("1", "-1"))
 
@@ -122,14 +129,13 @@ def open_image(path: Path | str, min_side: int | None = None) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageLoadError(path, "empty file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                check_pixel_count(path, img.size)
-                if min_side and img.format == "JPEG":
-                    img.draft(None, (min_side, min_side))
-                img.load()
-                return to_rgb(path, ImageOps.exif_transpose(img))
+        try:
+            return decode_picture(path, path, min_side)
+        except OSError as error:
+            recovered = open_unterminated_jpeg(path, min_side) if "truncated" in str(error) else None
+            if recovered is None:
+                raise
+            return recovered
     except ImageLoadError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
@@ -142,6 +148,32 @@ def open_image(path: Path | str, min_side: int | None = None) -> Image.Image:
         raise ImageLoadError(path, f"truncated or corrupt ({error})") from error
     except Exception as error:  # malformed files make PIL raise nearly anything (struct.error, IndexError...)
         raise ImageLoadError(path, f"cannot decode ({type(error).__name__}: {error})") from error
+
+
+def decode_picture(source: Path | BinaryIO, path: Path, min_side: int | None) -> Image.Image:
+    """open_image's decoding, from a file or from bytes in memory; PIL's errors pass through."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as img:
+            check_pixel_count(path, img.size)
+            if min_side and img.format == "JPEG":
+                img.draft(None, (min_side, min_side))
+            img.load()
+            return to_rgb(path, ImageOps.exif_transpose(img))
+
+
+def open_unterminated_jpeg(path: Path, min_side: int | None) -> Image.Image | None:
+    """A JPEG whose only flaw is a missing end marker (some cameras and cut-short copies), or None.
+
+    Complete scan data decodes to the same pixels whatever bytes follow it, so the file is decoded twice
+    with an end marker appended, once right after its data and once after filler; a file cut inside its
+    scan data decodes differently (the filler becomes picture) and stays rejected as truncated."""
+    data = path.read_bytes()
+    if not data.startswith(JPEG_START) or data.rstrip(b"\0").endswith(JPEG_END):
+        return None
+    first, second = (decode_picture(io.BytesIO(data + filler + JPEG_END), path, min_side)
+                     for filler in (b"", b"\x55" * 256))
+    return first if np.array_equal(np.asarray(first), np.asarray(second)) else None
 
 
 def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
@@ -500,12 +532,14 @@ def cache_key(root: Path, relative: list[str], image_size: int, crop: str, attri
 
 
 def file_identity(path: Path | str) -> str:
-    """Size and modification time: what changes when a file is edited or replaced."""
+    """Size, modification time, change time and inode: what changes when a file is edited or replaced. The
+    change time catches a replacement that keeps size and modification time (cp -p, rsync -t, tar), since
+    no tool can set it, at the cost of a stat call rather than reading every file."""
     try:
         stat = os.stat(path)
     except OSError:
         return "missing"
-    return f"{stat.st_size}|{stat.st_mtime_ns}"
+    return f"{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
 
 
 def read_cache(path: Path) -> FaceDataset | None:
@@ -517,6 +551,7 @@ def read_cache(path: Path) -> FaceDataset | None:
         with safe_open(str(path), framework="pt") as stored:
             meta = json.loads(stored.metadata()["meta"])
             tensors = {name: stored.get_tensor(name) for name in stored.keys()}
+        os.utime(path)  # marks it as recently used, for prune_cache
         return FaceDataset(tensors["images"], meta["names"], meta["label_names"], tensors.get("labels"),
                            meta["summary"])
     except (OSError, SafetensorError, ValueError, KeyError, TypeError, RuntimeError):
@@ -532,8 +567,31 @@ def write_cache(path: Path, dataset: FaceDataset) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        prune_cache(path.parent)
         save_file(tensors, str(temporary), metadata={"meta": json.dumps(meta)})
         os.replace(temporary, path)
-    except OSError as error:
+    except (OSError, SafetensorError) as error:
         temporary.unlink(missing_ok=True)
         warnings.warn(f"could not write the image cache {path}: {error}", RuntimeWarning, stacklevel=2)
+
+
+def prune_cache(folder: Path, max_bytes: int = CACHE_MAX_BYTES, max_age_s: float = CACHE_MAX_AGE_S) -> None:
+    """Remove cached sets unused for `max_age_s`, then the least recently used while all take over `max_bytes`,
+    and temporary files that a killed write left an hour or more ago."""
+    now = time.time()
+    for leftover in folder.glob(".*.tmp"):
+        if now - _modified(leftover) > CACHE_TEMPORARY_AGE_S:
+            leftover.unlink(missing_ok=True)
+    entries = sorted(folder.glob("*.safetensors"), key=_modified, reverse=True)
+    total = 0
+    for entry in entries:
+        total += entry.stat().st_size if entry.exists() else 0
+        if total > max_bytes or now - _modified(entry) > max_age_s:
+            entry.unlink(missing_ok=True)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

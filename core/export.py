@@ -7,7 +7,6 @@ file in the target folder, then os.replace, so a failed save leaves nothing behi
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageChops
 from torch import Tensor
+
+from core.checkpoint import atomic_file
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 RESAMPLING = {"smooth": Image.Resampling.LANCZOS, "crisp": Image.Resampling.NEAREST}
@@ -103,15 +104,15 @@ def _target(path: str | os.PathLike[str], formats: dict[str, str], overwrite: bo
 
 
 def _write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """write() into a hidden temporary file beside target, then move it into place in one step."""
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    """write() into a hidden temporary file beside target, then move it into place in one step (see
+    core.checkpoint.atomic_file). A disk error names the target, not the temporary file."""
     try:
-        with open(temporary, "xb") as file:
+        with atomic_file(target) as temporary, open(temporary, "wb") as file:
             write(file)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     return target
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -15,7 +16,8 @@ import torch
 import torch.distributed as dist
 
 from core.api import load_model
-from core.checkpoint import Checkpoint, flatten_optimizer, load_checkpoint, save_checkpoint, unflatten_optimizer
+from core.checkpoint import Checkpoint, CheckpointError, flatten_optimizer, load_model_checkpoint, \
+    remove_stale_temporaries, save_checkpoint, unflatten_optimizer, write_text_atomically
 from core.dataset import BatchSampler, FaceDataset, device_batch, to_signed
 from core.device import autocast_for, resolve_device, uses_channels_last
 from core.latent import LatentGaussian, fit_latent_gaussian
@@ -26,6 +28,9 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.jsonl"
 MAX_ROLLBACKS_IN_A_ROW = 5
 SAMPLER_FIT_FACES = 2000
+SAVE_COST_SHARE = 0.02
+"""Checkpoints come at most this often: every checkpoint_interval_s, or less often when a save takes longer
+than this share of that time."""
 
 
 class TrainingError(RuntimeError):
@@ -48,7 +53,8 @@ class TrainConfig:
     mixed_precision: bool = True
     log_interval: int = 20
     preview_interval: int = 200
-    checkpoint_interval_s: float = 300.0
+    checkpoint_interval_s: float = 60.0
+    """A run killed outright loses at most about this much training time (a stop or a signal loses none)."""
     num_threads: int | None = None
     init_from: str | None = None
     """A trained model (run or inference file) whose Enc and Dec weights this run starts from."""
@@ -70,6 +76,9 @@ class TrainConfig:
             raise ValueError(f"the KL weight must be a positive number, got {self.kl_weight}")
         if self.anneal_steps < 0:
             raise ValueError(f"annealing steps must not be negative, got {self.anneal_steps}")
+        if not (self.checkpoint_interval_s > 0 and math.isfinite(self.checkpoint_interval_s)):
+            raise ValueError(f"the checkpoint interval must be a positive number of seconds, got "
+                             f"{self.checkpoint_interval_s}")
         if self.discriminator_warmup_steps < 0:
             raise ValueError(f"discriminator warm-up steps must not be negative, got {self.discriminator_warmup_steps}")
 
@@ -221,13 +230,15 @@ class Trainer:
     def run(self) -> Path | None:
         """Train until the planned step count or stop(); returns the last checkpoint written."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            remove_stale_temporaries(self.run_dir)
+            self._forget_metrics_after(self.step)
         fixed_z, fixed_index = self._preview_inputs()
         step_fn = vaegan_step if self.model_cfg.model_type == "vaegan" else vae_step
         generator = torch.Generator(device=self.device)
         window: list[dict[str, float]] = []
         window_start = time.perf_counter()
-        last_save = time.monotonic()
-        saved: Path | None = None
+        saver = _CheckpointClock(self.cfg.checkpoint_interval_s, first_soon=not self.checkpoint_path.exists())
         rollbacks_in_a_row = 0
         self._snapshot()
         self.callbacks.on_message(f"training on {self.device.type} ({self.world} process(es)), "
@@ -263,14 +274,34 @@ class Trainer:
                 self._snapshot()
             if self.step % self.cfg.preview_interval == 0 or self.step == self.total_steps:
                 self.callbacks.on_preview(self.preview(fixed_z, fixed_index))
-            if time.monotonic() - last_save >= self.cfg.checkpoint_interval_s:
-                saved, last_save = self.save(), time.monotonic()
+            if saver.due():
+                self._save_on_schedule(saver)
         if window:
             self.elapsed_s += time.perf_counter() - window_start
         saved = self.save()
         done = "finished" if self.step >= self.total_steps else "stopped"
         self.callbacks.on_message(f"training {done} at step {self.step}; checkpoint {saved}")
         return saved
+
+    def _save_on_schedule(self, clock: "_CheckpointClock") -> None:
+        """A periodic checkpoint; if the disk is full, say so and keep training (the last checkpoint stays)."""
+        started = time.monotonic()
+        try:
+            self.save()
+        except CheckpointError as exc:
+            self.callbacks.on_message(f"{exc}; training goes on and tries again later")
+        clock.saved(time.monotonic() - started)
+
+    def _forget_metrics_after(self, step: int) -> None:
+        """Drop metrics records past `step` (steps a killed run did after its last checkpoint, which this run
+        trains again), so that step numbers in metrics.jsonl never run backwards. A torn last line goes too."""
+        path = self.run_dir / METRICS_NAME
+        if not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        kept = [line for line in lines if _record_step(line) is not None and _record_step(line) <= step]
+        if len(kept) != len(lines):
+            write_text_atomically(path, "".join(kept))
 
     def _settings_now(self) -> StepSettings:
         if self.step < self.cfg.discriminator_warmup_steps:
@@ -291,9 +322,28 @@ class Trainer:
                       eta_s=remaining * self.cfg.batch_size * self.world / max(images_per_s, 1e-9),
                       elapsed_s=self.elapsed_s, time=time.time())
         if self.rank == 0:
-            with open(self.run_dir / METRICS_NAME, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            self._append_metrics(record)
         self.callbacks.on_metrics(record)
+
+    def _append_metrics(self, record: dict[str, float]) -> None:
+        """One line more in metrics.jsonl; when the disk is full the file is cut back to its last whole line
+        and training goes on (the record still reaches the callbacks)."""
+        path = self.run_dir / METRICS_NAME
+        line = memoryview((json.dumps(record) + "\n").encode())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            self.callbacks.on_message(f"{path}: could not record metrics ({exc.strerror or exc})")
+            return
+        size = os.fstat(fd).st_size
+        try:
+            while line:
+                line = line[os.write(fd, line):]
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            self.callbacks.on_message(f"{path}: could not record metrics ({exc.strerror or exc})")
+        finally:
+            os.close(fd)
 
     def _snapshot(self) -> None:
         self._good_state = {
@@ -404,17 +454,21 @@ class Trainer:
                **overrides: Any) -> "Trainer":
         """Continue a run from its checkpoint; `overrides` may change e.g. max_steps, epochs or device."""
         run_dir = Path(run_dir)
-        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
-        if ckpt.meta.get("kind") != "training" or "optimizer" not in ckpt.meta:
-            raise TrainingError(f"{run_dir / CHECKPOINT_NAME}: holds no training state (an inference-only model)")
-        cfg = replace(TrainConfig.from_dict(ckpt.meta["train_config"]), **overrides)
-        trainer = cls(data, run_dir, ModelConfig.from_dict(ckpt.meta["model_config"]), cfg, callbacks,
-                      load_init_weights=False)
-        load_model_tensors(trainer.model, ckpt)
-        for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
-                                                    trainer.optimizers.discriminator)):
-            if o is not None:
-                o.load_state_dict(unflatten_optimizer(f"optim.{name}", ckpt, ckpt.meta["optimizer"][name]))
+        loaded = load_model_checkpoint(run_dir / CHECKPOINT_NAME, training=True)
+        ckpt, path = loaded.checkpoint, loaded.path
+        try:
+            cfg = replace(TrainConfig.from_dict(ckpt.meta["train_config"]), **overrides)
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"{path}: its train_config is unusable ({exc})") from exc
+        trainer = cls(data, run_dir, loaded.config, cfg, callbacks, load_init_weights=False)
+        try:
+            load_model_tensors(trainer.model, ckpt)
+            for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
+                                                        trainer.optimizers.discriminator)):
+                if o is not None:
+                    o.load_state_dict(unflatten_optimizer(f"optim.{name}", ckpt, ckpt.meta["optimizer"][name]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise TrainingError(f"{path}: cannot continue from it ({str(exc).splitlines()[0][:160]})") from exc
         state = ckpt.meta["training_state"]
         trainer.step = int(state["step"])
         trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
@@ -422,6 +476,30 @@ class Trainer:
         if "started_from" in state:
             trainer.history["started_from"] = state["started_from"]
         return trainer
+
+
+class _CheckpointClock:
+    """When the next periodic checkpoint is due: a fresh run saves after its first step (so that even a run
+    killed early can be resumed), then every `interval_s`, stretched so saving costs at most SAVE_COST_SHARE."""
+
+    def __init__(self, interval_s: float, first_soon: bool) -> None:
+        self.interval_s = interval_s
+        self.next_at = time.monotonic() + (0.0 if first_soon else interval_s)
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def saved(self, took_s: float) -> None:
+        self.next_at = time.monotonic() + max(self.interval_s, took_s / SAVE_COST_SHARE)
+
+
+def _record_step(line: str) -> int | None:
+    """The step of one metrics.jsonl line, or None for a torn or foreign line."""
+    try:
+        step = json.loads(line).get("step")
+    except (ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 class _AllReduceOptimizer:

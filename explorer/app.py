@@ -79,7 +79,26 @@ def main(argv: list[str] | None = None) -> int:
     app, window, args = launch(sys.argv[1:] if argv is None else argv)
     if args.screenshot:
         return take_screenshot(app, window, Path(args.screenshot))
+    close_on_signals(window)
     return app.exec()
+
+
+def close_on_signals(window) -> None:
+    """SIGTERM (shutdown), SIGHUP (logout) or Ctrl+C in the terminal: a running training saves a checkpoint at
+    its current step, then the window closes as if the user closed it."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def handle(signum: int, frame: object) -> None:
+        window.panels["train"].stop_and_wait()
+        window.close()
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handle)
+    # Python runs signal handlers only between its own bytecodes; this timer gives it the chance while Qt idles.
+    QTimer(window, interval=200, timeout=lambda: None).start()
 
 
 def reconstruct_when_ready(window, pictures: list[Path]) -> None:

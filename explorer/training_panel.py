@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from core.api import Model
-from core.checkpoint import load_checkpoint_meta
-from core.data import CROP_MODES, DataError, load_image_folder, load_run_data
+from core.checkpoint import validated_meta
+from core.data import CROP_MODES, load_image_folder, load_run_data
 from core.dataset import FaceDataset
 from core.device import available_devices
 from core.model import ModelConfig
@@ -50,9 +50,7 @@ def default_run_folder(data_folder: Path, root: Path = RUNS_ROOT) -> Path:
 
 def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
     """The run's saved metadata and its training data, reloaded from the folder it was trained on."""
-    meta = load_checkpoint_meta(run_dir / CHECKPOINT_NAME)
-    if meta.get("kind") != "training":
-        raise DataError(f"{run_dir}: holds an inference-only model, which cannot be trained further")
+    _, meta, _ = validated_meta(run_dir / CHECKPOINT_NAME, training=True)
     dataset = load_run_data(meta, progress=progress, cancel=cancel)
     return meta, dataset
 
@@ -143,11 +141,15 @@ class TrainingPanel(QWidget):
                                   "Where to train; a GPU is many times faster than the CPU")
         self.preview_every = QSpinBox(minimum=1, maximum=10_000, value=100,
                                       toolTip="Refresh the samples and reconstructions every this many steps")
+        self.checkpoint_every = QSpinBox(minimum=1, maximum=120, value=round(TrainConfig.checkpoint_interval_s / 60),
+                                         suffix=" min", toolTip="Save a checkpoint this often, so a crash loses at "
+                                                                "most this much training (Stop always saves one)")
         form = QFormLayout(box)
         for label, field in (("Start from", self.start_from), ("Image size", self.image_size), ("Crop", self.crop),
                              ("Epochs", self.epochs), ("Batch size", self.batch_size), ("Latent size", self.latent_size),
                              ("Width", self.width), ("Kernel", self.kernel), ("Model", self.model_type),
-                             ("Device", self.device), ("Preview every", self.preview_every)):
+                             ("Device", self.device), ("Preview every", self.preview_every),
+                             ("Checkpoint every", self.checkpoint_every)):
             form.addRow(label, field)
         self.image_size.currentIndexChanged.connect(self.scan)
         self.crop.currentIndexChanged.connect(self.scan)
@@ -326,7 +328,8 @@ class TrainingPanel(QWidget):
         return TrainConfig(batch_size=self.batch_size.value(), epochs=self.epochs.value(),
                            device=self.device.currentData(), preview_interval=preview,
                            log_interval=max(1, min(20, preview)), init_from=init_from,
-                           discriminator_warmup_steps=self._warmup_steps() if init_from else 0)
+                           discriminator_warmup_steps=self._warmup_steps() if init_from else 0,
+                           checkpoint_interval_s=60.0 * self.checkpoint_every.value())
 
     def _warmup_steps(self) -> int:
         steps_per_epoch = max(1, len(self.dataset or ()) // self.batch_size.value())
@@ -383,7 +386,8 @@ class TrainingPanel(QWidget):
         self.run_folder.setText(str(run_dir))
         self.live.show_crops(data.images)
         self._set_scan_status(f"{len(data):,} usable pictures (reloaded for {run_dir.name})")
-        overrides: dict = {"device": self.device.currentData()}
+        overrides: dict = {"device": self.device.currentData(),
+                           "checkpoint_interval_s": 60.0 * self.checkpoint_every.value()}
         if self.epochs.value() > (meta.get("train_config", {}).get("epochs") or 0):
             overrides.update(epochs=self.epochs.value(), max_steps=None)
         self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data,
@@ -450,6 +454,11 @@ class TrainingPanel(QWidget):
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
         if answer != QMessageBox.StandardButton.Yes:
             return False
-        self.thread.stop(finalize=False)
-        self.thread.wait()
+        self.stop_and_wait()
         return True
+
+    def stop_and_wait(self) -> None:
+        """End a run now with a checkpoint at its current step (the app is closing or was told to quit)."""
+        if self.is_training():
+            self.thread.stop(finalize=False)
+            self.thread.wait()
