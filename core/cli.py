@@ -210,7 +210,7 @@ PREVIEW_FOLDER = "previews"
 
 
 class ProgressCallbacks(TrainerCallbacks):
-    """A tqdm bar over steps (with ETA) on rank 0, and a stop request that every rank honours together."""
+    """A tqdm bar over steps (with ETA) on rank 0, and a stop request (Ctrl+C)."""
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
@@ -223,12 +223,10 @@ class ProgressCallbacks(TrainerCallbacks):
                         disable=bar_disabled(trainer.rank == 0), dynamic_ncols=True)
 
     def request_stop(self) -> None:
-        """Single process: stop after the current step. Distributed: at the next metrics record, where
-        all ranks agree, so that no rank waits forever in a gradient all-reduce the others left."""
+        """Stop after the current step (all processes of a distributed run stop at the same step)."""
         assert self.trainer is not None
         self.stop_requested = True
-        if self.trainer.world == 1:
-            self.trainer.stop()
+        self.trainer.stop()
 
     def on_preview(self, preview: Preview) -> None:
         """RUN/previews/step_NNNNNN.png: two rows of prior samples, then training faces above their
@@ -247,16 +245,6 @@ class ProgressCallbacks(TrainerCallbacks):
         self.bar.update(int(record["step"]) - self.bar.n)
         shown = {k: f"{record[k]:.3g}" for k in PROGRESS_KEYS if k in record}
         self.bar.set_postfix(shown, refresh=True)
-        self._agree_on_stop()
-
-    def _agree_on_stop(self) -> None:
-        trainer = self.trainer
-        if trainer is None or trainer.world == 1:
-            return
-        flag = torch.tensor([float(self.stop_requested)], device=trainer.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() > 0:
-            trainer.stop()
 
     def on_message(self, text: str) -> None:
         if self.trainer is None or self.trainer.rank == 0:
