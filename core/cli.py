@@ -31,18 +31,16 @@ from core.data import (CROP_MODES, DataError, PreparedImage, Progress, load_imag
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.export import make_grid, make_strip, save_gif, save_image
-from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, attribute_vectors_from_labels, \
-    fit_projection, interpolate_path
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.photo import edit_folder, edit_photo, run_folder_edit
+from core.pipeline import encode_folder, finish_run
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
 PROG = "vaegan"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-ENCODE_CHUNK = 1024
-"""Images converted to float at a time when encoding a whole training set (keeps memory flat)."""
 PROGRESS_KEYS = ("kl", "feature", "pixel", "gen", "d_real", "d_prior")
 
 
@@ -109,10 +107,14 @@ def read_with_progress(folder: Path, read: Callable[[Progress], FaceDataset]) ->
         data = read(progress)
     finally:
         progress.close()
+    say_what_was_read(folder, data)
+    return data
+
+
+def say_what_was_read(folder: Path, data: FaceDataset) -> None:
     skipped = data.summary.get("skipped", [])
     say(f"{len(data)} images from {folder} ({data.summary.get('label_source', 'none')} labels"
         + (f"; skipped {len(skipped)}, e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")")
-    return data
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -194,13 +196,6 @@ def read_all_faces(paths: Sequence[str], model: Model, crop: str | None) -> list
 def face_names(stem: str, count: int) -> list[str]:
     """`stem` for a picture's only face, `stem_1`, `stem_2`, ... when it holds several."""
     return [stem] if count == 1 else [f"{stem}_{k}" for k in range(1, count + 1)]
-
-
-def encode_dataset(model: Model, data: FaceDataset) -> torch.Tensor:
-    """Posterior means of every image, in chunks so a large set never exists as float all at once."""
-    chunks = data.images.split(ENCODE_CHUNK)
-    bar = tqdm(chunks, desc="encoding", unit="chunk", disable=bar_disabled(is_main_process()), leave=False)
-    return torch.cat([model.encode(to_unit(chunk)) for chunk in bar])
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -311,8 +306,8 @@ def check_replicas_agree(trainer: Trainer) -> None:
 
 def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_name: str,
                  data: FaceDataset) -> int:
-    """Run a trainer under the process group, Ctrl+C handling and a progress bar; then store attribute
-    vectors computed from the training labels in the run's checkpoint."""
+    """Run a trainer under the process group, Ctrl+C handling and a progress bar; then make the run's
+    checkpoint explorer-ready (core.pipeline.finish_run)."""
     callbacks = ProgressCallbacks()
     with process_group(device_name):
         trainer = make_trainer(callbacks)
@@ -328,20 +323,8 @@ def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_na
         if trainer.world > 1:
             check_replicas_agree(trainer)
     if trainer.rank == 0 and checkpoint is not None:
-        store_attribute_vectors(checkpoint, data, str(trainer.device))
-        print(checkpoint)
+        print(finish_run(checkpoint, data, str(trainer.device), say))
     return 0
-
-
-def store_attribute_vectors(checkpoint: Path, data: FaceDataset, device: str) -> None:
-    """Encode the training set with the trained encoder (eval mode) and save one vector per label."""
-    if data.labels is None or not data.label_names:
-        say("the folder has no labels, so the model gets no attribute vectors")
-        return
-    model = load_model(checkpoint, device=device)
-    model.attributes = attribute_vectors_from_labels(encode_dataset(model, data), data.labels, data.label_names)
-    model.save_attributes(checkpoint)
-    say(f"attribute vectors: {', '.join(sorted(model.attributes)) or 'none (every label is on one side)'}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -498,8 +481,13 @@ def cmd_project(args: argparse.Namespace) -> int:
     target = output_file(args.out, args.overwrite, (".csv",))
     folder = existing_path(args.folder, "image folder")
     model = open_model(args)
-    data = load_folder(folder, model.image_size, model_crop(model, args.crop), min_images=2)
-    _, coords = fit_projection(encode_dataset(model, data), args.method, seed=args.seed)
+    progress = FolderProgress(f"reading and encoding {folder.name}")
+    try:
+        data, latents = encode_folder(model, folder, args.crop, progress=progress)
+    finally:
+        progress.close()
+    say_what_was_read(folder, data)
+    _, coords = fit_projection(latents, args.method, seed=args.seed)
     with open(target, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["name", "x", "y"])

@@ -63,6 +63,14 @@ def test_dropped_picture_is_reconstructed_and_a_corrupt_one_explained(qtbot, win
     assert not any(b.isEnabled() for b in bad.actions)
 
 
+def test_dropped_folder_brings_the_pictures_of_its_sub_folders(qtbot, window, face_folder):
+    panel = window.panels["reconstruct"]
+    (face_folder / "notes.txt").write_text("not a picture")
+    drop_files(panel, face_folder)
+    assert len(panel.items) == 40
+    qtbot.waitUntil(lambda: all(item.result is not None for item in panel.items), timeout=30_000)
+
+
 def test_sent_face_reaches_the_selection_and_switches_panel(qtbot, window, face_image_file):
     panel = window.panels["reconstruct"]
     drop_files(panel, face_image_file)
