@@ -1,6 +1,9 @@
 """The explorer window driven as a user would: open models, drop pictures, export, persistence."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +145,11 @@ def test_screenshot_mode_writes_a_non_blank_png(qtbot, tiny_model_path, face_ima
                      "--size", "1000x700", "--screenshot", str(target)]) == 0
     pixels = np.asarray(Image.open(target).convert("RGB"))
     assert pixels.shape[:2] == (700, 1000) and pixels.std() > 10
+
+
+def test_help_needs_no_display():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "xcb"  # with no display to connect to, creating the application would abort
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=Path(__file__).resolve().parents[1], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "usage: vaegan-explorer" in result.stdout, result.stderr[-2000:]
