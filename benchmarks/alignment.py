@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from core import load_model  # noqa: E402
-from core.data import NoFaceError, crop_faces, crop_image, load_image_folder, prepare_faces  # noqa: E402
+from core.data import NoFaceError, crop_faces, crop_image, prepare_faces  # noqa: E402
 from core.dataset import to_unit  # noqa: E402
 from core.export import make_grid, save_image  # noqa: E402
 from core.faces import detect_faces  # noqa: E402

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from core.api import Model, ReferenceMap, encode_thumbnail_atlas
-from core.checkpoint import Checkpoint, save_checkpoint
+from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.latent import fit_projection
 from core.trainer import model_tensors
 
@@ -25,16 +25,15 @@ def build_reference_map(model: Model, images: torch.Tensor, labels: torch.Tensor
     return ReferenceMap(latents, coords, thumbs, state["mean"], state["axes"], labels, tuple(label_names))
 
 
-def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, Any] | None = None,
-                         half_precision: bool = True) -> Path:
-    """Write Enc/Dec weights (no Dis, no optimiser), attributes, the fitted latent Gaussian and the reference
-    map to one file."""
-    dtype = torch.float16 if half_precision else torch.float32
-    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model_tensors(model.net, True).items()}
-    meta: dict[str, Any] = {k: v for k, v in model.meta.items() if k not in ("optimizer",)}
-    meta.update(kind="inference", model_config=model.config.to_dict(), **(extra_meta or {}))
+EXPLORER_PREFIXES = ("attr.", "sampler.", "ref.")
+"""Tensor keys of what exploring needs besides the networks (rewritten whole by add_explorer_parts)."""
+
+
+def explorer_parts(model: Model, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, metadata) of the model's attribute vectors, fitted latent Gaussian and reference map."""
+    tensors: dict[str, torch.Tensor] = {}
     names = sorted(model.attributes)
-    meta["attributes"] = names
+    meta: dict[str, Any] = {"attributes": names}
     if names:
         tensors["attr.vectors"] = torch.stack([model.attributes[n].float() for n in names])
     if model.latent_gaussian is not None:
@@ -50,4 +49,32 @@ def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, A
             tensors["ref.labels"] = ref.labels.to(torch.int8)
         meta["reference"] = {"count": int(ref.latents.shape[0]), "thumbnail_size": int(ref.thumbnails.shape[-1]),
                              "columns": ATLAS_COLUMNS, "label_names": list(ref.label_names), "projection": "pca"}
+    if "random_faces" in model.meta:
+        meta["random_faces"] = model.meta["random_faces"]
+    return tensors, meta
+
+
+def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, Any] | None = None,
+                         half_precision: bool = True) -> Path:
+    """Write Enc/Dec weights (no Dis, no optimiser), attributes, the fitted latent Gaussian and the reference
+    map to one file."""
+    dtype = torch.float16 if half_precision else torch.float32
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model_tensors(model.net, True).items()}
+    meta: dict[str, Any] = {k: v for k, v in model.meta.items() if k not in ("optimizer",)}
+    meta.update(kind="inference", model_config=model.config.to_dict(), **(extra_meta or {}))
+    parts, parts_meta = explorer_parts(model, dtype)
+    tensors.update(parts)
+    meta.update(parts_meta)
     return save_checkpoint(path, Checkpoint(tensors, meta))
+
+
+def add_explorer_parts(model: Model, path: str | Path) -> Path:
+    """Store the model's attribute vectors, latent Gaussian and reference map in an existing checkpoint (a
+    training run's, which keeps its training state), replacing any it held."""
+    ckpt = load_checkpoint(path)
+    ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not k.startswith(EXPLORER_PREFIXES)}
+    ckpt.meta.pop("reference", None)
+    parts, parts_meta = explorer_parts(model, torch.float32)
+    ckpt.tensors.update(parts)
+    ckpt.meta.update(parts_meta)
+    return save_checkpoint(path, ckpt)

@@ -47,10 +47,10 @@ from core.data import (CROP_MODES, DataError, PreparedImage, Progress, load_imag
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
-from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, attribute_vectors_from_labels, \
-    fit_projection, interpolate_path
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.photo import edit_folder, edit_photo, run_folder_edit
+from core.pipeline import encode_folder, finish_run
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
 if _sigint_before_import is not None:
@@ -60,8 +60,6 @@ PROG = "vaegan"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-ENCODE_CHUNK = 1024
-"""Images converted to float at a time when encoding a whole training set (keeps memory flat)."""
 PROGRESS_KEYS = ("kl", "feature", "pixel", "gen", "d_real", "d_prior")
 MAX_GRID_SIDE = 64
 """Rows or columns of a sample grid (64 x 64 faces of 128 px make a 67-megapixel picture)."""
@@ -140,10 +138,14 @@ def read_with_progress(folder: Path, read: Callable[[Progress], FaceDataset]) ->
         data = read(progress)
     finally:
         progress.close()
+    say_what_was_read(folder, data)
+    return data
+
+
+def say_what_was_read(folder: Path, data: FaceDataset) -> None:
     skipped = data.summary.get("skipped", [])
     say(f"{len(data)} images from {folder} ({data.summary.get('label_source', 'none')} labels"
         + (f"; skipped {len(skipped)}, e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")")
-    return data
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -279,13 +281,6 @@ def face_names(stem: str, count: int) -> list[str]:
     return [stem] if count == 1 else [f"{stem}_{k}" for k in range(1, count + 1)]
 
 
-def encode_dataset(model: Model, data: FaceDataset) -> torch.Tensor:
-    """Posterior means of every image, in chunks so a large set never exists as float all at once."""
-    chunks = data.images.split(ENCODE_CHUNK)
-    bar = tqdm(chunks, desc="encoding", unit="chunk", disable=bar_disabled(is_main_process()), leave=False)
-    return torch.cat([model.encode(to_unit(chunk)) for chunk in bar])
-
-
 # ----------------------------------------------------------------------------------------- training
 
 
@@ -293,7 +288,7 @@ PREVIEW_FOLDER = "previews"
 
 
 class ProgressCallbacks(TrainerCallbacks):
-    """A tqdm bar over steps (with ETA) on rank 0, and a stop request that every rank honours together."""
+    """A tqdm bar over steps (with ETA) on rank 0, and a stop request (Ctrl+C)."""
 
     def __init__(self) -> None:
         self.bar: tqdm | None = None
@@ -306,12 +301,10 @@ class ProgressCallbacks(TrainerCallbacks):
                         disable=bar_disabled(trainer.rank == 0), dynamic_ncols=True)
 
     def request_stop(self) -> None:
-        """Single process: stop after the current step. Distributed: at the next metrics record, where
-        all ranks agree, so that no rank waits forever in a gradient all-reduce the others left."""
+        """Stop after the current step (all processes of a distributed run stop at the same step)."""
         assert self.trainer is not None
         self.stop_requested = True
-        if self.trainer.world == 1:
-            self.trainer.stop()
+        self.trainer.stop()
 
     def on_preview(self, preview: Preview) -> None:
         """RUN/previews/step_NNNNNN.png: two rows of prior samples, then training faces above their
@@ -333,16 +326,6 @@ class ProgressCallbacks(TrainerCallbacks):
         self.bar.update(int(record["step"]) - self.bar.n)
         shown = {k: f"{record[k]:.3g}" for k in PROGRESS_KEYS if k in record}
         self.bar.set_postfix(shown, refresh=True)
-        self._agree_on_stop()
-
-    def _agree_on_stop(self) -> None:
-        trainer = self.trainer
-        if trainer is None or trainer.world == 1:
-            return
-        flag = torch.tensor([float(self.stop_requested)], device=trainer.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() > 0:
-            trainer.stop()
 
     def on_message(self, text: str) -> None:
         if self.trainer is None or self.trainer.rank == 0:
@@ -432,15 +415,14 @@ def check_replicas_agree(trainer: Trainer) -> None:
 
 def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_name: str,
                  data: FaceDataset) -> int:
-    """Run a trainer under the process group, Ctrl+C handling and a progress bar; then store attribute
-    vectors computed from the training labels in the run's checkpoint."""
+    """Run a trainer under the process group, Ctrl+C handling and a progress bar; then make the run's
+    checkpoint explorer-ready (core.pipeline.finish_run)."""
     callbacks = ProgressCallbacks()
     with process_group(device_name):
         trainer = make_trainer(callbacks)
-        if trainer.step >= trainer.total_steps and trainer.rank == 0 and lacks_attribute_vectors(trainer, data):
-            say("the run is trained to its end but its attribute vectors were not stored (interrupted?); storing them")
-            store_attribute_vectors(trainer.checkpoint_path, data, str(trainer.device))
-            print(trainer.checkpoint_path)
+        if trainer.step >= trainer.total_steps and trainer.rank == 0 and not is_explorer_ready(trainer.checkpoint_path):
+            say("the run is trained to its end but was not made explorer-ready (interrupted?); finishing it now")
+            print(finish_run(trainer.checkpoint_path, data, str(trainer.device), say))
             return 0
         if trainer.step >= trainer.total_steps:
             raise CliError(f"{trainer.run_dir} is already trained to step {trainer.step} of {trainer.total_steps}; "
@@ -454,25 +436,13 @@ def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_na
         if trainer.world > 1:
             check_replicas_agree(trainer)
     if trainer.rank == 0 and checkpoint is not None:
-        store_attribute_vectors(checkpoint, data, str(trainer.device))
-        print(checkpoint)
+        print(finish_run(checkpoint, data, str(trainer.device), say))
     return 0
 
 
-def lacks_attribute_vectors(trainer: Trainer, data: FaceDataset) -> bool:
-    """A labelled run whose checkpoint has no attribute list yet (the save after training was cut short)."""
-    return bool(data.label_names) and "attributes" not in load_checkpoint_meta(trainer.checkpoint_path)
-
-
-def store_attribute_vectors(checkpoint: Path, data: FaceDataset, device: str) -> None:
-    """Encode the training set with the trained encoder (eval mode) and save one vector per label."""
-    if data.labels is None or not data.label_names:
-        say("the folder has no labels, so the model gets no attribute vectors")
-        return
-    model = load_model(checkpoint, device=device)
-    model.attributes = attribute_vectors_from_labels(encode_dataset(model, data), data.labels, data.label_names)
-    model.save_attributes(checkpoint)
-    say(f"attribute vectors: {', '.join(sorted(model.attributes)) or 'none (every label is on one side)'}")
+def is_explorer_ready(checkpoint: Path) -> bool:
+    """Whether finish_run completed on this checkpoint (it always records the attribute list, maybe empty)."""
+    return "attributes" in load_checkpoint_meta(checkpoint)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -632,8 +602,13 @@ def cmd_project(args: argparse.Namespace) -> int:
     target = output_file(args.out, args.overwrite, (".csv",))
     folder = existing_path(args.folder, "image folder")
     model = open_model(args)
-    data = load_folder(folder, model.image_size, model_crop(model, args.crop), min_images=2)
-    _, coords = fit_projection(encode_dataset(model, data), args.method, seed=args.seed)
+    progress = FolderProgress(f"reading and encoding {folder.name}")
+    try:
+        data, latents = encode_folder(model, folder, args.crop, progress=progress)
+    finally:
+        progress.close()
+    say_what_was_read(folder, data)
+    _, coords = fit_projection(latents, args.method, seed=args.seed)
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["name", "x", "y"])

@@ -388,19 +388,24 @@ def find_attributes_file(root: Path, attributes_file: Path | str | None) -> Path
     return beside if beside.is_file() else None
 
 
-def plan_labels(root: Path, relative: list[str], attributes_path: Path | None, explicit: bool) -> LabelPlan:
+def plan_labels(root: Path, relative: list[str], attributes_path: Path | None, explicit: bool,
+                keep_unlabelled: bool = False) -> LabelPlan:
     """CelebA attributes if there is a file, else sub-folder names, else none.
 
     Attribute rows are matched by relative path, then by file name. With partial coverage only
     matched images are kept (the rest are listed as skipped), because attribute vectors computed
-    from a partly labelled set would be biased; with no match at all the file is ignored (or, when
-    it was asked for explicitly, that is an error).
+    from a partly labelled set would be biased; `keep_unlabelled` keeps the others too, with an
+    all-0 (unknown) row. With no match at all the file is ignored (or, when it was asked for
+    explicitly, that is an error).
     """
     if attributes_path is None:
         return folder_labels(relative)
     names, table = read_celeba_attributes(attributes_path)
     found = [table.get(rel) or table.get(rel.rsplit("/", 1)[-1]) for rel in relative]
     keep = [i for i, row in enumerate(found) if row is not None]
+    if keep and keep_unlabelled:
+        unknown = [0] * len(names)
+        return LabelPlan("celeba", names, list(range(len(relative))), [row or unknown for row in found], [])
     if keep:
         reason = f"no row in {attributes_path.name}"
         unlabelled = [[rel, reason] for rel, row in zip(relative, found) if row is None]
@@ -433,9 +438,10 @@ def default_cache_dir() -> Path:
 def load_image_folder(folder: Path | str, image_size: int = 64, crop: str = "celeba",
                       attributes_file: Path | str | None = None, cache_dir: Path | str | None = None,
                       min_images: int = 16, progress: Progress | None = None,
-                      cancel: Cancel | None = None) -> FaceDataset:
+                      cancel: Cancel | None = None, keep_unlabelled: bool = False) -> FaceDataset:
     """Decode, crop and label every image under `folder`; unusable files are skipped and listed
-    in summary["skipped"]. Results are cached (never inside `folder`) and reused while no file changes."""
+    in summary["skipped"]. Results are cached (never inside `folder`) and reused while no file changes.
+    `keep_unlabelled` keeps pictures an attribute file has no row for (label 0: unknown), for maps."""
     check_crop_settings(image_size, crop)
     if min_images < 1:
         raise DataError(f"minimum image count must be at least 1, got {min_images}")
@@ -447,11 +453,11 @@ def load_image_folder(folder: Path | str, image_size: int = 64, crop: str = "cel
         raise DataError(f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} files)")
     attributes_path = find_attributes_file(root, attributes_file)
     explicit = attributes_file is not None
-    key = cache_key(root, relative, image_size, crop, attributes_path, explicit)
+    key = cache_key(root, relative, image_size, crop, attributes_path, explicit, keep_unlabelled)
     cache_path = Path(cache_dir or default_cache_dir()).expanduser() / f"{key}.safetensors"
     dataset = read_cache(cache_path)
     if dataset is None:
-        plan = plan_labels(root, relative, attributes_path, explicit)
+        plan = plan_labels(root, relative, attributes_path, explicit, keep_unlabelled)
         dataset = decode_folder(root, relative, plan, image_size, crop, progress, cancel)
         dataset.summary.update(folder=str(root), crop=crop, image_size=image_size, files_seen=len(relative))
         if explicit:
@@ -519,10 +525,12 @@ def require_enough(dataset: FaceDataset, root: Path, min_images: int) -> None:
 
 
 def cache_key(root: Path, relative: list[str], image_size: int, crop: str, attributes_path: Path | None,
-              explicit_attributes: bool) -> str:
+              explicit_attributes: bool, keep_unlabelled: bool = False) -> str:
     """A hash of everything the decoded set depends on: file list with sizes and mtimes, settings,
     the attribute file (and whether it was asked for) and the cache format version."""
     digest = hashlib.sha256(f"{CACHE_VERSION}|{root}|{crop}|{image_size}".encode())
+    if keep_unlabelled:
+        digest.update(b"\nkeep unlabelled")
     if attributes_path:
         identity = f"{explicit_attributes}|{attributes_path}|{file_identity(attributes_path)}"
         digest.update(f"\nattributes|{identity}".encode())

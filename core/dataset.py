@@ -14,7 +14,8 @@ class FaceDataset:
     names: list[str]
     label_names: list[str] = field(default_factory=list)
     labels: torch.Tensor | None = None
-    """N x len(label_names) int8 in {-1, 1}, or None when the folder has no labels."""
+    """N x len(label_names) int8 in {-1, 1} (0: unknown, only where unlabelled pictures were kept), or None
+    when the folder has no labels."""
     summary: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

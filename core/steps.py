@@ -64,8 +64,12 @@ def _params(module: nn.Module) -> list[nn.Parameter]:
 
 
 def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings,
-                autocast: Callable[[], AbstractContextManager], generator: torch.Generator) -> dict[str, float]:
-    """x: batch in [-1, 1]. Returns the step's losses and mean D outputs."""
+                autocast: Callable[[], AbstractContextManager], generator: torch.Generator,
+                across_processes: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """x: batch in [-1, 1]. Returns the step's losses and mean D outputs.
+
+    Data-parallel training passes `across_processes` (the mean of a tensor over all processes): the
+    balance then follows the mean Dis losses, so every process trains the same networks this step."""
     enc, dec, dis = model.encoder, model.decoder, model.discriminator
     assert dis is not None and opt.discriminator is not None
     n = x.shape[0]
@@ -86,7 +90,11 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
     dis_rec, dis_prior = bce_fake(logit_rec), bce_fake(logit_prior)
     dis_fake = 0.5 * (dis_rec + dis_prior)
     gen = bce_real(logit_rec) + bce_real(logit_prior)
-    train_dis, train_gen = (True, False) if s.autoencoder_frozen else balance(dis_real.item(), dis_fake.item(), s)
+    if s.autoencoder_frozen:
+        train_dis, train_gen = True, False
+    else:
+        dis_losses = torch.stack([dis_real, dis_fake]).detach()
+        train_dis, train_gen = balance(*(across_processes or (lambda t: t))(dis_losses).tolist(), s)
 
     enc_p, dec_p, dis_p = _params(enc), _params(dec), _params(dis)
     for o in (opt.encoder, opt.decoder, opt.discriminator):

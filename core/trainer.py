@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
 CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.jsonl"
 MAX_ROLLBACKS_IN_A_ROW = 5
+PAUSE_POLL_S = 0.5
+"""While any data-parallel process is paused, all of them check this often whether to go on."""
 SAMPLER_FIT_FACES = 2000
 SAVE_COST_SHARE = 0.02
 """Checkpoints come at most this often: every checkpoint_interval_s, or less often when a save takes longer
@@ -235,6 +238,8 @@ class Trainer:
             self._forget_metrics_after(self.step)
         fixed_z, fixed_index = self._preview_inputs()
         step_fn = vaegan_step if self.model_cfg.model_type == "vaegan" else vae_step
+        if self.world > 1 and step_fn is vaegan_step:
+            step_fn = partial(step_fn, across_processes=self._mean_across_processes)
         generator = torch.Generator(device=self.device)
         window: list[dict[str, float]] = []
         window_start = time.perf_counter()
@@ -243,10 +248,13 @@ class Trainer:
         self._snapshot()
         self.callbacks.on_message(f"training on {self.device.type} ({self.world} process(es)), "
                                   f"{len(self.data)} images, step {self.step} of {self.total_steps}")
-        while self.step < self.total_steps and not self._stop.is_set():
-            if not self._running.is_set():
+        while self.step < self.total_steps:
+            stop, paused = self._agreed_control()
+            if stop:
+                break
+            if paused:
                 self.elapsed_s += time.perf_counter() - window_start
-                self._running.wait()
+                self._running.wait(PAUSE_POLL_S if self.world > 1 else None)
                 window_start = time.perf_counter()
                 continue
             generator.manual_seed(self.cfg.seed * 7_919 + self.step * self.world + self.rank)
@@ -256,6 +264,7 @@ class Trainer:
             self._set_lr(self.cfg.lr_at(self.step, self.total_steps))
             metrics = step_fn(self.model, x, self._reducing(self.optimizers), self._settings_now(), self.autocast,
                               generator)
+            metrics = self._agreed_metrics(metrics)
             if not all(math.isfinite(v) for v in metrics.values()):
                 rollbacks_in_a_row += 1
                 self._rollback(metrics)
@@ -302,6 +311,29 @@ class Trainer:
         kept = [line for line in lines if _record_step(line) is not None and _record_step(line) <= step]
         if len(kept) != len(lines):
             write_text_atomically(path, "".join(kept))
+
+    # Data-parallel processes must call the same collectives in the same order, so every decision that
+    # changes that order (balance, rollback, pause, stop) is taken from values all-reduced across them.
+    def _mean_across_processes(self, values: torch.Tensor) -> torch.Tensor:
+        values = values.float().to(self.device)
+        dist.all_reduce(values)
+        return values / self.world
+
+    def _agreed_control(self) -> tuple[bool, bool]:
+        """(stop, pause): true when any process was asked to."""
+        flags = torch.tensor([self._stop.is_set(), not self._running.is_set()], dtype=torch.float32)
+        if self.world > 1:
+            flags = flags.to(self.device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        stop, paused = flags.tolist()
+        return bool(stop), bool(paused)
+
+    def _agreed_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The step's metrics averaged over processes: non-finite on all of them if on any."""
+        if self.world == 1:
+            return metrics
+        means = self._mean_across_processes(torch.tensor(list(metrics.values()), dtype=torch.float64))
+        return dict(zip(metrics, means.tolist()))
 
     def _settings_now(self) -> StepSettings:
         if self.step < self.cfg.discriminator_warmup_steps:

@@ -13,13 +13,13 @@ import threading
 import time
 from pathlib import Path
 
+from explorer.panels import PANELS
+
 SCREENSHOT_TIMEOUT_S = 60.0
 SETTLE_S = 0.5
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    from explorer.main_window import PANELS
-
     parser = argparse.ArgumentParser(prog="vaegan-explorer", description="Explore and train VAE-GAN face models.")
     parser.add_argument("model", nargs="?", help="model file (.safetensors) or run folder; default: the bundled model")
     parser.add_argument("--images", nargs="+", default=[], metavar="PICTURE",
@@ -45,8 +45,10 @@ def import_in_background(module: str) -> threading.Thread:
 
 def launch(argv: list[str]):
     """Create the application and its window, showing it unless a screenshot is asked for off screen.
-    Returns (app, window, args); `main` runs the event loop on them."""
-    if "--screenshot" in argv:
+    Returns (app, window, args); `main` runs the event loop on them. The arguments are parsed first, so
+    --help and usage errors need no display."""
+    args = parse_args(argv)
+    if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     torch_import = import_in_background("torch")
     import pyqtgraph  # noqa: F401  (loads beside torch; the panels need it)
@@ -59,7 +61,6 @@ def launch(argv: list[str]):
     from explorer.icon import app_icon
     from explorer.main_window import APP_NAME, MainWindow
 
-    args = parse_args(argv)
     app.setApplicationName("vaegan-explorer")
     app.setApplicationDisplayName(APP_NAME)
     app.setWindowIcon(app_icon())

@@ -16,7 +16,6 @@ from superqt import QLabeledDoubleSlider
 from core.api import Model
 from core.checkpoint import CheckpointError
 from core.export import make_strip, save_image, tensor_to_pil
-from core.data import DataError
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
 from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
 from explorer.selection import FaceItem, Selection, reference_face

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from explorer.export_dialog import ExportDialog, ExportKind
 from explorer.icon import app_icon
 from explorer.interpolation_panel import InterpolationPanel
 from explorer.map_panel import MapPanel
+from explorer.panels import PANELS
 from explorer.reconstruction_panel import ReconstructionPanel
 from core.data import IMAGE_EXTENSIONS, ImageLoadError
 from explorer.selection import FaceItem, Selection, picture_faces
@@ -31,20 +31,6 @@ APP_NAME = "VAE-GAN Face Explorer"
 DEFAULT_SIZE = (1280, 800)
 
 
-@dataclass(frozen=True)
-class PanelSpec:
-    key: str
-    title: str
-    tooltip: str
-
-
-PANELS = (
-    PanelSpec("map", "Latent map", "Thousands of faces placed by their latent vectors: hover, click, explore"),
-    PanelSpec("attributes", "Attributes", "Change a face along learned directions: smile, glasses, age…"),
-    PanelSpec("interpolate", "Interpolate", "Morph smoothly between faces through the latent space"),
-    PanelSpec("reconstruct", "Reconstruct", "Drop your own face pictures and see how the model encodes them"),
-    PanelSpec("train", "Train", "Train a VAE-GAN on a folder of face pictures and watch it learn"),
-)
 PANEL_CLASSES = {"map": MapPanel, "attributes": AttributePanel, "interpolate": InterpolationPanel,
                  "reconstruct": ReconstructionPanel, "train": TrainingPanel}
 

@@ -1,9 +1,10 @@
 """The 2D latent map: every known face as a point; hover to see it, click or drag to select faces."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Generator
+from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,14 +15,13 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout
                                QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model, ReferenceMap
-from core.data import (CELEBA_ATTRIBUTES_NAME, DataError, ImageLoadError, folder_labels, prepare_image,
-                       read_celeba_attributes, scan_folder)
+from core.data import Cancel, Progress
 from core.latent import PROJECTION_METHODS, fit_projection
+from core.pipeline import encode_folder
 from explorer.selection import FaceItem, Selection
 from explorer.widgets import EmptyStateStack, ImageView, push_button, start_worker
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
-ENCODE_BATCH = 64
 MAX_ENDPOINTS = 16
 POINT_SIZE = 7
 PLAIN_BRUSH = QBrush(QColor(110, 170, 235, 170))
@@ -111,53 +111,16 @@ def label_brushes(column: np.ndarray) -> list[QBrush]:
     return [palette.get(int(v), UNKNOWN_LABEL_BRUSH) for v in column]
 
 
-def encode_folder(model: Model, folder: Path, crop: str, method: str) -> Generator[tuple[int, int], None, MapData]:
-    """Worker: prepare and encode every image under `folder` (yields (done, total)), then fit the 2D map."""
-    files = scan_folder(folder)
-    if not files:
-        raise ImageLoadError(folder, "no images found in this folder")
-    pixels: list[torch.Tensor] = []
-    names: list[str] = []
-    latents: list[torch.Tensor] = []
-    for start in range(0, len(files), ENCODE_BATCH):
-        batch = []
-        for path in files[start:start + ENCODE_BATCH]:
-            try:
-                batch.append(prepare_image(path, model.image_size, crop).pixels)
-                names.append(path.relative_to(folder).as_posix())
-            except ImageLoadError:
-                continue
-        if batch:
-            pixels += batch
-            latents.append(model.encode(torch.stack(batch).float() / 255))
-        yield min(start + ENCODE_BATCH, len(files)), len(files)
-    if len(names) < 2:
-        raise ImageLoadError(folder, f"only {len(names)} usable image(s); a map needs at least 2")
-    all_latents = torch.cat(latents)
-    projection, coords = fit_projection(all_latents, method)
-    labels, label_names = folder_image_labels(folder, names)
-    skipped = len(files) - len(names)
-    title = f"{folder.name} · {len(names):,} faces" + (f" ({skipped:,} unusable files skipped)" if skipped else "")
-    return MapData(all_latents, coords.double().numpy(), torch.stack(pixels), names, projection.transform, method,
-                   title, False, labels, label_names)
-
-
-def folder_image_labels(folder: Path, names: list[str]) -> tuple[torch.Tensor | None, tuple[str, ...]]:
-    """Labels to colour by: the folder's CelebA attribute file (0 where an image has no row), else
-    its sub-folder names, else none."""
-    attribute_file = folder / CELEBA_ATTRIBUTES_NAME
-    if attribute_file.is_file():
-        try:
-            label_names, table = read_celeba_attributes(attribute_file)
-        except DataError:
-            return None, ()
-        missing = [0] * len(label_names)
-        rows = [table.get(name) or table.get(name.rsplit("/", 1)[-1]) or missing for name in names]
-        return torch.tensor(rows, dtype=torch.int8), tuple(label_names)
-    plan = folder_labels(names)
-    if not plan.names:
-        return None, ()
-    return torch.tensor(plan.rows, dtype=torch.int8), tuple(plan.names)
+def map_folder(model: Model, folder: Path, method: str, progress: Progress, stage: Callable[[str], None],
+               cancel: Cancel) -> MapData:
+    """Worker: encode every picture under `folder` (core.pipeline.encode_folder), then fit the 2D map."""
+    data, latents = encode_folder(model, folder, progress=progress, cancel=cancel)
+    stage(f"Fitting a {METHOD_TITLES[method]} map...")
+    projection, coords = fit_projection(latents, method)
+    skipped = len(data.summary.get("skipped", []))
+    title = f"{folder.name} · {len(data):,} faces" + (f" ({skipped:,} unusable files skipped)" if skipped else "")
+    return MapData(latents, coords.double().numpy(), data.images, data.names, projection.transform, method,
+                   title, False, data.labels, tuple(data.label_names))
 
 
 def refit(data: MapData, method: str) -> MapData:
@@ -223,6 +186,9 @@ class MapPanel(QWidget):
     selected_indices() / select_indices() read or set the selection.
     """
 
+    _folderProgress = Signal(int, int)  # (done, total) from the encoding worker's thread
+    _folderStage = Signal(str)
+
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.selection = selection
@@ -234,6 +200,9 @@ class MapPanel(QWidget):
         self._without_group: torch.Tensor | None = None
         self._added: list[FaceItem] = []
         self._worker: Any = None
+        self._cancelled = threading.Event()
+        self._folderProgress.connect(self._show_folder_progress)
+        self._folderStage.connect(self._show_stage)
         self._build()
         self.stack = EmptyStateStack(self._content, "Load a model to see the faces it knows on a 2D map.")
         outer = QVBoxLayout(self)
@@ -304,7 +273,6 @@ class MapPanel(QWidget):
     def _build_progress_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.progress = QProgressBar()
-        self.progress.setFormat("Encoding %v of %m pictures")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_work)
         self.status_label = QLabel(wordWrap=True)
@@ -578,8 +546,8 @@ class MapPanel(QWidget):
 
     def encode_folder(self, folder: Path) -> None:
         """Encode every picture under `folder` in the background, then map them with the chosen projection."""
-        self.progress.setFormat("Encoding %v of %m pictures")
-        self._start(encode_folder, self.model, Path(folder), self.model.picture_crop, self.method_combo.currentData())
+        self._start(map_folder, self.model, Path(folder), self.method_combo.currentData(), self._folderProgress.emit,
+                    self._folderStage.emit, busy_text="Reading and encoding %v of %m pictures", cancellable=True)
 
     def _refit_current(self) -> None:
         method = self.method_combo.currentData()
@@ -588,23 +556,27 @@ class MapPanel(QWidget):
         if method == "pca" and self.data.is_reference:
             self.show_reference_map()
             return
-        self.progress.setFormat(f"Fitting a {METHOD_TITLES[method]} map...")
-        self._start(refit, self.data, method)
+        self._start(refit, self.data, method, busy_text=f"Fitting a {METHOD_TITLES[method]} map...")
 
-    def _start(self, job: Callable[..., Any], *args: Any) -> None:
+    def _start(self, job: Callable[..., Any], *args: Any, busy_text: str, cancellable: bool = False) -> None:
+        """Run job(*args) in the background (with cancel= when cancellable); what a cancelled job returns or
+        raises is never shown."""
         self.cancel_work()
-        self.progress.setRange(0, 0)
+        cancelled = self._cancelled = threading.Event()
+        self._show_stage(busy_text)
         self._show_progress(True)
-        self._worker = start_worker(job, *args, on_result=self._work_done, on_error=self._work_failed,
-                                    on_progress=self._work_progress)
+        kwargs = {"cancel": cancelled.is_set} if cancellable else {}
+        self._worker = start_worker(job, *args, **kwargs,
+                                    on_result=lambda data: cancelled.is_set() or self._work_done(data),
+                                    on_error=lambda error: cancelled.is_set() or self._work_failed(error))
 
-    def _work_progress(self, progress: tuple[int, int]) -> None:
-        done, total = progress
+    def _show_stage(self, text: str) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(text)
+
+    def _show_folder_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
-        if done == total:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat(f"Fitting a {METHOD_TITLES[self.method_combo.currentData()]} map...")
 
     def _work_done(self, data: MapData) -> None:
         self._worker = None
@@ -619,6 +591,7 @@ class MapPanel(QWidget):
 
     def cancel_work(self) -> None:
         if self._worker is not None:
+            self._cancelled.set()
             self._worker.quit()
             self._worker = None
             self._set_status("Cancelled")

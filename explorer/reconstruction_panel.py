@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxL
                                QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model
-from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError
+from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folder
 from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
@@ -288,9 +288,10 @@ class ReconstructionPanel(QWidget):
             event.acceptProposedAction()
 
     def add_from_mime(self, mime: QMimeData) -> int:
-        """Add every local file (folders are expanded) or the image in `mime`; returns how many."""
+        """Add every local file (folders with their sub-folders, read like a training folder) or the image in
+        `mime`; returns how many."""
         paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
-        files = [f for p in paths for f in (_images_in(p) if p.is_dir() else [p])]
+        files = [f for p in paths for f in (scan_folder(p) if p.is_dir() else [p])]
         if files:
             self.add_sources([(f.name, f) for f in files])
         elif mime.hasImage():
@@ -430,10 +431,6 @@ class ReconstructionPanel(QWidget):
         """The newest reconstruction, for File ▸ Export ▸ Current image."""
         pairs = self.reconstruction_pairs()
         return pairs[-1][1] if pairs else None
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _qimage_to_pil(image: QImage) -> Image.Image:

@@ -7,29 +7,23 @@ from typing import Callable
 import torch
 from PySide6.QtCore import QThread, Signal
 
-from core.api import load_model
-from core.bundle import build_reference_map, save_inference_model
-from core.dataset import FaceDataset, to_unit
+from core.dataset import FaceDataset
 from core.device import default_cpu_threads
-from core.latent import attribute_vectors_from_labels
+from core.pipeline import finish_run
 from core.trainer import Preview, Trainer, TrainerCallbacks
-
-EXPLORER_MODEL_NAME = "explorer.safetensors"
-MAP_IMAGES = 2000
-ATTRIBUTE_IMAGES = 20000
 
 TrainerFactory = Callable[[TrainerCallbacks], Trainer]
 
 
 class TrainingThread(QThread):
-    """Builds the trainer (so checkpoint loading also stays off the GUI thread), runs it, and then
-    writes an explorer-ready model (reference map, plus attribute vectors when the data has labels)."""
+    """Builds the trainer (so checkpoint loading also stays off the GUI thread), runs it, and then makes
+    the run's checkpoint explorer-ready (core.pipeline.finish_run)."""
 
     metrics = Signal(dict)
     message = Signal(str)
     preview = Signal(object)       # core.trainer.Preview
     checkpointSaved = Signal(str)
-    completed = Signal(str)        # path of the model to open in the explorer
+    completed = Signal(str)        # the run's checkpoint, to open in the explorer
     failed = Signal(str)
 
     def __init__(self, make_trainer: TrainerFactory, data: FaceDataset) -> None:
@@ -71,27 +65,11 @@ class TrainingThread(QThread):
             if self.isInterruptionRequested():
                 self.trainer.stop()
             checkpoint = self.trainer.run()
-            result = self._explorer_model(checkpoint) if self.finalize and checkpoint else checkpoint
-            self.completed.emit(str(result or ""))
+            if self.finalize and checkpoint:
+                finish_run(checkpoint, self.data, say=self.message.emit)
+            self.completed.emit(str(checkpoint or ""))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
             self.failed.emit(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-
-    def _explorer_model(self, checkpoint: Path) -> Path:
-        self.message.emit("Preparing the model for the explorer (latent map"
-                          + (", attribute vectors" if self.data.labels is not None else "") + ")…")
-        model = load_model(checkpoint, device="cpu")
-        generator = torch.Generator().manual_seed(0)
-        if self.data.labels is not None:
-            index = torch.randperm(len(self.data), generator=generator)[:ATTRIBUTE_IMAGES]
-            latents = model.encode(to_unit(self.data.images[index]))
-            model.attributes = attribute_vectors_from_labels(latents, self.data.labels[index], self.data.label_names)
-            model.save_attributes()
-        index = torch.randperm(len(self.data), generator=generator)[:MAP_IMAGES]
-        labels = None if self.data.labels is None else self.data.labels[index]
-        model.reference = build_reference_map(model, self.data.images[index], labels, tuple(self.data.label_names))
-        path = save_inference_model(model, checkpoint.parent / EXPLORER_MODEL_NAME)
-        self.message.emit(f"Explorer model written: {path}")
-        return path
 
 
 class _Relay(TrainerCallbacks):

@@ -1,6 +1,7 @@
 """Small widgets shared by the explorer panels: an image view, an empty-state stack and a worker helper."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -161,8 +162,11 @@ def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], 
     """Run fn (a function, or a generator whose yields report progress) on a pool thread.
 
     Callbacks run on the GUI thread. Stop a generator early with `worker.quit()`: it stops at its
-    next yield and `on_result` is not called. fn must not touch Qt widgets."""
-    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error), ("yielded", on_progress))
+    next yield and `on_result` is not called; a plain function runs to its end after `quit()`, but its
+    result is dropped. on_progress applies to generators only (a plain function's worker has no
+    `yielded` signal). fn must not touch Qt widgets."""
+    progress = on_progress if inspect.isgeneratorfunction(fn) else None
+    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error), ("yielded", progress))
                if cb}
     return create_worker(fn, *args, _start_thread=True, _connect=connect, _ignore_errors=on_error is not None,
                          **kwargs)

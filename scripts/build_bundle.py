@@ -1,9 +1,9 @@
 """Turn a training run into the bundled inference model `checkpoints/faces64.safetensors`.
 
-Keeps Enc and Dec weights (half precision), adds attribute vectors for every label of the
-training set (mean latent with minus mean latent without, unnormalised), a Gaussian fitted to where
-the training faces encode (random faces are drawn from it) and a reference map of about 2,000 faces
-whose thumbnails the model renders itself. No training photo is stored.
+Keeps Enc and Dec weights (half precision) and adds what every finished run gets (core.pipeline.complete_model):
+attribute vectors for every label of the training set (mean latent with minus mean latent without,
+unnormalised), a Gaussian fitted to where the training faces encode (random faces are drawn from it) and a
+reference map of about 2,000 faces whose thumbnails the model renders itself. No training photo is stored.
 
     python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors
 """
@@ -15,12 +15,10 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-
 import core
-from core.bundle import build_reference_map, save_inference_model
+from core.bundle import save_inference_model
 from core.data import load_image_folder
-from core.latent import attribute_vectors_from_labels, fit_latent_gaussian
+from core.pipeline import REFERENCE_FACES, complete_model
 
 
 def provenance(model: core.Model, data_folder: Path, command: str, hardware: str) -> dict:
@@ -45,7 +43,7 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="training run folder or checkpoint")
     parser.add_argument("data", type=Path, help="the labelled training folder")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/faces64.safetensors"))
-    parser.add_argument("--reference-count", type=int, default=2000)
+    parser.add_argument("--reference-count", type=int, default=REFERENCE_FACES)
     parser.add_argument("--command", default="", help="the training command, recorded as provenance")
     parser.add_argument("--hardware", default=f"{platform.machine()} CPU, {os.cpu_count()} cores",
                         help="what it was trained on, recorded as provenance")
@@ -55,16 +53,11 @@ def main() -> None:
     data = load_image_folder(args.data, image_size=model.image_size, crop=model.meta.get("data", {}).get("crop", "celeba"))
     if data.labels is None:
         raise SystemExit(f"{args.data}: no labels found; attribute vectors need list_attr_celeba.txt")
-    latents, variances = model.posterior(data.images.float() / 255)
-    model.latent_gaussian = fit_latent_gaussian(latents, variances)
-    model.meta["random_faces"] = f"Gaussian fitted to the {len(data):,} training faces"
-    model.attributes = attribute_vectors_from_labels(latents, data.labels, data.label_names)
-    pick = torch.linspace(0, len(data) - 1, min(args.reference_count, len(data))).round().long()
-    model.reference = build_reference_map(model, data.images[pick], data.labels[pick], tuple(data.label_names))
+    complete_model(model, data, reference_faces=args.reference_count)
     model.meta["data"] = {k: v for k, v in data.summary.items() if k not in ("skipped", "folder")}
     path = save_inference_model(model, args.out, {"provenance": provenance(model, args.data, args.command, args.hardware)})
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {len(model.attributes)} attributes, "
-          f"{len(pick)} reference faces")
+          f"{len(model.reference.latents)} reference faces")
 
 
 if __name__ == "__main__":

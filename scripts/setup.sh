@@ -39,34 +39,54 @@ install_torch() {
     fi
 }
 
-# Debian/Ubuntu packages for the shared libraries Qt's offscreen platform plugin may miss.
+# Debian/Ubuntu packages for the shared libraries Qt's platform plugins may miss: offscreen (tests, screenshots)
+# and xcb (the app's window on X11; libxcb-cursor0 is the one minimal systems most often lack).
 declare -A DEBIAN_PACKAGE_OF=(
     [libEGL.so.1]=libegl1 [libGL.so.1]=libgl1 [libOpenGL.so.0]=libopengl0 [libGLX.so.0]=libglx0
-    [libxkbcommon.so.0]=libxkbcommon0 [libfontconfig.so.1]=libfontconfig1 [libfreetype.so.6]=libfreetype6
-    [libdbus-1.so.3]=libdbus-1-3 [libglib-2.0.so.0]=libglib2.0-0 [libgthread-2.0.so.0]=libglib2.0-0
+    [libGLdispatch.so.0]=libglvnd0 [libxkbcommon.so.0]=libxkbcommon0 [libfontconfig.so.1]=libfontconfig1
+    [libfreetype.so.6]=libfreetype6 [libpng16.so.16]=libpng16-16 [libdbus-1.so.3]=libdbus-1-3
+    [libglib-2.0.so.0]=libglib2.0-0 [libgthread-2.0.so.0]=libglib2.0-0
     [libX11.so.6]=libx11-6 [libX11-xcb.so.1]=libx11-xcb1 [libxcb.so.1]=libxcb1
+    [libxkbcommon-x11.so.0]=libxkbcommon-x11-0 [libxcb-cursor.so.0]=libxcb-cursor0 [libxcb-icccm.so.4]=libxcb-icccm4
+    [libxcb-image.so.0]=libxcb-image0 [libxcb-keysyms.so.1]=libxcb-keysyms1 [libxcb-randr.so.0]=libxcb-randr0
+    [libxcb-render.so.0]=libxcb-render0 [libxcb-render-util.so.0]=libxcb-render-util0
+    [libxcb-shape.so.0]=libxcb-shape0 [libxcb-shm.so.0]=libxcb-shm0 [libxcb-sync.so.1]=libxcb-sync1
+    [libxcb-util.so.1]=libxcb-util1 [libxcb-xfixes.so.0]=libxcb-xfixes0 [libxcb-xkb.so.1]=libxcb-xkb1
+    [libxcb-xinerama.so.0]=libxcb-xinerama0 [libxcb-xinput.so.0]=libxcb-xinput0
 )
+QT_PLUGINS=(libqoffscreen.so libqxcb.so)
 
+# The libraries the platform plugins link to that the loader cannot find (ldd follows them transitively;
+# a library hidden behind a missing one shows up on the next run, after that one is installed).
 missing_qt_libraries() {
-    local plugin
-    plugin=$("$PY" -c 'import pathlib, PySide6; print(next(pathlib.Path(PySide6.__file__).parent.glob("Qt/plugins/platforms/libqoffscreen.so"), ""))' 2>/dev/null || true)
-    [[ -n "$plugin" ]] || return 0
-    ldd "$plugin" | awk '/not found/ {print $1}' | sort -u
+    local platforms plugin
+    platforms=$("$PY" -c 'import pathlib, PySide6; print(pathlib.Path(PySide6.__file__).parent / "Qt/plugins/platforms")' \
+        2>/dev/null || true)
+    [[ -n "$platforms" ]] || return 0
+    for plugin in "${QT_PLUGINS[@]}"; do
+        [[ -f "$platforms/$plugin" ]] && ldd "$platforms/$plugin" | awk '/not found/ {print $1}'
+    done | sort -u
 }
 
 install_qt_system_libraries() {
     command -v ldd >/dev/null || return 0
     local missing packages=() lib
     missing=$(missing_qt_libraries)
-    [[ -n "$missing" ]] || { say "Qt offscreen plugin: all system libraries present"; return 0; }
+    [[ -n "$missing" ]] || { say "Qt platform plugins (offscreen, xcb): all system libraries present"; return 0; }
     for lib in $missing; do
         [[ -n "${DEBIAN_PACKAGE_OF[$lib]:-}" ]] && packages+=("${DEBIAN_PACKAGE_OF[$lib]}")
     done
+    mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u | sed '/^$/d')
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null && (( ${#packages[@]} )); then
         say "installing system libraries for Qt: ${packages[*]}"
         apt-get update -qq && apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+        missing=$(missing_qt_libraries)
+        [[ -z "$missing" ]] || say "warning: Qt still misses: $(echo $missing)"
     else
-        say "warning: Qt's offscreen plugin is missing: $(echo $missing); install them to run the GUI tests"
+        say "warning: Qt's platform plugins miss these system libraries: $(echo $missing)"
+        if (( ${#packages[@]} )); then
+            say "  the app cannot open its window until you run: sudo apt-get install ${packages[*]}"
+        fi
     fi
 }
 

@@ -38,6 +38,12 @@ def synthetic_face(seed: int, size: int = 64) -> np.ndarray:
     return (img * 255).astype(np.uint8)
 
 
+@pytest.fixture(autouse=True)
+def private_image_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded folders are cached under XDG_CACHE_HOME: keep each test's out of the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def face_folder(tmp_path: Path) -> Path:
     """A folder of 40 generated 64x64 JPEG faces in two labelled sub-folders."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from core.api import load_model
 from core.checkpoint import load_checkpoint
 from core.cli import main
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME
@@ -47,6 +48,9 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     meta = load_checkpoint(checkpoint).meta
     assert meta["training_state"]["step"] == 3
     assert meta["attributes"] == ["neutral", "smiling"]  # from the sub-folders, stored after training
+    finished = load_model(run, device="cpu")  # the run's one model file is explorer-ready
+    assert finished.path == checkpoint and len(finished.reference.latents) == 40
+    assert finished.latent_gaussian is not None and finished.reference.label_names == ("neutral", "smiling")
     assert meta["data"]["crop"] == "none" and meta["data"]["images"] == 40
     preview = Image.open(run / "previews" / "step_000003.png")  # written at the last step
     assert preview.size == (2 * grid_size(8, 4)[0], 2 * grid_size(8, 4)[1])
@@ -89,6 +93,7 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
                   "--threads", 1) == 0
     resumed = load_checkpoint(checkpoint).meta
     assert resumed["training_state"]["step"] == 4 and resumed["attributes"] == ["neutral", "smiling"]
+    assert resumed["reference"]["count"] == 40
     assert resumed["train_config"]["anneal_steps"] == 2 and resumed["train_config"]["gamma"] == 0.02
     assert resumed["train_config"]["lr"] == 1e-4
     steps = [json.loads(line)["step"] for line in (run / METRICS_NAME).read_text().splitlines()]

@@ -216,7 +216,7 @@ def test_an_interrupted_attribute_save_is_finished_by_resume(face_folder, tmp_pa
     save_checkpoint(run / CHECKPOINT_NAME, checkpoint)  # as a kill before the vectors were written leaves it
     assert main(["resume", str(run), "--threads", "1"]) == 0
     assert load_checkpoint_meta(run / CHECKPOINT_NAME)["attributes"] == ["neutral", "smiling"]
-    assert "attribute vectors were not stored" in capsys.readouterr().err
+    assert "was not made explorer-ready" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------- CLI settings and outputs

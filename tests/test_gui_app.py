@@ -1,6 +1,9 @@
 """The explorer window driven as a user would: open models, drop pictures, export, persistence."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +64,14 @@ def test_dropped_picture_is_reconstructed_and_a_corrupt_one_explained(qtbot, win
     assert "PSNR" in good.status.text() and good.actions[0].isEnabled()
     assert "red" in bad.status.styleSheet() or "#d32f2f" in bad.status.styleSheet()
     assert not any(b.isEnabled() for b in bad.actions)
+
+
+def test_dropped_folder_brings_the_pictures_of_its_sub_folders(qtbot, window, face_folder):
+    panel = window.panels["reconstruct"]
+    (face_folder / "notes.txt").write_text("not a picture")
+    drop_files(panel, face_folder)
+    assert len(panel.items) == 40
+    qtbot.waitUntil(lambda: all(item.result is not None for item in panel.items), timeout=30_000)
 
 
 def test_sent_face_reaches_the_selection_and_switches_panel(qtbot, window, face_image_file):
@@ -134,3 +145,11 @@ def test_screenshot_mode_writes_a_non_blank_png(qtbot, tiny_model_path, face_ima
                      "--size", "1000x700", "--screenshot", str(target)]) == 0
     pixels = np.asarray(Image.open(target).convert("RGB"))
     assert pixels.shape[:2] == (700, 1000) and pixels.std() > 10
+
+
+def test_help_needs_no_display():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "xcb"  # with no display to connect to, creating the application would abort
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=Path(__file__).resolve().parents[1], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "usage: vaegan-explorer" in result.stdout, result.stderr[-2000:]

@@ -15,7 +15,7 @@ from core.cli import main as vaegan
 from explorer.selection import Selection
 from explorer.training_panel import TrainingPanel
 from test_data import write_attributes
-from test_gui_app import isolated_settings  # noqa: F401 - autouse fixture
+from test_gui_app import isolated_settings, open_window  # noqa: F401 - autouse fixture
 
 
 @pytest.fixture
@@ -69,16 +69,26 @@ def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Pa
     panel.stop()
     qtbot.waitUntil(lambda: not panel.is_training(), timeout=60_000)
     qtbot.waitUntil(lambda: panel.open_button.isEnabled(), timeout=10_000)
-    assert (run_dir / "checkpoint.safetensors").exists()
-    assert panel.result_path == run_dir / "explorer.safetensors" and panel.result_path.exists()
+    assert sorted(p.name for p in run_dir.glob("*.safetensors")) == ["checkpoint.safetensors"]  # one model file
+    assert panel.result_path == run_dir / "checkpoint.safetensors"
+    assert len(load_model(run_dir, device="cpu").reference.latents) == 40
     panel.open_button.click()
-    assert opened == [str(run_dir / "explorer.safetensors")]
+    assert opened == [str(run_dir / "checkpoint.safetensors")]
 
 
 def train_one_step(face_folder: Path, run_dir: Path, *options: str) -> None:
     assert vaegan(["train", str(face_folder), "--out", str(run_dir), "--max-steps", "1", "--batch-size", "4",
                    "--width", "0.125", "--latent-dim", "8", "--crop", "none", "--device", "cpu", "--threads", "1",
                    *options]) == 0
+
+
+def test_a_run_trained_with_the_cli_opens_in_the_explorer_with_its_map(qtbot, face_folder: Path, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    train_one_step(face_folder, run_dir)
+    window = open_window(qtbot, run_dir)
+    map_panel = window.panels["map"]
+    assert len(map_panel.scatter.data) == 40 and map_panel.data.is_reference
+    assert map_panel.colour_combo.findText("smiling") >= 0
 
 
 def test_resuming_a_run_rereads_its_pictures_and_labels(qtbot, panel: TrainingPanel, face_folder: Path,

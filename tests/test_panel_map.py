@@ -19,7 +19,8 @@ from conftest import make_tiny_model
 from test_panel_attribute import one_torch_thread  # noqa: F401 - autouse fixture
 from core.bundle import save_inference_model
 from explorer.attribute_panel import AttributePanel
-from explorer.map_panel import MapPanel, framing_range, points_in_polygon
+from core.latent import PROJECTION_METHODS
+from explorer.map_panel import METHOD_TITLES, MapPanel, framing_range, points_in_polygon
 from explorer.selection import FaceItem, Selection
 
 NO_BUTTON = Qt.MouseButton.NoButton
@@ -223,3 +224,38 @@ def test_cancelled_encoding_keeps_the_current_map(app_panels, qtbot, face_folder
     assert not panel.is_busy() and not panel.progress.isVisibleTo(panel)
     qtbot.wait(300)
     assert len(panel.scatter.data) == 60 and panel.data.is_reference
+
+
+def pick_method(panel: MapPanel, method: str) -> None:
+    """Choose a map method from the combo with the keyboard, as a user would."""
+    combo = panel.method_combo
+    combo.setFocus()
+    step = Qt.Key.Key_Down if combo.findData(method) > combo.currentIndex() else Qt.Key.Key_Up
+    while combo.currentData() != method:
+        QTest.keyClick(combo, step)
+
+
+@pytest.mark.parametrize("method", [m for m in PROJECTION_METHODS if m != "pca"])
+def test_each_map_method_lays_out_the_reference_faces(app_panels, qtbot, method):
+    panel, _, _, model = app_panels
+    pca_coords = panel.data.coords.copy()
+    pick_method(panel, method)
+    assert panel.is_busy() and panel.progress.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=60_000)
+    assert panel.data.method == method and not panel.progress.isVisibleTo(panel)
+    coords = np.c_[panel.scatter.data["x"], panel.scatter.data["y"]]
+    assert coords.shape == (60, 2) and np.isfinite(coords).all() and not np.allclose(coords, pca_coords)
+    assert panel.source_label.text().endswith(METHOD_TITLES[method])
+    pick_method(panel, "pca")
+    assert not panel.is_busy() and panel.data.is_reference
+    np.testing.assert_allclose(np.c_[panel.scatter.data["x"], panel.scatter.data["y"]], pca_coords)
+
+
+def test_cancelled_refit_restores_the_method_and_keeps_the_map(app_panels, qtbot):
+    panel, *_ = app_panels
+    pick_method(panel, "tsne")
+    assert panel.is_busy()
+    panel.cancel_button.click()
+    assert panel.method_combo.currentData() == "pca" and not panel.progress.isVisibleTo(panel)
+    qtbot.wait(3000)  # the fit cannot be interrupted: its late result must not replace the map
+    assert panel.data.method == "pca" and panel.data.is_reference
