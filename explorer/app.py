@@ -23,7 +23,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vaegan-explorer", description="Explore and train VAE-GAN face models.")
     parser.add_argument("model", nargs="?", help="model file (.safetensors) or run folder; default: the bundled model")
     parser.add_argument("--images", nargs="+", default=[], metavar="PICTURE",
-                        help="face pictures to reconstruct once the model is open")
+                        help="pictures whose faces open in the --panel chosen (attributes, interpolate, map) or, "
+                             "by default, in Reconstruct")
     parser.add_argument("--panel", choices=[p.key for p in PANELS], help="panel to show first")
     parser.add_argument("--screenshot", metavar="FILE", help="render the window offscreen to FILE (PNG) and exit")
     parser.add_argument("--size", default="1280x800", help="window size for --screenshot, e.g. 1280x800")
@@ -67,7 +68,7 @@ def launch(argv: list[str]):
     torch.set_num_threads(default_cpu_threads())
     window = MainWindow(args.model, persist=not args.screenshot)
     if args.images:
-        reconstruct_when_ready(window, [Path(p) for p in args.images])
+        open_pictures_when_ready(window, [Path(p) for p in args.images], args.panel or "reconstruct")
     if args.panel:
         window.show_panel(args.panel)
     if args.screenshot:
@@ -102,13 +103,17 @@ def close_on_signals(window) -> None:
     QTimer(window, interval=200, timeout=lambda: None).start()
 
 
-def reconstruct_when_ready(window, pictures: list[Path]) -> None:
-    panel = window.panels["reconstruct"]
+def open_pictures_when_ready(window, pictures: list[Path], panel: str) -> None:
+    """Once the model is open: the pictures' faces go to `panel` as if dropped there (the Reconstruct panel
+    for the panels that take no faces)."""
 
     def add_once(model) -> None:
         if model is not None:
             window.selection.modelChanged.disconnect(add_once)
-            panel.add_sources([(p.name, p) for p in pictures])
+            if panel in ("attributes", "interpolate", "map"):
+                window.use_pictures(pictures, panel)
+            else:
+                window.panels["reconstruct"].add_sources([(p.name, p) for p in pictures])
 
     window.selection.modelChanged.connect(add_once)
 
