@@ -196,8 +196,13 @@ class ReconstructionItem(QFrame):
         self.centre_button.show()
 
     def set_pending(self) -> None:
+        """Working on it: the old result (another crop or model) can no longer be sent anywhere."""
+        self.result = None
         self.status.setStyleSheet("")
         self.status.setText("Reconstructing…")
+        self.centre_button.hide()
+        for button in self.actions:
+            button.setEnabled(False)
 
     def set_crisp(self, crisp: bool) -> None:
         for view in self.tiles:
