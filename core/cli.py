@@ -42,8 +42,8 @@ from tqdm import tqdm
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
     model_config_of, validated_meta, write_text_atomically
-from core.data import (CROP_MODES, DataError, PreparedImage, Progress, load_image_folder, load_run_data, prepare_faces,
-                       prepare_image)
+from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progress, load_image_folder, load_run_data,
+                       prepare_faces, prepare_image)
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
@@ -857,6 +857,10 @@ def run_command(argv: Sequence[str] | None) -> int:
     try:
         torch.set_num_threads(cpu_threads(getattr(args, "threads", None)))
         return args.handler(args)
+    except NoFaceError as exc:
+        print(f"{PROG}: error: {one_line(exc)} (--crop center uses the middle of the picture instead)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except USER_ERRORS as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
