@@ -196,6 +196,8 @@ def decode_thumbnail_atlas(data: torch.Tensor, count: int, size: int, columns: i
         image = Image.open(io.BytesIO(data.numpy().tobytes()))
     except Image.DecompressionBombError as exc:
         raise ValueError(f"thumbnail atlas is too large ({exc})") from exc
+    except (OSError, SyntaxError) as exc:
+        raise ValueError("thumbnail atlas is not a readable JPEG") from exc
     with image:
         if image.size != (columns * size, rows * size):
             raise ValueError(f"thumbnail atlas is {image.width}x{image.height} pixels, expected "

@@ -66,17 +66,22 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
 def atomic_file(path: Path) -> Iterator[str]:
     """A temporary file beside `path` for the caller to fill; then fsynced and renamed over `path` with the
     permissions `path` had (or the usual ones for a new file). On any failure, or a kill, `path` is untouched
-    and the temporary file is removed (a kill -9 leaves it to remove_stale_temporaries)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
-    os.close(fd)
+    and the temporary file is removed (a kill -9 leaves it to remove_stale_temporaries). A disk error names
+    `path`, not the temporary file."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+        os.close(fd)
         yield tmp
         os.chmod(tmp, _file_mode(path))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     _sync_folder(path.parent)
 
@@ -122,7 +127,7 @@ def _write_failure(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = str(exc)
-    return "no space left on device" if "No space left" in text else _short(exc)
+    return "No space left on device" if "No space left" in text else _short(exc)
 
 
 def _read_header(path: Path) -> dict[str, str]:

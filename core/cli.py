@@ -30,7 +30,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
@@ -210,26 +209,24 @@ def parse_edit(text: str) -> tuple[str, float]:
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: an integer from `low` to `high`, else a one-line error saying so."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {value:,}")
-        return value
-    return parse
+    return number_in(low, high, whole=True)
 
 
 def finite_number(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number from `low` to `high` (never nan or inf)."""
-    def parse(text: str) -> float:
+    """An argparse type: a number from `low` to `high` (so never nan or inf)."""
+    return number_in(low, high, whole=False)
+
+
+def number_in(low: float, high: float, whole: bool) -> Callable[[str], Any]:
+    def parse(text: str) -> int | float:
         try:
-            value = float(text)
+            value = int(text) if whole else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if whole else ''}number, got {text!r}") from None
+        if not low <= value <= high:  # nan fails every comparison
+            shown = [f"{x:,}" if whole else f"{x:g}" for x in (low, high)]
+            raise argparse.ArgumentTypeError(f"must be {'' if whole else 'a number '}from {shown[0]} to {shown[1]}, "
+                                             f"got {text}")
         return value
     return parse
 

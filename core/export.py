@@ -105,14 +105,9 @@ def _target(path: str | os.PathLike[str], formats: dict[str, str], overwrite: bo
 
 def _write_atomically(target: Path, write: Callable[[BinaryIO], None]) -> Path:
     """write() into a hidden temporary file beside target, then move it into place in one step (see
-    core.checkpoint.atomic_file). A disk error names the target, not the temporary file."""
-    try:
-        with atomic_file(target) as temporary, open(temporary, "wb") as file:
-            write(file)
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror, str(target)) from exc
+    core.checkpoint.atomic_file)."""
+    with atomic_file(target) as temporary, open(temporary, "wb") as file:
+        write(file)
     return target
 
 

@@ -106,6 +106,8 @@ INFERENCE_CASES = {
     "NaN weight": (None, nan_weight, "NaN"),
     "reference map of a billion faces": (None, impossible_reference, "reference.count"),
     "JPEG atlas of 60000 x 60000": (None, giant_atlas, "thumbnail atlas is too large"),
+    "atlas that is no JPEG": (None, edit(lambda m, t: t.update({"ref.thumbnails_jpeg": torch.arange(99).byte()})),
+                              "thumbnail atlas is not a readable JPEG"),
 }
 
 
@@ -124,27 +126,32 @@ def test_crafted_model_files_are_refused_in_one_line(case, tiny_model_path, tmp_
     assert not (tmp_path / "s.png").exists()
 
 
-def test_a_header_claiming_a_huge_tensor_is_refused_before_reading_it(tiny_model_path, tmp_path):
-    """A sparse file whose header declares an 8 GiB tensor: refused from the header alone."""
-    tensors = load_file(str(tiny_model_path))
-    meta = load_checkpoint(tiny_model_path).meta
+def claim_a_huge_tensor(source: Path, target: Path, gib: int = 8) -> Path:
+    """A copy of `source` with one more tensor of `gib` GiB declared in the header: a sparse file, so the claim
+    costs no disk space, and only reading the tensor would cost memory."""
+    tensors = load_file(str(source))
     dtypes = {torch.float32: "F32", torch.float16: "F16", torch.int8: "I8", torch.uint8: "U8", torch.int64: "I64"}
-    header, offset = {}, 0
+    header: dict = {"__metadata__": {"format": FORMAT_NAME, "format_version": "1",
+                                     "meta": json.dumps(load_checkpoint(source).meta)}}
+    offset = 0
     for name, tensor in tensors.items():
         size = tensor.numel() * tensor.element_size()
         header[name] = {"dtype": dtypes[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
         offset += size
-    huge = 2**31
-    header["junk"] = {"dtype": "F32", "shape": [huge], "data_offsets": [offset, offset + 4 * huge]}
-    header["__metadata__"] = {"format": FORMAT_NAME, "format_version": "1", "meta": json.dumps(meta)}
+    huge = gib * 2**30
+    header["junk"] = {"dtype": "U8", "shape": [huge], "data_offsets": [offset, offset + huge]}
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
-    bad = tmp_path / "huge.safetensors"
-    with open(bad, "wb") as f:
+    with open(target, "wb") as f:
         f.write(len(text).to_bytes(8, "little") + text)
         for tensor in tensors.values():
             f.write(tensor.contiguous().numpy().tobytes())
-        f.truncate(f.tell() + 4 * huge)
+        f.truncate(f.tell() + huge)
+    return target
+
+
+def test_a_header_claiming_a_huge_tensor_is_refused_before_reading_it(tiny_model_path, tmp_path):
+    bad = claim_a_huge_tensor(tiny_model_path, tmp_path / "huge.safetensors")
     with pytest.raises(CheckpointError, match="more extra data than its model"):
         load_model(bad, device="cpu")
 

@@ -28,20 +28,12 @@ from core.cli import main
 from core.data import ImageLoadError, load_image_folder, open_image, prune_cache
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Trainer, TrainerCallbacks
 from test_cli import REPO, TINY_NETWORK, cli_command, cli_environment
-from test_training import tiny_config, tiny_dataset, train_config
+from test_training import one_thread, tiny_config, tiny_dataset, train_config  # noqa: F401 - autouse fixture
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Recorder(TrainerCallbacks):
@@ -110,7 +102,7 @@ def test_checkpoint_errors_name_the_file_not_the_temporary_one(tmp_path, monkeyp
     path = tmp_path / "model.safetensors"
     with pytest.raises(CheckpointError) as excinfo:
         save_checkpoint(path, checkpoint_module.Checkpoint({"x": torch.zeros(1)}))
-    assert str(excinfo.value) == f"{path}: could not write checkpoint (no space left on device)"
+    assert str(excinfo.value) == f"{path}: could not write checkpoint (No space left on device)"
 
 
 def test_temporary_files_of_a_killed_save_are_removed_at_the_next_start(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from core.trainer import CHECKPOINT_NAME
 from explorer.app import close_on_signals
 from test_crafted_checkpoints import copy_run, craft, huge_architecture, trained_run  # noqa: F401 - fixture
 from test_gui_app import isolated_settings, open_window  # noqa: F401 - autouse fixture
-from test_gui_training import panel, train_one_step  # noqa: F401 - fixture
+from test_gui_training import panel, resume_until_step_3  # noqa: F401 - fixture
 
 DAMAGES = {
     "model_config missing": (lambda m, t: m.pop("model_config"), "model_config is missing"),
@@ -58,11 +57,7 @@ def test_sigterm_saves_the_running_training_and_closes_the_window(qtbot, tiny_mo
     window = open_window(qtbot, tiny_model_path)
     train = window.panels["train"]
     run_dir = tmp_path / "run"
-    train_one_step(face_folder, run_dir)
-    train.device.setCurrentIndex(train.device.findData("cpu"))
-    train.resume_run(run_dir)
-    qtbot.waitUntil(lambda: train.is_training() and train.thread.trainer is not None
-                    and train.thread.trainer.step >= 3, timeout=60_000)
+    resume_until_step_3(qtbot, train, face_folder, run_dir)
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         close_on_signals(window)

@@ -106,14 +106,19 @@ def test_resuming_a_run_rereads_its_pictures_and_labels(qtbot, panel: TrainingPa
     assert "reloaded for run" in panel.scan_status.text()
 
 
-def test_closing_while_training_asks_then_stops_with_a_checkpoint(qtbot, panel: TrainingPanel, face_folder: Path,
-                                                                  tmp_path: Path, monkeypatch):
-    run_dir = tmp_path / "run"
+def resume_until_step_3(qtbot, panel: TrainingPanel, face_folder: Path, run_dir: Path) -> None:
+    """A one-step run resumed in the panel on the CPU, once its trainer has passed step 3."""
     train_one_step(face_folder, run_dir)
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
     panel.resume_run(run_dir)
     qtbot.waitUntil(lambda: panel.is_training() and panel.thread.trainer is not None
                     and panel.thread.trainer.step >= 3, timeout=60_000)
+
+
+def test_closing_while_training_asks_then_stops_with_a_checkpoint(qtbot, panel: TrainingPanel, face_folder: Path,
+                                                                  tmp_path: Path, monkeypatch):
+    run_dir = tmp_path / "run"
+    resume_until_step_3(qtbot, panel, face_folder, run_dir)
     asked = []
     answer = QMessageBox.StandardButton.Cancel
 
