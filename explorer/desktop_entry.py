@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+from core.checkpoint import write_text_atomically
 from explorer.icon import ICON_PNG
 
 ENTRY_NAME = "vaegan-explorer.desktop"
@@ -38,5 +39,5 @@ def install_entry(replace: bool = False, folder: Path | None = None) -> Path:
     if target.exists() and target.read_text(encoding="utf-8", errors="replace") != text and not replace:
         raise FileExistsError(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    write_text_atomically(target, text)
     return target

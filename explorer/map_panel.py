@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout
                                QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model, ReferenceMap
+from core.checkpoint import atomic_file
 from core.data import Cancel, Progress
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.pipeline import encode_folder
@@ -616,6 +617,7 @@ class MapPanel(QWidget):
     def export_current(self, path: str | Path) -> Path:
         """Save the map as it is shown now (points, colours, selection) as a PNG."""
         path = Path(path)
-        if not self.plot_widget.grab().save(str(path)):
-            raise OSError(f"{path}: could not write the image")
+        with atomic_file(path) as temporary:
+            if not self.plot_widget.grab().save(temporary, "PNG"):
+                raise OSError(f"{path}: could not write the image")
         return path
