@@ -45,6 +45,13 @@ which is available for non-commercial research purposes only; faces the model ge
 that restriction. See the CelebA agreement at mmlab.ie.cuhk.edu.hk/projects/CelebA.html.</p>"""
 
 
+def recent_label(path: str | Path) -> str:
+    """A recent model as 'name — folder': runs all save checkpoint.safetensors, and two faces64 files differ
+    only by where they are."""
+    path = Path(path)
+    return f"{path.stem} — {path.parent.name}" if path.suffix else path.name
+
+
 class MainWindow(QMainWindow):
     def __init__(self, model_path: str | Path | None = None, persist: bool = True) -> None:
         super().__init__()
@@ -176,7 +183,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         entries = recent_files(self.settings)
         for path in entries:
-            action = self.recent_menu.addAction(Path(path).name)
+            action = self.recent_menu.addAction(recent_label(path))
             action.setToolTip(path)
             action.triggered.connect(lambda _=False, p=path: self.open_model(p))
         self.recent_menu.setEnabled(bool(entries))
@@ -206,7 +213,7 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, path: Path, model: Model) -> None:
         self.loading = False
-        add_recent_file(self.settings, path)
+        add_recent_file(self.settings, model.path or path)  # a run folder is remembered as its model file
         self._fill_recent_menu()
         self.selection.set_model(model)
         self.show_status(f"Opened {path}")
@@ -286,8 +293,9 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
             self.restoreState(self.settings.value("window/state", QByteArray()))
-        else:
-            self.resize(*DEFAULT_SIZE)
+        else:  # the default size, within the screen (a 1024x640 screen gets a window that fits it)
+            available = self.screen().availableGeometry()
+            self.resize(min(DEFAULT_SIZE[0], available.width()), min(DEFAULT_SIZE[1], available.height()))
         keys = [spec.key for spec in PANELS]
         last = str(self.settings.value("window/panel", "attributes"))
         self.tabs.setCurrentIndex(keys.index(last) if last in keys else 0)

@@ -2,14 +2,16 @@
 reconstruction grids from the trainer's previews, speed and ETA, and the run's messages."""
 from __future__ import annotations
 
+import math
 import time
 from functools import partial
 
+import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFontMetrics, QPalette
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QListWidget, QSplitter, QVBoxLayout, QWidget
 
 from core.export import make_grid
 from core.trainer import Preview
@@ -32,7 +34,15 @@ PLOT_TIPS = {
 PLOTTED_METRICS = {"vaegan": ("kl", "feature", "gen", "dis_real", "dis_fake", "d_real", "d_rec", "d_prior"),
                    "vae": ("kl", "pixel")}
 """The curves each model type's training reports (core.steps), created before its first metrics arrive."""
+CURVE_NAMES = {"kl": "KL", "feature": "feature", "pixel": "pixel", "gen": "GAN", "dis_real": "real",
+               "dis_fake": "fake", "d_real": "real", "d_rec": "recon", "d_prior": "sample"}
+"""How each metric is named in its plot's title, which doubles as the legend (a legend inside a plot hides curves)."""
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
+FACES_APPEAR_IMAGES = 40_000
+"""Training pictures seen before the samples and reconstructions of a new model start to look like faces (measured
+with the Train panel's recipe, README "Train your own"); until then they are coloured noise and blobs."""
+MANTISSAS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1,))
+"""Log-axis label sets, densest first: the densest whose labels stay a text line apart is used."""
 PLOT_REFRESH_SPACING_MS = 30
 """New metrics redraw the plots one at a time, this far apart: the four log-scale plots repainted in one
 pass held the GUI thread for over 100 ms while the training thread competes for the GIL."""
@@ -44,86 +54,180 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h {rest // 60:02d}m" if hours else f"{rest // 60}m {rest % 60:02d}s"
 
 
+def format_tick(value: float) -> str:
+    """A log-axis label: plain digits from 0.001 to 9,999 (0.09, 600), else 2·10⁻⁵ or 10⁴."""
+    if 1e-3 <= value < 1e4:
+        return f"{value:.4g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    power = "10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return power if mantissa == "1" else f"{mantissa}·{power}"
+
+
+def log_tick_levels(low: float, high: float, pixels: float, gap: float) -> list[tuple[None, list[float]]]:
+    """Tick positions (log10 units) for an axis showing 10**low .. 10**high over `pixels`: labelled ticks at
+    least `gap` pixels apart, then unlabelled ones at the other 1..9 x 10^n."""
+    per_decade = pixels / max(high - low, 1e-12)
+    inside = lambda positions: [x for x in positions if low <= x <= high]  # noqa: E731
+    decades = range(math.floor(low), math.ceil(high) + 1)
+    labelled: list[float] = []
+    for mantissas in MANTISSAS:
+        closest = min(np.diff(np.log10([*mantissas, 10 * mantissas[0]])))
+        if closest * per_decade >= gap:
+            labelled = inside([n + math.log10(m) for n in decades for m in mantissas])
+            break
+    else:  # many decades on a short axis: every second (third…) power of ten
+        labelled = inside(list(range(math.ceil(low), math.floor(high) + 1, math.ceil(gap / per_decade))))
+    if len(labelled) < 2:  # less than a decade shown: round values instead, kept a text line apart
+        labelled = spaced(inside([math.log10(v) for v in evenly_spaced(10 ** low, 10 ** high, pixels / gap)]),
+                          gap / per_decade)
+    minor = [x for x in inside([n + math.log10(m) for n in decades for m in MANTISSAS[0]])
+             if all(abs(x - y) * per_decade > 2 for y in labelled)]
+    return [(None, labelled), (None, minor)]
+
+
+def spaced(positions: list[float], least: float) -> list[float]:
+    """The positions, from the top down, leaving out any closer than `least` to the last one kept."""
+    kept: list[float] = []
+    for x in sorted(positions, reverse=True):
+        if not kept or kept[-1] - x >= least:
+            kept.append(x)
+    return sorted(kept)
+
+
+def evenly_spaced(low: float, high: float, most: float) -> list[float]:
+    """Round values (1, 2 or 5 x 10^k apart) between low and high, at most `most` of them."""
+    for exponent in range(math.floor(math.log10(max(high - low, 1e-300))) - 1, 400):
+        for step in (10.0 ** exponent * m for m in (1, 2, 5)):
+            values = [step * k for k in range(math.ceil(low / step), math.floor(high / step) + 1)]
+            if len(values) <= max(most, 2):
+                return [v for v in values if v > 0]
+    return []
+
+
+class ReadableLogAxis(pg.AxisItem):
+    """pyqtgraph's log axis labels every 1..9 x 10^n it can and piles them onto each other at the start of a
+    run; this one labels only ticks a text line apart, in plain digits where they are short."""
+
+    def __init__(self, orientation: str = "left") -> None:
+        super().__init__(orientation)
+        self.setStyle(maxTextLevel=0)  # the in-between ticks of a decade are drawn without labels
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: list) -> list:  # noqa: N802
+        line = QFontMetrics(self.style.get("tickFont") or self.font()).height()
+        return log_tick_levels(minVal, maxVal, size, 1.6 * line if self.orientation in ("left", "right") else 60)
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [format_tick(10 ** v * scale) for v in values]
+
+
 class LiveView(QWidget):
+    """Four plots above three picture grids (a splitter between them), a status line with a plain hint while
+    the first faces are still noise, and the run's messages."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.curves: dict[str, dict[str, pg.PlotDataItem]] = {title: {} for title in PLOTS}
         self.history: dict[str, tuple[list[float], list[float]]] = {}
         self.autoranged: set[str] = set()
         self.previews_shown = 0
+        self.batch_size = 0
         self.plots = {title: self._make_plot(title) for title in PLOTS}
-        grid = QGridLayout()
+        plots = QWidget()
+        grid = QGridLayout(plots)
+        grid.setContentsMargins(0, 0, 0, 0)
         for i, plot in enumerate(self.plots.values()):
             grid.addWidget(plot, i // 2, i % 2)
-        self.crops_view = ImageView("The first crops of your data appear here after the scan", min_side=150)
-        self.samples_view = ImageView("Samples from fixed latent vectors appear once training starts", min_side=150)
-        self.recon_view = ImageView("Training faces (odd rows) and their reconstructions (even rows)", min_side=150)
+        self.crops_view = ImageView("The first crops of your data appear here after the scan", min_side=96)
+        self.samples_view = ImageView("Samples from fixed latent vectors appear once training starts", min_side=96)
+        self.recon_view = ImageView("Training faces (odd rows) and their reconstructions (even rows)", min_side=96)
         self.crops_view.setToolTip("What the networks will see: the first 16 pictures, cropped and resized")
         self.samples_view.setToolTip("Decodes of 16 fixed random latent vectors, refreshed every preview")
         self.recon_view.setToolTip("Fixed training faces (odd rows) above their reconstructions (even rows)")
-        images = QHBoxLayout()
+        images = QWidget()
+        row = QHBoxLayout(images)
+        row.setContentsMargins(0, 0, 0, 0)
         for title, view in (("Your crops", self.crops_view), ("Samples", self.samples_view),
                             ("Reconstructions", self.recon_view)):
             column = QVBoxLayout()
             column.addWidget(QLabel(f"<b>{title}</b>"))
             column.addWidget(view, 1)
-            images.addLayout(column, 1)
-        self.stats = QLabel("Not training", toolTip="Progress, speed and estimated time left")
+            row.addLayout(column, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical, childrenCollapsible=False)
+        splitter.addWidget(plots)
+        splitter.addWidget(images)
+        splitter.setSizes([5, 4])  # in proportion: the plots a little taller than the pictures
+        self.stats = QLabel("Not training", wordWrap=True, toolTip="Progress, speed and estimated time left")
+        self.hint = QLabel(wordWrap=True, visible=False)
+        self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.log = QListWidget(toolTip="Messages from the trainer, e.g. rollbacks after a non-finite loss")
-        self.log.setMaximumHeight(90)
+        self.log.setMaximumHeight(3 * self.log.fontMetrics().height() + 8)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(grid, 3)
-        layout.addLayout(images, 2)
+        layout.addWidget(splitter, 1)
         layout.addWidget(self.stats)
+        layout.addWidget(self.hint)
         layout.addWidget(self.log)
 
     def _make_plot(self, title: str) -> pg.PlotWidget:
         palette = self.palette()
-        plot = pg.PlotWidget(background=palette.color(QPalette.ColorRole.Base))
-        plot.setToolTip(PLOT_TIPS[title])
+        log_scale = title != "Discriminator outputs"
+        plot = pg.PlotWidget(background=palette.color(QPalette.ColorRole.Base),
+                             axisItems={"left": ReadableLogAxis()} if log_scale else None)
+        plot.setToolTip(PLOT_TIPS[title] + "; the horizontal axis counts training steps")
         text = palette.color(QPalette.ColorRole.Text)
-        plot.setTitle(title, color=text)
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setTextPen(text)
             plot.getAxis(axis).setPen(palette.color(QPalette.ColorRole.Mid))
-        plot.setLabel("bottom", "step")
-        plot.addLegend(offset=(-8, 8), labelTextColor=text, colCount=3)  # one row: never clipped
-        plot.setLogMode(y=title != "Discriminator outputs")
+        plot.setLogMode(y=log_scale)
+        plot.plotItem.titleLabel.setMaximumHeight(2 * self.fontMetrics().height())
+        self._show_title(title, plot)
         self._show_default_range(plot)
-        plot.setMinimumHeight(120)
+        plot.setMinimumHeight(110)
         plot.setClipToView(True)
         plot.setDownsampling(auto=True)
         return plot
 
+    def _show_title(self, title: str, plot: pg.PlotWidget) -> None:
+        """The title, followed by each curve's name in its colour: the legend, outside the curves."""
+        names = "&nbsp;&nbsp;".join(f"<span style='color:{curve.opts['pen'].color().name()}'>━&nbsp;"
+                                    f"{CURVE_NAMES.get(key, key)}</span>" for key, curve in self.curves[title].items())
+        colour = self.palette().color(QPalette.ColorRole.Text).name()
+        plot.setTitle(f"<span style='color:{colour}'>{title}</span>" + (f"&nbsp;&nbsp;&nbsp;{names}" if names else ""),
+                      size="9pt")
+
     @staticmethod
     def _show_default_range(plot: pg.PlotWidget) -> None:
         """A sane fixed axis until a curve has two points (0.1 .. 10^4 on log plots): autoranging a single
-        point gives a degenerate log range whose tick labels pile up on each other."""
+        point gives a degenerate range."""
         plot.disableAutoRange()
         plot.setXRange(0, 1, padding=0)
         plot.setYRange(*((-1, 4) if plot.getAxis("left").logMode else (0, 1)), padding=0)
 
     # ----- updates -----
-    def reset(self, model_type: str | None = None) -> None:
+    def reset(self, model_type: str | None = None, batch_size: int = 0) -> None:
         """Clear the view; with a model type, also lay out its empty curves and paint them now. Built on the
-        first metrics instead, with the training thread already competing for the GIL, the curves and legends
-        froze the window for a quarter of a second."""
+        first metrics instead, with the training thread already competing for the GIL, the curves and titles
+        froze the window for a quarter of a second. `batch_size` turns steps into pictures seen for the hint."""
         for title, plot in self.plots.items():
             for curve in self.curves[title].values():
                 plot.removeItem(curve)
             self.curves[title].clear()
-            plot.plotItem.legend.clear()
             self._show_default_range(plot)
             for key in (k for k in PLOTS[title] if k in PLOTTED_METRICS.get(model_type, ())):
                 self._curve(title, key)
+            self._show_title(title, plot)
             plot.repaint()
         self.history.clear()
         self.autoranged.clear()
         self.log.clear()
         self.previews_shown = 0
+        self.batch_size = batch_size
         self.samples_view.set_image(None)
         self.recon_view.set_image(None)
+        self.stats.setText("Starting…" if model_type else "Not training")
+        self.hint.setText("Early samples and reconstructions are coloured noise, then blobs: that is expected."
+                          if model_type else "")
+        self.hint.setVisible(bool(model_type))
 
     def add_metrics(self, record: dict[str, float]) -> None:
         step = record["step"]
@@ -134,6 +238,24 @@ class LiveView(QWidget):
         for order, title in enumerate(PLOTS):
             QTimer.singleShot(order * PLOT_REFRESH_SPACING_MS, self, partial(self._refresh_plot, title))
         self.stats.setText(self._stats_text(record))
+        self._update_hint(record)
+
+    def _update_hint(self, record: dict[str, float]) -> None:
+        """Until about FACES_APPEAR_IMAGES pictures are seen, say when faces should show at this machine's speed."""
+        seen = record["step"] * self.batch_size
+        if not self.batch_size or seen >= FACES_APPEAR_IMAGES:
+            self.hint.setVisible(False)
+            return
+        wait = (FACES_APPEAR_IMAGES - seen) / max(record["images_per_s"], 1e-9)
+        self.hint.setText(f"Early samples are coloured noise, then blobs: that is expected. Faces usually appear "
+                          f"after about {FACES_APPEAR_IMAGES:,} pictures seen: in about {format_duration(wait)} at "
+                          f"this machine's speed.")
+        self.hint.setVisible(True)
+
+    def show_final_state(self, text: str) -> None:
+        """Replace the running figures (step, time left) with how the run ended."""
+        self.stats.setText(text)
+        self.hint.setVisible(False)
 
     def _refresh_plot(self, title: str) -> None:
         for key in (k for k in PLOTS[title] if k in self.history):

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QScrollArea,
-                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                               QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model
 from core.checkpoint import validated_meta
@@ -19,11 +19,14 @@ from core.model import ModelConfig
 from core.trainer import CHECKPOINT_NAME, TrainConfig, Trainer
 from explorer.selection import Selection
 from explorer.settings import app_settings, folder_setting
-from explorer.training_live import LiveView
+from explorer.training_live import LiveView, format_duration
 from explorer.training_session import TrainingThread
 from explorer.widgets import start_worker
 
-RUNS_ROOT = Path.home() / "VAE-GAN runs"
+RUNS_ROOT = Path.home() / "vaegan-runs"
+"""Where runs go by default: no space in the path, so it can be pasted into a shell as it is."""
+ADVANCED_FIELDS = ("latent_size", "width", "kernel", "model_type", "preview_every", "checkpoint_every")
+"""Settings shown only after "More settings": the architecture, the preview and checkpoint rates."""
 DISCRIMINATOR_WARMUP_STEPS = 200
 """Steps that train only the fresh Dis when a run starts from the open model (it learns its features first),
 at most a fifth of the run."""
@@ -41,7 +44,11 @@ CROP_CHOICES = {"auto": ("Automatic", "faces are found and aligned like aligned 
 
 def default_run_folder(data_folder: Path, root: Path = RUNS_ROOT) -> Path:
     """<root>/<folder name>-<date>, with -2, -3… appended while that run already exists."""
-    base = root / f"{data_folder.name}-{time.strftime('%Y-%m-%d')}"
+    return free_folder(root / f"{data_folder.name}-{time.strftime('%Y-%m-%d')}")
+
+
+def free_folder(base: Path) -> Path:
+    """`base`, or the first of base-2, base-3… that does not exist yet."""
     candidate, number = base, 2
     while candidate.exists():
         candidate, number = base.with_name(f"{base.name}-{number}"), number + 1
@@ -77,7 +84,7 @@ class TrainingPanel(QWidget):
         splitter.addWidget(self._build_controls())
         splitter.addWidget(self.live)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([380, 900])
+        splitter.setSizes([340, 1000])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         self._update_controls()
@@ -144,19 +151,33 @@ class TrainingPanel(QWidget):
         self.checkpoint_every = QSpinBox(minimum=1, maximum=120, value=round(TrainConfig.checkpoint_interval_s / 60),
                                          suffix=" min", toolTip="Save a checkpoint this often, so a crash loses at "
                                                                 "most this much training (Stop always saves one)")
-        form = QFormLayout(box)
+        self.more_button = QToolButton(text="More settings", checkable=True, autoRaise=True,
+                                       toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon,
+                                       arrowType=Qt.ArrowType.RightArrow,
+                                       toolTip="Latent size, width, kernel, model type, preview and checkpoint rates")
+        self.more_button.toggled.connect(self._show_advanced)
+        self.settings_form = form = QFormLayout(box)
+        form.setVerticalSpacing(4)
         for label, field in (("Start from", self.start_from), ("Image size", self.image_size), ("Crop", self.crop),
-                             ("Epochs", self.epochs), ("Batch size", self.batch_size), ("Latent size", self.latent_size),
-                             ("Width", self.width), ("Kernel", self.kernel), ("Model", self.model_type),
-                             ("Device", self.device), ("Preview every", self.preview_every),
+                             ("Epochs", self.epochs), ("Batch size", self.batch_size), ("Device", self.device)):
+            form.addRow(label, field)
+        form.addRow(self.more_button)
+        for label, field in (("Latent size", self.latent_size), ("Width", self.width), ("Kernel", self.kernel),
+                             ("Model", self.model_type), ("Preview every", self.preview_every),
                              ("Checkpoint every", self.checkpoint_every)):
             form.addRow(label, field)
+        self._show_advanced(False)
         self.image_size.currentIndexChanged.connect(self.scan)
         self.crop.currentIndexChanged.connect(self.scan)
         self.start_from.currentIndexChanged.connect(self._start_from_changed)
         self.selection.modelChanged.connect(self._offer_open_model)
         self._offer_open_model(self.selection.model)
         return box
+
+    def _show_advanced(self, shown: bool) -> None:
+        for name in ADVANCED_FIELDS:
+            self.settings_form.setRowVisible(getattr(self, name), shown)
+        self.more_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
     def _offer_open_model(self, model: Model | None) -> None:
         """Keep the 'Start from' choice in step with the model open in the explorer."""
@@ -185,6 +206,7 @@ class TrainingPanel(QWidget):
         change = QPushButton("Change…", toolTip="Pick where this run is saved")
         change.clicked.connect(self.choose_run_folder)
         row = QHBoxLayout()
+        row.addWidget(QLabel("Save to"))
         row.addWidget(self.run_folder, 1)
         row.addWidget(change)
         self.start_button = QPushButton("Start", toolTip="Start training with these settings")
@@ -196,17 +218,18 @@ class TrainingPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
-        self.resume_button = QPushButton("Resume a previous run…",
+        self.resume_button = QPushButton("Resume a run…",
                                          toolTip="Continue a run folder from its checkpoint with its own data")
         self.resume_button.clicked.connect(self.choose_run_to_resume)
         self.open_button = QPushButton("Open in explorer", toolTip="Explore the model this run produced")
         self.open_button.clicked.connect(self.open_result)
+        more = QHBoxLayout()
+        more.addWidget(self.resume_button)
+        more.addWidget(self.open_button)
         layout = QVBoxLayout(box)
-        layout.addWidget(QLabel("Save to"))
         layout.addLayout(row)
         layout.addLayout(buttons)
-        layout.addWidget(self.resume_button)
-        layout.addWidget(self.open_button)
+        layout.addLayout(more)
         return box
 
     @staticmethod
@@ -349,7 +372,7 @@ class TrainingPanel(QWidget):
             return
         data = self.dataset
         self._launch(lambda callbacks: Trainer(data, run_dir, model_cfg, train_cfg, callbacks), data,
-                     model_cfg.model_type)
+                     model_cfg.model_type, train_cfg.batch_size)
 
     def _offer_resume(self, run_dir: Path) -> None:
         box = QMessageBox(QMessageBox.Icon.Question, "A run is already there",
@@ -361,7 +384,7 @@ class TrainingPanel(QWidget):
         if box.clickedButton() is resume:
             self.resume_run(run_dir)
         elif box.clickedButton() is fresh:
-            self.run_folder.setText(str(default_run_folder(run_dir, run_dir.parent)))
+            self.run_folder.setText(str(free_folder(run_dir)))
             self.start()
 
     def choose_run_to_resume(self) -> None:
@@ -391,14 +414,15 @@ class TrainingPanel(QWidget):
         if self.epochs.value() > (meta.get("train_config", {}).get("epochs") or 0):
             overrides.update(epochs=self.epochs.value(), max_steps=None)
         self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data,
-                     ModelConfig.from_dict(meta["model_config"]).model_type)
+                     ModelConfig.from_dict(meta["model_config"]).model_type,
+                     int(meta.get("train_config", {}).get("batch_size", 0)))
 
     def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
         self._set_scan_status(f"Cannot resume {run_dir.name}: {str(exc).splitlines()[0]}", error=True)
         self._update_controls()
 
-    def _launch(self, make_trainer, data: FaceDataset, model_type: str) -> None:
-        self.live.reset(model_type)
+    def _launch(self, make_trainer, data: FaceDataset, model_type: str, batch_size: int) -> None:
+        self.live.reset(model_type, batch_size)
         self.result_path = None
         thread = TrainingThread(make_trainer, data)
         thread.metrics.connect(self.live.add_metrics)
@@ -428,15 +452,27 @@ class TrainingPanel(QWidget):
         if self.is_training():
             self.thread.stop()
             self.live.add_message("stopping after this step; saving a checkpoint…")
+            self.live.show_final_state("Stopping: saving a checkpoint, then preparing the model for the explorer…")
 
     def _checkpoint_saved(self, path: str) -> None:
         self.statusMessage.emit(f"Checkpoint saved: {path}")
 
     def _completed(self, path: str) -> None:
         self.result_path = Path(path) if path else None
+        self.live.show_final_state(self._final_state() + (" · ready to open in the explorer" if path else ""))
         self.statusMessage.emit("Training ended" + (f"; the model is ready to explore: {path}" if path else ""))
 
+    def _final_state(self) -> str:
+        """Where the run ended, e.g. 'Stopped at step 1,240 of 6,000 · trained 12m 05s · saved in …'."""
+        trainer = self.thread.trainer if self.thread else None
+        if trainer is None:
+            return "Not started"
+        ended = "Finished" if trainer.step >= trainer.total_steps else "Stopped"
+        return (f"{ended} at step {trainer.step:,} of {trainer.total_steps:,} · trained "
+                f"{format_duration(trainer.elapsed_s)} · saved in {trainer.run_dir}")
+
     def _failed(self, message: str) -> None:
+        self.live.show_final_state(f"{self._final_state()} · error: {message}")
         self.live.add_message(f"error: {message}")
         QMessageBox.warning(self, "Training stopped", message)
 

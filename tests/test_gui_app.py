@@ -13,6 +13,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
+from core.cli import main as vaegan
 from explorer import app
 from explorer.export_dialog import ExportDialog, ExportKind
 from explorer.main_window import MainWindow
@@ -116,6 +117,17 @@ def test_window_size_and_panel_persist(qtbot, tiny_model_path):
     assert (second.width(), second.height()) == size
     assert second.current_panel_key() == "reconstruct"
     assert Path(app_settings().value("recent")[0]) == tiny_model_path.resolve()
+
+
+def test_open_recent_names_each_model_with_its_folder(qtbot, tiny_model_path, face_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    assert vaegan(["train", str(face_folder), "--out", str(run_dir), "--max-steps", "1", "--batch-size", "4",
+                   "--width", "0.125", "--latent-dim", "8", "--crop", "none", "--device", "cpu", "--threads", "1"]) == 0
+    window = open_window(qtbot, tiny_model_path)
+    window.open_model(run_dir)
+    qtbot.waitUntil(lambda: not window.loading and window.selection.model.path.parent == run_dir, timeout=10_000)
+    labels = [action.text() for action in window.recent_menu.actions()]
+    assert labels == ["checkpoint — run", f"tiny — {tiny_model_path.parent.name}"]
 
 
 def test_broken_model_file_shows_the_error_and_keeps_the_current_model(qtbot, window, tmp_path, monkeypatch):

@@ -2,18 +2,22 @@
 resume of a saved run, and the question asked when the window closes mid-training."""
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QMessageBox
 
 from core.api import load_model
 from core.checkpoint import load_checkpoint, load_checkpoint_meta
 from core.cli import main as vaegan
 from explorer.selection import Selection
-from explorer.training_panel import TrainingPanel
+from explorer.training_live import FACES_APPEAR_IMAGES, PLOTS, LiveView, format_duration
+from explorer.training_panel import RUNS_ROOT, TrainingPanel, default_run_folder, free_folder
 from test_data import write_attributes
 from test_gui_app import isolated_settings, open_window  # noqa: F401 - autouse fixture
 
@@ -69,6 +73,9 @@ def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Pa
     panel.stop()
     qtbot.waitUntil(lambda: not panel.is_training(), timeout=60_000)
     qtbot.waitUntil(lambda: panel.open_button.isEnabled(), timeout=10_000)
+    step = panel.thread.trainer.step
+    assert live.stats.text().startswith(f"Stopped at step {step:,} of ") and "left" not in live.stats.text()
+    assert str(run_dir) in live.stats.text() and not live.hint.isVisible()
     assert sorted(p.name for p in run_dir.glob("*.safetensors")) == ["checkpoint.safetensors"]  # one model file
     assert panel.result_path == run_dir / "checkpoint.safetensors"
     assert len(load_model(run_dir, device="cpu").reference.latents) == 40
@@ -169,3 +176,69 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
 
     panel.start_from.setCurrentIndex(0)
     assert panel.width.isEnabled() and panel.train_config().init_from is None
+
+
+def early_run_records(count: int = 6) -> list[dict[str, float]]:
+    """Metrics like those of a run's first minutes: feature loss falling from 600, KL from 20, Dis near 0.1."""
+    return [{"step": 20 * (i + 1), "epoch": 0.1 * (i + 1), "images_per_s": 30.0, "elapsed_s": 10.0 * (i + 1),
+             "eta_s": 600.0, "kl": 20 - 3 * i, "feature": 600 - 50 * i, "gen": 3 + 0.1 * i,
+             "dis_real": 0.09 + 0.01 * (i % 3), "dis_fake": 0.1 + 0.005 * i, "d_real": 0.7, "d_rec": 0.3,
+             "d_prior": 0.2} for i in range(count)]
+
+
+@pytest.fixture
+def live_view(qtbot):
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.resize(640, 420)  # what the live view gets in a 1024x640 window
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+def drawn_labels(plot) -> list:
+    """The tick labels the left axis draws now: (rectangle, text) pairs."""
+    axis = plot.getAxis("left")
+    image = QImage(10, 10, QImage.Format.Format_RGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(rect, text) for rect, _, text in texts]
+
+
+def test_tick_labels_never_overlap_and_no_legend_covers_a_curve(qtbot, live_view: LiveView):
+    live_view.reset("vaegan", batch_size=16)
+    for record in early_run_records():
+        live_view.add_metrics(record)
+    qtbot.waitUntil(lambda: len(live_view.autoranged) == len(PLOTS), timeout=5_000)
+    qtbot.wait(200)
+    for title, plot in live_view.plots.items():
+        labels = drawn_labels(plot)
+        assert len(labels) >= 2, (title, labels)
+        for (a, text_a), (b, text_b) in itertools.combinations(labels, 2):
+            assert not a.intersects(b), (title, text_a, text_b)
+        assert plot.plotItem.legend is None  # curve names are in the title, outside the curves
+    assert "KL" in live_view.plots["Encoder loss"].plotItem.titleLabel.text
+
+
+def test_a_plain_hint_says_when_faces_appear_until_they_do(live_view: LiveView):
+    live_view.reset("vaegan", batch_size=64)
+    assert live_view.hint.isVisibleTo(live_view) and "expected" in live_view.hint.text()
+    record = early_run_records(1)[0] | {"step": 100, "images_per_s": 40.0}
+    live_view.add_metrics(record)
+    wait = format_duration((FACES_APPEAR_IMAGES - 100 * 64) / 40.0)
+    assert f"Faces usually appear after about {FACES_APPEAR_IMAGES:,} pictures seen: in about {wait}" \
+        in live_view.hint.text()
+    live_view.add_metrics(record | {"step": FACES_APPEAR_IMAGES // 64 + 1})
+    assert not live_view.hint.isVisibleTo(live_view)
+
+
+def test_run_folders_have_one_date_and_no_space(tmp_path: Path):
+    assert " " not in str(RUNS_ROOT)
+    first = default_run_folder(Path("/photos/train200"), tmp_path)
+    assert first.name == f"train200-{time.strftime('%Y-%m-%d')}"
+    first.mkdir()
+    assert default_run_folder(Path("/photos/train200"), tmp_path) == free_folder(first) == \
+        first.with_name(first.name + "-2")
