@@ -45,6 +45,7 @@ from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progre
                        prepare_faces, prepare_image)
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
+from core.errors import one_line
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
@@ -99,13 +100,6 @@ def say(text: str) -> None:
     """A status line on stderr (stdout stays for results), without breaking a progress bar."""
     if is_main_process():
         tqdm.write(text, file=sys.stderr)
-
-
-def one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if not isinstance(exc, ModuleNotFoundError) else f"{text} (install the optional dependency)"
 
 
 class FolderProgress:

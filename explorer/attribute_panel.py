@@ -20,7 +20,7 @@ from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, 
 from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
 from explorer.selection import FaceItem, Selection, reference_face
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, start_worker
+from explorer.widgets import ERROR_STYLE, CoalescedCall, EmptyStateStack, ImageView, start_worker
 
 SLIDER_RANGE = 3.0
 SLIDER_STEP = 0.05
@@ -342,7 +342,7 @@ class AttributePanel(QWidget):
 
     def _show_status(self, text: str, problem: bool) -> None:
         self.status_label.setText(text)
-        self.status_label.setStyleSheet("color: #d04040;" if problem else "")
+        self.status_label.setStyleSheet(ERROR_STYLE if problem else "")
 
     # ------------------------------------------------------------------ sending and exporting
 

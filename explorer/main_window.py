@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QS
                                QWidget)
 
 from core.api import Model, load_model
+from core.errors import one_line
 from explorer.attribute_panel import AttributePanel
 from explorer.desktop_entry import install_entry
 from explorer.empty_state import EmptyState
@@ -220,7 +221,7 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, path: Path, exc: Exception, startup: bool) -> None:
         self.loading = False
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
         self.show_status(f"Could not open {path.name}")
         if self.selection.model is None:
             self.empty_state.show_no_model(message)
@@ -293,9 +294,8 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
             self.restoreState(self.settings.value("window/state", QByteArray()))
-        else:  # the default size, within the screen (a 1024x640 screen gets a window that fits it)
-            available = self.screen().availableGeometry()
-            self.resize(min(DEFAULT_SIZE[0], available.width()), min(DEFAULT_SIZE[1], available.height()))
+        else:
+            self.resize(*DEFAULT_SIZE)
         keys = [spec.key for spec in PANELS]
         last = str(self.settings.value("window/panel", "attributes"))
         self.tabs.setCurrentIndex(keys.index(last) if last in keys else 0)

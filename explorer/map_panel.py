@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout
 from core.api import Model, ReferenceMap
 from core.checkpoint import atomic_file
 from core.data import Cancel, Progress
+from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.pipeline import encode_folder
 from explorer.selection import FaceItem, Selection
@@ -587,7 +588,7 @@ class MapPanel(QWidget):
     def _work_failed(self, error: Exception) -> None:
         self._worker = None
         self._show_progress(False)
-        self._set_status(f"Could not build the map: {error}")
+        self._set_status(f"Could not build the map: {one_line(error)}")
         self._select_method(self.data.method if self.data else "pca")
 
     def cancel_work(self) -> None:

@@ -18,7 +18,7 @@ from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folde
 from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ImageView, start_worker
+from explorer.widgets import ERROR_STYLE, ImageView, start_worker
 
 TILE_SIZE = 160
 CROP_SETTING = "reconstruct/crop"
@@ -182,7 +182,7 @@ class ReconstructionItem(QFrame):
         for view in self.tiles[1:]:
             view.set_image(None)
         self.status.setText(message)
-        self.status.setStyleSheet("color: #d32f2f;")  # error red reads on light and dark palettes
+        self.status.setStyleSheet(ERROR_STYLE)
         self._show_tiles(False)
         self.centre_button.hide()
         for button in self.actions:

@@ -15,13 +15,14 @@ from core.checkpoint import validated_meta
 from core.data import CROP_MODES, load_image_folder, load_run_data
 from core.dataset import FaceDataset
 from core.device import available_devices
+from core.errors import one_line
 from core.model import ModelConfig
 from core.trainer import CHECKPOINT_NAME, TrainConfig, Trainer
 from explorer.selection import Selection
 from explorer.settings import app_settings, folder_setting
 from explorer.training_live import LiveView, format_duration
 from explorer.training_session import TrainingThread
-from explorer.widgets import start_worker
+from explorer.widgets import ERROR_STYLE, start_worker
 
 RUNS_ROOT = Path.home() / "vaegan-runs"
 """Where runs go by default: no space in the path, so it can be pasted into a shell as it is."""
@@ -331,7 +332,7 @@ class TrainingPanel(QWidget):
 
     def _set_scan_status(self, text: str, error: bool = False) -> None:
         self.scan_status.setText(text)
-        self.scan_status.setStyleSheet("color: #d32f2f;" if error else "")
+        self.scan_status.setStyleSheet(ERROR_STYLE if error else "")
 
     # ----- runs -----
     def choose_run_folder(self) -> None:
@@ -418,7 +419,7 @@ class TrainingPanel(QWidget):
                      int(meta.get("train_config", {}).get("batch_size", 0)))
 
     def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
-        self._set_scan_status(f"Cannot resume {run_dir.name}: {str(exc).splitlines()[0]}", error=True)
+        self._set_scan_status(f"Cannot resume {run_dir.name}: {one_line(exc)}", error=True)
         self._update_controls()
 
     def _launch(self, make_trainer, data: FaceDataset, model_type: str, batch_size: int) -> None:

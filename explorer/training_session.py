@@ -9,6 +9,7 @@ from PySide6.QtCore import QThread, Signal
 
 from core.dataset import FaceDataset
 from core.device import default_cpu_threads
+from core.errors import one_line
 from core.pipeline import finish_run
 from core.trainer import Preview, Trainer, TrainerCallbacks
 
@@ -69,7 +70,7 @@ class TrainingThread(QThread):
                 finish_run(checkpoint, self.data, say=self.message.emit)
             self.completed.emit(str(checkpoint or ""))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app keeps running
-            self.failed.emit(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self.failed.emit(one_line(exc))
 
 
 class _Relay(TrainerCallbacks):

@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSizePolicy, QStackedW
 from superqt.utils import WorkerBase, create_worker
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
+ERROR_STYLE = "color: #d32f2f;"
+"""The one red of error messages in every panel: it reads on light and dark palettes."""
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:

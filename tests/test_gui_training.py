@@ -15,9 +15,11 @@ from PySide6.QtWidgets import QMessageBox
 from core.api import load_model
 from core.checkpoint import load_checkpoint, load_checkpoint_meta
 from core.cli import main as vaegan
+from explorer import training_panel
 from explorer.selection import Selection
 from explorer.training_live import FACES_APPEAR_IMAGES, PLOTS, LiveView, format_duration
 from explorer.training_panel import RUNS_ROOT, TrainingPanel, default_run_folder, free_folder
+from explorer.widgets import ERROR_STYLE
 from test_data import write_attributes
 from test_gui_app import isolated_settings, open_window  # noqa: F401 - autouse fixture
 
@@ -242,3 +244,15 @@ def test_run_folders_have_one_date_and_no_space(tmp_path: Path):
     first.mkdir()
     assert default_run_folder(Path("/photos/train200"), tmp_path) == free_folder(first) == \
         first.with_name(first.name + "-2")
+
+
+def test_an_error_without_a_message_still_reads_as_one_line_in_the_one_red(qtbot, panel: TrainingPanel, tmp_path,
+                                                                           monkeypatch):
+    def fail(*args):
+        raise RuntimeError()
+
+    monkeypatch.setattr(training_panel, "prepare_resume", fail)
+    panel.resume_run(tmp_path / "run")
+    qtbot.waitUntil(lambda: "Cannot resume" in panel.scan_status.text(), timeout=10_000)
+    assert panel.scan_status.text() == "Cannot resume run: RuntimeError"
+    assert panel.scan_status.styleSheet() == ERROR_STYLE and panel.resume_button.isEnabled()
