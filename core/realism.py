@@ -6,7 +6,7 @@ falls as the squared Mahalanobis distance |L^-1 (z - mean)|^2 grows. A face's pe
 reference faces (2,000 training faces stored in the model) that are less typical than it. "Inside" means no
 further out than 99% of the typical reference faces: those inside the Tukey fence the Gaussian itself was
 fitted to (core.latent.fit_latent_gaussian), since the few faces a model encodes far off (about 5% for the
-bundled model) would otherwise stretch the region until no edit ever leaves it. Everything works in whitened coordinates w = L^-1 (z - mean): an edit
+bundled model) would otherwise stretch the region until hardly any edit leaves it. Everything works in whitened coordinates w = L^-1 (z - mean): an edit
 z + s v moves w along L^-1 v, so where an edit leaves the region is the root of a quadratic in s.
 """
 from __future__ import annotations
