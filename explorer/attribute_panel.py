@@ -272,6 +272,7 @@ class AttributePanel(QWidget):
 
     def _rebuild_rows(self) -> None:
         values = {name: row.strength() for name, row in self.rows.items()}
+        held = {name for name, row in self.rows.items() if row.held()}
         for row in self.rows.values():
             row.deleteLater()
         self.rows = {}
@@ -279,6 +280,7 @@ class AttributePanel(QWidget):
         for name in names:
             row = AttributeRow(name)
             row.set_strength(values.get(name, 0.0))
+            row.hold_button.setChecked(name in held)
             row.strengthChanged.connect(self._strength_changed)
             row.holdToggled.connect(self._render_edit.request)
             self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)

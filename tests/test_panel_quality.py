@@ -100,6 +100,10 @@ def test_hold_keeps_an_attribute_while_another_moves(panel, qtbot):
     assert region_mean(widget.after_view, BOTTOM_RIGHT) == pytest.approx(untouched, abs=1)
     assert region_mean(widget.after_view, TOP_LEFT) > untouched + 20
     assert "holding Bottom right" in widget.edits_label.text()
+    widget.add_vector_from_groups("New", torch.ones(2, 4), torch.zeros(2, 4))   # the sliders are rebuilt
+    widget.flush()
+    assert widget.rows["Bottom right"].held()
+    assert region_mean(widget.after_view, BOTTOM_RIGHT) == pytest.approx(untouched, abs=1)
 
 
 def test_quality_dialog_scores_the_vectors_and_maps_their_entanglement(panel, qtbot):
