@@ -102,7 +102,16 @@ def bench_slider(app: QApplication, selection: Selection, repeats: int) -> None:
         panel.flush()
         panel.after_view.repaint()
 
-    report("attribute slider frame (decode + paint)", 15, measure(frame, repeats))
+    report("attribute slider frame (decode + meter + paint)", 15, measure(frame, repeats))
+
+    def every_view() -> None:
+        row.set_strength(float(next(values)))
+        panel.flush()
+        for view in (panel.after_view, panel.realism_view, panel.rows_widget):
+            view.repaint()
+
+    meter = "realism meter and safe ranges" if panel.meter else "no meter: the model has no Gaussian"
+    report(f"  slider move -> every view ({meter})", 30, measure(every_view, repeats))
     panel.close()
 
 

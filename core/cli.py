@@ -1,4 +1,5 @@
-"""Headless command line: ``vaegan train | resume | reconstruct | sample | interpolate | edit | project | info``.
+"""Headless command line: ``vaegan train | resume | reconstruct | sample | interpolate | edit | project | realism |
+vectors | info``.
 
 Every command exits 0 on success and 2 on bad input, with exactly one ``vaegan: error: ...`` line on
 stderr and no traceback. Output files are never replaced without ``--overwrite``.
@@ -47,10 +48,13 @@ from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.errors import one_line
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
-from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, fit_projection, interpolate_path
+from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.photo import edit_folder, edit_photo, run_folder_edit
-from core.pipeline import encode_folder, finish_run
+from core.pipeline import encode_folder, encode_images, finish_run
+from core.realism import RealismMeter, nearest_names
+from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, held_out_separation,
+                                 most_entangled)
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
 
 if _sigint_before_import is not None:
@@ -225,6 +229,10 @@ def number_in(low: float, high: float, whole: bool) -> Callable[[str], Any]:
     return parse
 
 
+NO_VECTORS = ("this model has no attribute vectors (train on a labelled folder: sub-folders or a CelebA attribute "
+              "file)")
+
+
 def resolve_attribute(name: str, available: Sequence[str]) -> str:
     """The model's spelling of an attribute name (exact, else case-insensitive)."""
     if name in available:
@@ -233,8 +241,7 @@ def resolve_attribute(name: str, available: Sequence[str]) -> str:
     if len(folded) == 1:
         return folded[0]
     if not available:
-        raise CliError("this model has no attribute vectors (train on a labelled folder: sub-folders or a "
-                       "CelebA attribute file)")
+        raise CliError(NO_VECTORS)
     raise CliError(f"unknown attribute {name!r}; this model has: {', '.join(sorted(available))}")
 
 
@@ -600,16 +607,88 @@ def cmd_project(args: argparse.Namespace) -> int:
         progress.close()
     say_what_was_read(folder, data)
     _, coords = fit_projection(latents, args.method, seed=args.seed)
+    write_csv(target, [["name", "x", "y"], *([name, f"{x:.6g}", f"{y:.6g}"]
+                                            for name, (x, y) in zip(data.names, coords.tolist()))])
+    print(target)
+    return 0
+
+
+def write_csv(target: Path, rows: Sequence[Sequence[Any]]) -> None:
+    """Write rows (the first is the header) to `target` in one atomic step."""
     table = io.StringIO()
-    writer = csv.writer(table)
-    writer.writerow(["name", "x", "y"])
-    writer.writerows([name, f"{x:.6g}", f"{y:.6g}"] for name, (x, y) in zip(data.names, coords.tolist()))
+    csv.writer(table).writerows(rows)
     try:
         write_text_atomically(target, table.getvalue())
     except OSError as exc:
         raise CliError(f"{target}: could not write ({exc.strerror or exc}); any earlier file is unchanged") from exc
+
+
+def cmd_realism(args: argparse.Namespace) -> int:
+    """One CSV row per face: how typical its (edited) latent is among the training faces."""
+    target = output_file(args.csv, args.overwrite, (".csv",))
+    model = open_model(args)
+    meter = RealismMeter.of_model(model)
+    if meter is None:
+        raise CliError(f"{args.model}: the model stores no fitted latent Gaussian or reference map to measure "
+                       "against (finish its run with 'vaegan resume', which adds them)")
+    edits = {resolve_attribute(name, list(model.attributes)): strength for name, strength in args.attribute or ()}
+    pictures = read_all_faces(args.images, model, args.crop)
+    rows: list[list[Any]] = [["file", "face", "percentile", "inside", "nearest"]]
+    for path, (stem, faces) in zip(args.images, pictures):
+        latents = apply_edits(model.encode(to_unit(torch.stack([face.pixels for face in faces]))), edits,
+                              model.attributes)
+        for name, realism in zip(face_names(stem, len(faces)), meter.measure_many(latents)):
+            rows.append([path, name, f"{realism.percentile:.1f}", str(realism.inside).lower(),
+                         nearest_names(realism.nearest)])
+    write_csv(target, rows)
+    inside = sum(row[3] == "true" for row in rows[1:])
+    say(f"{inside} of {len(rows) - 1} faces inside the region of {100 * meter.share_inside:.0f}% of the reference "
+        "faces")
     print(target)
     return 0
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    """The separation and entanglement table of the model's attribute vectors."""
+    target = output_file(args.csv, args.overwrite, (".csv",)) if args.csv else None
+    model = open_model(args)
+    if not model.attributes:
+        raise CliError(NO_VECTORS)
+    scores, source = vector_scores(model, args)
+    names, cosines = cosine_matrix(model.attributes)
+    rows: list[list[Any]] = [["attribute", "with", "without", "separation", "entangled_with"]]
+    for name in sorted(model.attributes, key=str.lower):
+        score = scores.get(name, Separation(0, 0, float("nan")))
+        entangled = " ".join(f"{other}({cosine:+.2f})" for other, cosine in most_entangled(names, cosines, name))
+        rows.append([name, score.with_count, score.without_count, f"{score.d:.2f}", entangled])
+    say(f"separation: Cohen's d {source}")
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + "  " + str(row[4]))
+    if target is not None:
+        write_csv(target, rows)
+        say(f"wrote {target}")
+    return 0
+
+
+def vector_scores(model: Model, args: argparse.Namespace) -> tuple[dict[str, Separation], str]:
+    """Separations on --faces (the stored vectors, held-out faces) or else cross-fitted on the reference map."""
+    if args.faces:
+        folder = existing_path(args.faces, "image folder")
+        data = load_folder(folder, model.image_size, model_crop(model, args.crop), args.attributes, min_images=2)
+        if data.labels is None:
+            raise CliError(f"{folder}: its pictures have no labels (a CelebA attribute file or sub-folders)")
+        latents, _ = encode_images(model, data.images)
+        return (held_out_separation(model.attributes, latents, data.labels, data.label_names),
+                f"of the stored vectors on the {len(data):,} labelled faces of {folder}")
+    reference = model.reference
+    if reference is None or reference.labels is None:
+        raise CliError(f"{args.model}: its reference map has no labels to score the vectors on; pass --faces FOLDER "
+                       "with labelled faces it was not trained on")
+    scores = cross_fitted_separations(reference.latents, reference.labels, reference.label_names)
+    return ({name: score for name, score in scores.items() if name in model.attributes},
+            f"cross-fitted on the {len(reference.latents):,} reference faces (a vector made from one half, "
+            "scored on the other)")
 
 
 def checkpoint_report(path: Path) -> dict[str, Any]:
@@ -795,6 +874,25 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--method", choices=PROJECTION_METHODS, default="pca")
     p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     p.set_defaults(handler=cmd_project)
+
+    p = sub.add_parser("realism", parents=both, help="how typical each face's latent is among the training faces "
+                                                     "(CSV: percentile, inside, nearest reference faces)")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("images", nargs="+", metavar="PICTURE")
+    p.add_argument("--attribute", type=parse_edit, action="append", metavar="NAME=STRENGTH",
+                   help="measure the face after this edit (repeatable)")
+    p.add_argument("--csv", required=True, metavar="FILE.csv")
+    p.set_defaults(handler=cmd_realism)
+
+    p = sub.add_parser("vectors", parents=both, help="separation and entanglement of the attribute vectors")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--csv", metavar="FILE.csv", help="also write the table as CSV")
+    p.add_argument("--faces", metavar="FOLDER",
+                   help="score the stored vectors on these labelled faces, which must be outside the training set "
+                        "(default: cross-fitted on the model's reference map)")
+    p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file for --faces (default: "
+                                                        "list_attr_celeba.txt in the folder)")
+    p.set_defaults(handler=cmd_vectors)
 
 
 def build_parser() -> Parser:

@@ -1,6 +1,7 @@
 """Attribute-vector sliders: edit a face by adding multiples of the model's attribute directions."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,9 @@ from core.checkpoint import CheckpointError
 from core.export import make_strip, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
 from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
+from core.realism import RealismMeter
+from core.vector_quality import conditional_vectors, cross_fitted_separation
+from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
 from explorer.selection import FaceItem, Selection, reference_face
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ERROR_STYLE, CoalescedCall, EmptyStateStack, ImageView, start_worker
@@ -28,14 +32,13 @@ PHOTO_PREVIEW_SIDE = 768
 """The whole-photo view pastes the edit into a copy this large while sliders move; saving uses full size."""
 
 
-def display_name(name: str) -> str:
-    return name.replace("_", " ")
-
-
 class AttributeRow(QWidget):
-    """A named slider for one attribute vector: how many times the vector is added to the face."""
+    """A named slider for one attribute vector: how many times the vector is added to the face. Its unsafe
+    strengths (where the face would leave the training faces' region) are shaded; "Hold" keeps this
+    attribute fixed while the others move."""
 
     strengthChanged = Signal(str, float)
+    holdToggled = Signal(str, bool)
 
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,10 +53,16 @@ class AttributeRow(QWidget):
         self.slider.setToolTip(f"Add this many {display_name(name)} vectors to the face (double-click the value "
                                "to type one)")
         self.slider.valueChanged.connect(lambda value: self.strengthChanged.emit(self.name, float(value)))
+        self.shade = SafeRangeShade(self.slider._slider)
+        self.hold_button = QToolButton(text="Hold", checkable=True)
+        self.hold_button.setToolTip(f"Keep {display_name(name)} as it is while other sliders move: their vectors "
+                                    "lose their component along this one (conditional editing)")
+        self.hold_button.toggled.connect(lambda held: self.holdToggled.emit(self.name, held))
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.label, 2)
         layout.addWidget(self.slider, 3)
+        layout.addWidget(self.hold_button)
 
     def strength(self) -> float:
         return float(self.slider.value())
@@ -61,8 +70,28 @@ class AttributeRow(QWidget):
     def set_strength(self, value: float) -> None:
         self.slider.setValue(value)
 
+    def held(self) -> bool:
+        return self.hold_button.isChecked()
+
+    def set_safe_range(self, low: float, high: float) -> None:
+        self.shade.set_range(low, high)
+
+    def safe_range(self) -> tuple[float, float]:
+        return self.shade.low, self.shade.high
+
     def matches(self, text: str) -> bool:
         return text.lower() in display_name(self.name).lower()
+
+
+def groups_separation_text(with_latents: torch.Tensor, without_latents: torch.Tensor) -> str:
+    """The separation a vector made from these groups would have (cross-fitted, as for the model's vectors)."""
+    latents = torch.cat([with_latents.float(), without_latents.float()])
+    has = torch.arange(len(latents)) < len(with_latents)
+    d = cross_fitted_separation(latents, has).d
+    if math.isnan(d):
+        return "Too few faces to score its separation (a few on each side are needed)."
+    return (f"Separation: Cohen's d {d:.2f} (made from half the faces, scored on the other half; above 1 "
+            "separates the groups well).")
 
 
 class AttributePanel(QWidget):
@@ -70,8 +99,10 @@ class AttributePanel(QWidget):
 
     The face is the Selection's current face (on model load: the first reference-map face) or a
     random face (Model.sample_latents). Several sliders combine (z + sum of strength x vector); "Orthogonalise"
-    removes from each active vector its overlap with the ones moved before it. Groups sent from the
-    map (Selection.groupsSent) become a new named vector, saved into the model file.
+    removes from each active vector its overlap with the ones moved before it, and held attributes ("Hold")
+    are projected out of every other vector. Groups sent from the map (Selection.groupsSent) become a new
+    named vector, saved into the model file. The realism meter (core.realism) shows how typical the edited
+    face is and shades each slider's strengths that would take it out of the training faces' region.
 
     For the main window: export_current(path, scale=1, mode="smooth") saves the edited face,
     export_before_after(path, scale=1, mode="smooth") the pair side by side, current_image() returns
@@ -82,6 +113,8 @@ class AttributePanel(QWidget):
         super().__init__(parent)
         self.selection = selection
         self.model: Model | None = None
+        self.meter: RealismMeter | None = None
+        self.quality_dialog: VectorQualityDialog | None = None
         self.face: FaceItem | None = None
         self.rows: dict[str, AttributeRow] = {}
         self._moved_order: list[str] = []
@@ -129,6 +162,8 @@ class AttributePanel(QWidget):
         pair.addWidget(self.after_view)
         pair.addWidget(self.photo_view)
         column.addLayout(pair, 1)
+        self.realism_view = RealismView()
+        column.addWidget(self.realism_view)
         source_row = QHBoxLayout()
         self.random_button = QPushButton("Random face",
                                          toolTip="Edit a new random face, drawn from where the model's faces lie")
@@ -170,9 +205,13 @@ class AttributePanel(QWidget):
         self.orthogonal_check.toggled.connect(self._render_edit.request)
         self.reset_button = QPushButton("Reset", toolTip="Set every slider back to 0")
         self.reset_button.clicked.connect(self.reset)
+        self.quality_button = QPushButton("Quality…", toolTip="How well each vector separates faces with and "
+                                          "without its attribute, and which vectors are entangled")
+        self.quality_button.clicked.connect(self.show_vector_quality)
         tools.addWidget(self.filter_edit, 1)
         tools.addWidget(self.orthogonal_check)
         tools.addWidget(self.reset_button)
+        tools.addWidget(self.quality_button)
         column.addLayout(tools)
         self.rows_widget = QWidget()
         self.rows_layout = QVBoxLayout(self.rows_widget)
@@ -196,6 +235,7 @@ class AttributePanel(QWidget):
 
     def set_model(self, model: Model | None) -> None:
         self.model = model
+        self.meter = RealismMeter.of_model(model) if model is not None else None
         self.face = None
         self._moved_order = []
         self.status_label.clear()
@@ -232,6 +272,7 @@ class AttributePanel(QWidget):
 
     def _rebuild_rows(self) -> None:
         values = {name: row.strength() for name, row in self.rows.items()}
+        held = {name for name, row in self.rows.items() if row.held()}
         for row in self.rows.values():
             row.deleteLater()
         self.rows = {}
@@ -239,11 +280,14 @@ class AttributePanel(QWidget):
         for name in names:
             row = AttributeRow(name)
             row.set_strength(values.get(name, 0.0))
+            row.hold_button.setChecked(name in held)
             row.strengthChanged.connect(self._strength_changed)
+            row.holdToggled.connect(self._render_edit.request)
             self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
             self.rows[name] = row
         self._moved_order = [n for n in self._moved_order if n in self.rows]
         self.no_vectors_label.setVisible(self.model is not None and not names)
+        self.quality_button.setEnabled(bool(names))
         self._apply_filter(self.filter_edit.text())
         self._render_edit.request()
 
@@ -270,10 +314,23 @@ class AttributePanel(QWidget):
         for row in self.rows.values():
             row.set_strength(0.0)
 
+    def held_vectors(self) -> dict[str, torch.Tensor]:
+        return {name: self.model.attributes[name].float() for name, row in self.rows.items() if row.held()}
+
     def edit_vectors(self) -> dict[str, torch.Tensor]:
-        """The vectors the sliders add, orthogonalised in the order they were moved when asked to."""
+        """The vectors the sliders add: orthogonalised in the order they were moved when asked to, and without
+        their components along the held attributes."""
         active = {name: self.model.attributes[name].float() for name in self._moved_order}
-        return orthogonalize(active, self._moved_order) if self.orthogonal_check.isChecked() else active
+        if self.orthogonal_check.isChecked():
+            active = orthogonalize(active, self._moved_order)
+        return conditional_vectors(active, self.held_vectors())
+
+    def slider_vectors(self) -> dict[str, torch.Tensor]:
+        """What each slider adds per unit of strength: its edit vector once moved, else its own (held ones
+        projected out)."""
+        every = conditional_vectors({name: self.model.attributes[name].float() for name in self.rows},
+                                    self.held_vectors())
+        return {**every, **self.edit_vectors()}
 
     def render_edit(self) -> None:
         """Decode the edited face (runs on the GUI thread: one 64x64 decode takes a few ms)."""
@@ -285,6 +342,27 @@ class AttributePanel(QWidget):
         if self._preview is not None:
             self.photo_view.set_image(self.pasted(*self._preview))
         self.edits_label.setText(self._edits_summary())
+        self._show_realism()
+
+    def _show_realism(self) -> None:
+        """The meter for the edited face and every slider's safe range: a few products with whitened vectors,
+        nothing re-encoded."""
+        if self.meter is None:
+            self.realism_view.show_unavailable()
+            for row in self.rows.values():
+                row.set_safe_range(-math.inf, math.inf)
+            return
+        self.realism_view.show_realism(self.meter.measure(self.edited_latent), self.model.reference.thumbnails)
+        if not self.rows:
+            return
+        vectors = self.slider_vectors()
+        names = list(self.rows)
+        strengths = torch.tensor([self.rows[name].strength() if name in self._moved_order else 0.0
+                                  for name in names])
+        ranges = self.meter.safe_ranges(self.meter.whiten(self.edited_latent),
+                                        self.meter.whiten_vectors(torch.stack([vectors[n] for n in names])), strengths)
+        for name, (low, high) in zip(names, ranges.tolist()):
+            self.rows[name].set_safe_range(low, high)
 
     def pasted(self, photo: Image.Image, to_crop: np.ndarray) -> Image.Image:
         """`photo` with the current edit's change pasted in."""
@@ -293,7 +371,15 @@ class AttributePanel(QWidget):
     def _edits_summary(self) -> str:
         edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
         orthogonal = " (orthogonalised)" if edits and self.orthogonal_check.isChecked() else ""
-        return f"Edits: {edits}{orthogonal}" if edits else "Move a slider to edit the face"
+        held = ", ".join(display_name(name) for name in self.held_vectors())
+        holding = f"; holding {held}" if edits and held else ""
+        return f"Edits: {edits}{orthogonal}{holding}" if edits else "Move a slider to edit the face"
+
+    def show_vector_quality(self) -> VectorQualityDialog:
+        """Open the separation table and entanglement heat map of the model's vectors."""
+        self.quality_dialog = VectorQualityDialog(self.model, self)
+        self.quality_dialog.show()
+        return self.quality_dialog
 
     def flush(self) -> None:
         """Render any pending slider change now."""
@@ -307,7 +393,8 @@ class AttributePanel(QWidget):
         name, accepted = QInputDialog.getText(
             self, "New attribute vector",
             f"Name the difference between the {len(with_latents):,} 'with' faces and the "
-            f"{len(without_latents):,} 'without' faces:", text=self._free_name("Custom"))
+            f"{len(without_latents):,} 'without' faces.\n{groups_separation_text(with_latents, without_latents)}",
+            text=self._free_name("Custom"))
         if accepted and name.strip():
             self.add_vector_from_groups(name.strip(), with_latents, without_latents)
 
