@@ -679,8 +679,11 @@ def vector_scores(model: Model, args: argparse.Namespace) -> tuple[dict[str, Sep
         if data.labels is None:
             raise CliError(f"{folder}: its pictures have no labels (a CelebA attribute file or sub-folders)")
         latents, _ = encode_images(model, data.images)
-        return (held_out_separation(model.attributes, latents, data.labels, data.label_names),
-                f"of the stored vectors on the {len(data):,} labelled faces of {folder}")
+        scores = held_out_separation(model.attributes, latents, data.labels, data.label_names)
+        if not scores:
+            raise CliError(f"{folder}: none of its labels ({', '.join(data.label_names)}) names one of the model's "
+                           "vectors")
+        return scores, f"of the stored vectors on the {len(data):,} labelled faces of {folder}"
     reference = model.reference
     if reference is None or reference.labels is None:
         raise CliError(f"{args.model}: its reference map has no labels to score the vectors on; pass --faces FOLDER "

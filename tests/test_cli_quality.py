@@ -87,6 +87,11 @@ def test_vectors_on_held_out_labelled_faces(measured_model_path, face_folder, ca
     assert table["Eyeglasses"][1:4] == ["0", "0", "nan"]   # no label for it in that folder
 
 
+def test_vectors_on_faces_labelled_for_nothing_the_model_has(tiny_model_path, face_folder, capsys):
+    assert vaegan("vectors", tiny_model_path, "--faces", face_folder, "--device", "cpu") == 2
+    assert "none of its labels (neutral, smiling) names one of the model's vectors" in capsys.readouterr().err
+
+
 def test_vectors_of_a_model_without_vectors_is_one_line(tmp_path, capsys):
     model = make_tiny_model(with_reference=False)
     model.attributes = {}
