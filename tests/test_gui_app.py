@@ -114,7 +114,8 @@ def test_window_size_and_panel_persist(qtbot, tiny_model_path):
     first.show_panel("reconstruct")
     first.close()
     second = open_window(qtbot, tiny_model_path)
-    assert (second.width(), second.height()) == size
+    # the minimum can differ by a pixel or two with what the panels show (status texts, meter figures)
+    assert (second.width(), second.height()) == (max(size[0], second.minimumSizeHint().width()), size[1])
     assert second.current_panel_key() == "reconstruct"
     assert Path(app_settings().value("recent")[0]) == tiny_model_path.resolve()
 
