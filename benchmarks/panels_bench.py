@@ -1,9 +1,9 @@
 """Timings of the explorer panels' interactive paths (figures to read, not pass/fail tests).
 
-    python benchmarks/panels_bench.py [--threads N] [--repeats N]
+    python benchmarks/panels_bench.py [--threads N] [--repeats N] [--decoder-width M]
 
-Uses checkpoints/faces64.safetensors when present, else a random model of the bundled size
-(width 0.25, kernel 4). Prints the median (and the process CPU time, which shows how much of
+Uses checkpoints/faces64.safetensors when present, else (or with --decoder-width) a random model of the bundled
+size (width 0.25, kernel 4, the decoder M times wider). Prints the median (and the process CPU time, which shows how much of
 the wall time was spent waiting for a busy machine) of each figure next to its target.
 """
 from __future__ import annotations
@@ -61,12 +61,13 @@ def report(name: str, target_ms: float, timing: tuple[float, float]) -> None:
     print(f"{name:<46} median {wall:8.1f} ms  (cpu {cpu:7.1f} ms)  target <= {target_ms:g} ms  {verdict}")
 
 
-def bench_model() -> Model:
-    if BUNDLED_MODEL.is_file():
+def bench_model(decoder_width: float | None) -> Model:
+    if BUNDLED_MODEL.is_file() and decoder_width is None:
         model = load_model(BUNDLED_MODEL, device="cpu")
     else:
         torch.manual_seed(0)
-        net = VAEGAN(ModelConfig(width=0.25, kernel_size=4), with_discriminator=False)
+        net = VAEGAN(ModelConfig(width=0.25, kernel_size=4, decoder_width=decoder_width or 1.0),
+                     with_discriminator=False)
         model = Model(net.to(memory_format=torch.channels_last), resolve_device("cpu"))
     g = torch.Generator().manual_seed(0)
     model.attributes = {f"Attribute {i}": torch.randn(model.latent_dim, generator=g) for i in range(40)}
@@ -172,11 +173,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--decoder-width", type=float, default=None,
+                        help="time a random bundle-sized model with a decoder this many times wider")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication([])
-    model = bench_model()
-    source = BUNDLED_MODEL.name if BUNDLED_MODEL.is_file() else "random model, width 0.25, kernel 4"
+    model = bench_model(args.decoder_width)
+    source = model.path.name if model.path else \
+        f"random model, width 0.25, kernel 4, decoder width x{model.config.decoder_width:g}"
     print(f"model: {source}; torch threads: {args.threads}; load average: {os.getloadavg()[0]:.1f}")
     selection = Selection()
     selection.set_model(model)

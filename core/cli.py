@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
@@ -454,20 +455,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(f"{run_dir} already holds a training run; continue it with 'vaegan resume {run_dir}' "
                        f"or choose another --out")
     model_cfg = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim, width=args.width,
-                            kernel_size=args.kernel_size, model_type=args.model)
+                            kernel_size=args.kernel_size, model_type=args.model, decoder_width=args.decoder_width,
+                            spectral_norm=args.spectral_norm)
     init_from = None
     if args.init_from:
         init_from = str(existing_path(args.init_from, "model file"))
-        model_cfg = pretrained_architecture(Path(init_from), args.model)
+        model_cfg = replace(pretrained_architecture(Path(init_from), args.model), spectral_norm=args.spectral_norm)
     train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
                             anneal_steps=args.anneal_steps,
                             gamma=args.gamma, kl_weight=args.kl_weight, seed=args.seed, device=args.device or "auto",
                             num_threads=args.threads, init_from=init_from,
                             discriminator_warmup_steps=args.discriminator_warmup,
-                            checkpoint_interval_s=args.checkpoint_interval)
+                            checkpoint_interval_s=args.checkpoint_interval, **recipe_settings(args))
     resolve_device(train_cfg.device)
     data = load_folder(folder, model_cfg.image_size, args.crop, args.attributes)
     return train_to_end(lambda cb: Trainer(data, run_dir, model_cfg, train_cfg, cb), train_cfg.device, data)
+
+
+def recipe_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe levers given on the command line, as TrainConfig fields (resume leaves unset ones as they were)."""
+    given = {"ema_decay": args.ema_decay, "augment": args.augment, "r1_weight": args.r1,
+             "equilibrium_rule": None if args.equilibrium is None else args.equilibrium == "on"}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def pretrained_architecture(path: Path, model_type: str) -> ModelConfig:
@@ -500,6 +509,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     for name in ("anneal_steps", "lr", "gamma", "kl_weight", "checkpoint_interval"):
         if getattr(args, name) is not None:
             overrides[name if name != "checkpoint_interval" else "checkpoint_interval_s"] = getattr(args, name)
+    overrides.update(recipe_settings(args))
     if args.device is not None:
         overrides["device"] = args.device
     if args.threads is not None:
@@ -811,7 +821,26 @@ def add_train_parser(sub: Any, runtime: Parser) -> None:
                    help="start Enc and Dec from a trained model (its architecture replaces --image-size etc.)")
     p.add_argument("--discriminator-warmup", type=int, default=0, metavar="N",
                    help="train only Dis for the first N steps (useful with --init-from; default 0)")
+    levers = add_recipe_options(p)
+    levers.add_argument("--decoder-width", type=float, default=ModelConfig.decoder_width, metavar="M",
+                        help="decoder channels relative to --width (Enc and Dis keep --width; default 1)")
+    levers.add_argument("--spectral-norm", action="store_true",
+                        help="spectral normalisation in Dis, in place of its batch norms")
     p.set_defaults(handler=cmd_train)
+
+
+def add_recipe_options(p: argparse.ArgumentParser, resume: bool = False) -> Any:
+    """Options that buy quality per step (README, "Recipe levers"); resume may change them, train sets them."""
+    levers = p.add_argument_group("recipe levers" + (" (default: as the run was started)" if resume else ""))
+    levers.add_argument("--ema-decay", type=float, default=None, metavar="D",
+                        help="keep a moving average of Enc and Dec weights for inference, e.g. 0.999 (default: off)")
+    levers.add_argument("--augment", default=None, metavar="OPS",
+                        help="DiffAugment what Dis sees: comma-separated color,translation,cutout, or none")
+    levers.add_argument("--r1", type=float, default=None, metavar="GAMMA",
+                        help="R1 penalty GAMMA/2 |grad D(x)|^2 on real images (default: off)")
+    levers.add_argument("--equilibrium", choices=("on", "off"), default=None,
+                        help="the authors' rule that skips Dis or the GAN term when one side wins (default: on)")
+    return levers
 
 
 def add_resume_parser(sub: Any, runtime: Parser) -> None:
@@ -824,6 +853,7 @@ def add_resume_parser(sub: Any, runtime: Parser) -> None:
     p.add_argument("--kl-weight", type=float, default=None, help="change the weight of L_prior from here on")
     p.add_argument("--data", help="the data folder, if it moved since training")
     p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file, if it moved since training")
+    add_recipe_options(p, resume=True)
     p.set_defaults(handler=cmd_resume)
 
 

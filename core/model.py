@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 SUPPORTED_IMAGE_SIZES = (64, 128)
 MODEL_TYPES = ("vaegan", "vae")
@@ -24,6 +25,10 @@ class ModelConfig:
     width: float = 1.0
     kernel_size: int = 5
     model_type: str = "vaegan"
+    decoder_width: float = 1.0
+    """Decoder channels relative to the others': Dec alone runs in the app, Dis only in training."""
+    spectral_norm: bool = False
+    """Spectral normalisation of every Dis layer, in place of its batch norms (Miyato et al. 2018)."""
 
     def __post_init__(self) -> None:
         if self.image_size not in SUPPORTED_IMAGE_SIZES:
@@ -32,6 +37,8 @@ class ModelConfig:
             raise ValueError(f"latent size must be between 1 and 4096, got {self.latent_dim}")
         if not 0.05 <= self.width <= 8:
             raise ValueError(f"width multiplier must be between 0.05 and 8, got {self.width}")
+        if not 0.25 <= self.decoder_width <= 8:
+            raise ValueError(f"decoder width multiplier must be between 0.25 and 8, got {self.decoder_width}")
         if self.kernel_size not in (4, 5):
             raise ValueError(f"kernel size must be 4 or 5, got {self.kernel_size}")
         if self.model_type not in MODEL_TYPES:
@@ -48,18 +55,21 @@ class ModelConfig:
     def channels(self, base: int) -> int:
         return max(4, int(round(base * self.width)))
 
+    def decoder_channels(self, base: int) -> int:
+        return max(4, int(round(base * self.width * self.decoder_width)))
+
     @property
     def extra_downsamplings(self) -> int:
         """Stride-2 stages beyond the paper's three, so every network ends at 8x8."""
         return int(math.log2(self.image_size // 64))
 
 
-def _down(cin: int, cout: int, k: int, bn: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride=2, padding=(k - 1) // 2, bias=not bn)]
-    if bn:
-        layers.append(nn.BatchNorm2d(cout))
-    layers.append(nn.ReLU(inplace=True))
-    return layers
+def _down(cin: int, cout: int, k: int, spectral: bool = False) -> list[nn.Module]:
+    """Stride-2 conv, batch norm (or, with `spectral`, spectral normalisation of the conv instead), ReLU."""
+    conv = nn.Conv2d(cin, cout, k, stride=2, padding=(k - 1) // 2, bias=spectral)
+    if spectral:
+        return [spectral_norm(conv), nn.ReLU(inplace=True)]
+    return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 def _up(cin: int, cout: int, k: int) -> list[nn.Module]:
@@ -101,7 +111,7 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        k, c = cfg.kernel_size, cfg.channels
+        k, c = cfg.kernel_size, cfg.decoder_channels
         self.start_channels = c(256)
         self.fc = nn.Sequential(nn.Linear(cfg.latent_dim, self.start_channels * 8 * 8, bias=False),
                                 nn.BatchNorm1d(self.start_channels * 8 * 8), nn.ReLU(inplace=True))
@@ -120,23 +130,31 @@ class Decoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """x -> (logit of 'real', Dis_l features). Dis_l is the last conv's output before its BN."""
+    """x -> (logit of 'real', Dis_l features). Dis_l is the last conv's output before its BN.
+
+    With `cfg.spectral_norm` every conv and linear layer is spectrally normalised and the batch norms go (they
+    would rescale what the normalisation bounds); Dis_l is then the last conv's output before its ReLU."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        k, c = cfg.kernel_size, cfg.channels
-        self.stem = nn.Sequential(nn.Conv2d(3, c(32), 5, padding=2), nn.ReLU(inplace=True))
+        k, c, sn = cfg.kernel_size, cfg.channels, cfg.spectral_norm
+        wrap = spectral_norm if sn else (lambda layer: layer)
+
+        def norm(layer: nn.Module) -> nn.Module:
+            return nn.Identity() if sn else layer
+
+        self.stem = nn.Sequential(wrap(nn.Conv2d(3, c(32), 5, padding=2)), nn.ReLU(inplace=True))
         widths = [c(128), c(256)] + [c(256)] * cfg.extra_downsamplings
         layers: list[nn.Module] = []
         cin = c(32)
         for cout in widths:
-            layers += _down(cin, cout, k)
+            layers += _down(cin, cout, k, spectral=sn)
             cin = cout
         self.body = nn.Sequential(*layers)
-        self.feature_conv = nn.Conv2d(cin, c(256), k, stride=2, padding=(k - 1) // 2, bias=False)
-        self.head = nn.Sequential(nn.BatchNorm2d(c(256)), nn.ReLU(inplace=True), nn.Flatten(),
-                                  nn.Linear(c(256) * 8 * 8, c(512), bias=False), nn.BatchNorm1d(c(512)),
-                                  nn.ReLU(inplace=True), nn.Linear(c(512), 1))
+        self.feature_conv = wrap(nn.Conv2d(cin, c(256), k, stride=2, padding=(k - 1) // 2, bias=sn))
+        self.head = nn.Sequential(norm(nn.BatchNorm2d(c(256))), nn.ReLU(inplace=True), nn.Flatten(),
+                                  wrap(nn.Linear(c(256) * 8 * 8, c(512), bias=sn)), norm(nn.BatchNorm1d(c(512))),
+                                  nn.ReLU(inplace=True), wrap(nn.Linear(c(512), 1)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.feature_conv(self.body(self.stem(x)))

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from core import augment
 from core.losses import bce_fake, bce_real, feature_nll, kl_prior, pixel_nll
 from core.model import VAEGAN
 
@@ -32,6 +33,12 @@ class StepSettings:
     """Observation noise (in [-1, 1] pixel units) of the plain VAE's Gaussian likelihood."""
     autoencoder_frozen: bool = False
     """Train only Dis (Enc and Dec stay as they are): a new Dis learns the features of a pretrained pair."""
+    equilibrium_rule: bool = True
+    """Off: Dis and the decoder's GAN term are updated on every step."""
+    augment: tuple[str, ...] = ()
+    """DiffAugment operations (core.augment.POLICIES) applied to everything Dis sees."""
+    r1_weight: float = 0.0
+    """gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on the real images Dis sees (Mescheder et al. 2018)."""
 
 
 @dataclass
@@ -43,6 +50,8 @@ class Optimizers:
 
 def balance(dis_real: float, dis_fake: float, s: StepSettings) -> tuple[bool, bool]:
     """Equilibrium rule of the authors' code: returns (train_discriminator, train_generator)."""
+    if not s.equilibrium_rule:
+        return True, True
     train_dis = not (dis_real < s.equilibrium - s.margin or dis_fake < s.equilibrium - s.margin)
     train_gen = not (dis_real > s.equilibrium + s.margin or dis_fake > s.equilibrium + s.margin)
     if not (train_dis or train_gen):
@@ -80,7 +89,8 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         z_prior = torch.randn(mu.shape, device=x.device, generator=generator, dtype=mu.dtype)
         x_rec = dec(z)
         x_prior = dec(z_prior)
-        logits, features = dis(torch.cat([x, x_rec, x_prior]))
+        seen = discriminator_input(x, x_rec, x_prior, s, generator)
+        logits, features = dis(seen)
     logit_real, logit_rec, logit_prior = logits.float().split(n)
     feat_real, feat_rec, _ = features.split(n)
 
@@ -105,8 +115,12 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         _assign(dec_p, grads[len(enc_p):], scale=s.gamma)
     if train_gen:
         _assign(dec_p, torch.autograd.grad(gen, dec_p, retain_graph=train_dis, allow_unused=True), accumulate=True)
+    r1 = torch.zeros(())
     if train_dis:
-        _assign(dis_p, torch.autograd.grad(dis_real + dis_rec + dis_prior, dis_p, allow_unused=True))
+        if s.r1_weight > 0:
+            r1 = r1_penalty(logit_real, seen)
+        dis_loss = dis_real + dis_rec + dis_prior + 0.5 * s.r1_weight * r1
+        _assign(dis_p, torch.autograd.grad(dis_loss, dis_p, allow_unused=True))
     if not s.autoencoder_frozen:
         opt.encoder.step()
         opt.decoder.step()
@@ -119,7 +133,26 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         "dis_real": dis_real.item(), "dis_fake": dis_fake.item(),
         "d_real": probs[0].mean().item(), "d_rec": probs[1].mean().item(), "d_prior": probs[2].mean().item(),
         "train_dis": float(train_dis), "train_gen": float(train_gen),
+        **({"r1": r1.item()} if s.r1_weight > 0 else {}),
     }
+
+
+def discriminator_input(x: torch.Tensor, x_rec: torch.Tensor, x_prior: torch.Tensor, s: StepSettings,
+                        generator: torch.Generator) -> torch.Tensor:
+    """[x, x~, x_p] as Dis sees them: augmented (one draw shared by x and x~, so the feature loss compares like
+    with like) when s.augment is set."""
+    if not s.augment:
+        return torch.cat([x, x_rec, x_prior])
+    n, size = x.shape[0], x.shape[-1]
+    pair = augment.draw(n, size, generator, x.device)
+    draws = pair.repeat(2).join(augment.draw(n, size, generator, x.device))
+    return augment.apply(torch.cat([x, x_rec, x_prior]), s.augment, draws)
+
+
+def r1_penalty(logit_real: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """E||grad of D's logit w.r.t. the real images Dis saw||^2, kept differentiable in Dis's weights."""
+    (grad,) = torch.autograd.grad(logit_real.sum(), seen, create_graph=True)
+    return grad[:logit_real.shape[0]].float().pow(2).flatten(1).sum(1).mean()
 
 
 def vae_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings,

@@ -17,10 +17,12 @@ import torch
 import torch.distributed as dist
 
 from core.api import load_model
+from core.augment import parse_policy
 from core.checkpoint import Checkpoint, CheckpointError, flatten_optimizer, load_model_checkpoint, \
     remove_stale_temporaries, save_checkpoint, unflatten_optimizer, write_text_atomically
 from core.dataset import BatchSampler, FaceDataset, device_batch, to_signed
 from core.device import autocast_for, resolve_device, uses_channels_last
+from core.ema import WeightAverage
 from core.latent import LatentGaussian, fit_latent_gaussian
 from core.model import VAEGAN, ModelConfig
 from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
@@ -34,6 +36,8 @@ SAMPLER_FIT_FACES = 2000
 SAVE_COST_SHARE = 0.02
 """Checkpoints come at most this often: every checkpoint_interval_s, or less often when a save takes longer
 than this share of that time."""
+RAW_PREFIX = "train."
+"""Key prefix of the raw (not averaged) Enc and Dec weights in the checkpoint of a run with EMA."""
 
 
 class TrainingError(RuntimeError):
@@ -63,6 +67,12 @@ class TrainConfig:
     """A trained model (run or inference file) whose Enc and Dec weights this run starts from."""
     discriminator_warmup_steps: int = 0
     """The first steps train only Dis, so a fresh Dis catches up with a pretrained Enc/Dec."""
+    ema_decay: float = 0.0
+    """Above 0: keep an exponential moving average of Enc and Dec weights for inference (core.ema)."""
+    augment: str = ""
+    """DiffAugment operations for everything Dis sees, comma-separated (core.augment.POLICIES); '' for none."""
+    r1_weight: float = StepSettings.r1_weight
+    equilibrium_rule: bool = StepSettings.equilibrium_rule
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -84,6 +94,15 @@ class TrainConfig:
                              f"{self.checkpoint_interval_s}")
         if self.discriminator_warmup_steps < 0:
             raise ValueError(f"discriminator warm-up steps must not be negative, got {self.discriminator_warmup_steps}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
+        if not (self.r1_weight >= 0 and math.isfinite(self.r1_weight)):
+            raise ValueError(f"the R1 weight must be a number of at least 0, got {self.r1_weight}")
+        object.__setattr__(self, "augment", ",".join(parse_policy(self.augment)))   # canonical, as recorded
+
+    def step_settings(self) -> StepSettings:
+        return StepSettings(gamma=self.gamma, kl_weight=self.kl_weight, equilibrium_rule=self.equilibrium_rule,
+                            augment=parse_policy(self.augment), r1_weight=self.r1_weight)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         if self.max_steps is not None:
@@ -130,8 +149,11 @@ def model_tensors(model: VAEGAN, inference_only: bool = False) -> dict[str, torc
 
 
 def load_model_tensors(model: VAEGAN, ckpt: Checkpoint) -> None:
-    model.encoder.load_state_dict(ckpt.group("enc"))
-    model.decoder.load_state_dict(ckpt.group("dec"))
+    """The weights training continues from: a run with EMA keeps its raw Enc and Dec as `train.enc`/`train.dec`
+    (its `enc`/`dec` are the averages, which inference loads)."""
+    raw = RAW_PREFIX if ckpt.group(RAW_PREFIX + "enc") else ""
+    model.encoder.load_state_dict(ckpt.group(raw + "enc"))
+    model.decoder.load_state_dict(ckpt.group(raw + "dec"))
     if model.discriminator is not None:
         model.discriminator.load_state_dict(ckpt.group("dis"))
 
@@ -140,7 +162,8 @@ def load_pretrained_autoencoder(model: VAEGAN, path: str | Path) -> dict[str, An
     """Copy Enc and Dec weights from a trained model of the same architecture (Dis stays fresh); returns
     what that model had been through (its lifetime steps, images and training time), for the record."""
     pretrained = load_model(path, device="cpu")
-    ours, theirs = replace(model.cfg, model_type="vaegan"), replace(pretrained.config, model_type="vaegan")
+    ours, theirs = (replace(cfg, model_type="vaegan", spectral_norm=False)   # Dis is not copied
+                    for cfg in (model.cfg, pretrained.config))
     if ours != theirs:
         raise TrainingError(f"{path}: its architecture ({theirs}) differs from this run's ({ours})")
     model.encoder.load_state_dict(pretrained.net.encoder.state_dict())
@@ -177,7 +200,7 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizers = self._make_optimizers()
-        self.settings = StepSettings(gamma=self.cfg.gamma, kl_weight=self.cfg.kl_weight)
+        self.settings = self.cfg.step_settings()
         self.images = self._place_images(data.images)
         self.step = 0
         self.elapsed_s = 0.0
@@ -186,6 +209,7 @@ class Trainer:
         self._running.set()
         self._good_state: dict | None = None
         self._sync_initial_weights()
+        self.ema = WeightAverage(self.model, self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
 
     # ----- control, callable from any thread -----
     def pause(self) -> None:
@@ -274,6 +298,8 @@ class Trainer:
                 continue
             rollbacks_in_a_row = 0
             self.step += 1
+            if self.ema is not None:
+                self.ema.update(self.model, self.step)
             window.append(metrics)
             if self.step % self.cfg.log_interval == 0 or self.step == self.total_steps:
                 now = time.perf_counter()
@@ -382,6 +408,7 @@ class Trainer:
             "step": self.step,
             "model": copy.deepcopy(self.model.state_dict()),
             "optim": [copy.deepcopy(o.state_dict()) for o in self._all_optimizers()],
+            "ema": {k: copy.deepcopy(m.state_dict()) for k, m in self.ema.modules().items()} if self.ema else {},
         }
 
     def _rollback(self, metrics: dict[str, float]) -> None:
@@ -390,6 +417,9 @@ class Trainer:
         self.model.load_state_dict(self._good_state["model"])
         for o, sd in zip(self._all_optimizers(), self._good_state["optim"]):
             o.load_state_dict(sd)
+        if self.ema is not None:
+            for key, module in self.ema.modules().items():
+                module.load_state_dict(self._good_state["ema"][key])
         self.history["rollbacks"] += 1
         # Skip the offending batch: continue from the step after it with the last good weights.
         self.step += 1
@@ -411,13 +441,20 @@ class Trainer:
         index = torch.randperm(len(self.data), generator=g)[:8]
         return z, index
 
+    def inference_networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(Enc, Dec) as inference uses them: the moving averages when the run keeps them."""
+        if self.ema is not None:
+            return self.ema.encoder, self.ema.decoder
+        return self.model.encoder, self.model.decoder
+
     @torch.no_grad()
     def preview(self, z: torch.Tensor, index: torch.Tensor) -> Preview:
         self.model.eval()
+        encoder, decoder = self.inference_networks()
         x = to_signed(self.data.images[index]).to(self.device)
         with self.autocast():
-            samples = self.model.decoder(z.to(self.device))
-            recon = self.model.decoder(self.model.encoder(x)[0])
+            samples = decoder(z.to(self.device))
+            recon = decoder(encoder(x)[0])
         self.model.train()
 
         def unit(t: torch.Tensor) -> torch.Tensor:
@@ -433,10 +470,11 @@ class Trainer:
         if count < 2:
             return None
         self.model.eval()
+        encoder = self.inference_networks()[0]
         means, variances = [], []
         for part in torch.linspace(0, len(self.data) - 1, count).round().long().split(256):
             with self.autocast():
-                mu, logvar = self.model.encoder(to_signed(self.data.images[part]).to(self.device))
+                mu, logvar = encoder(to_signed(self.data.images[part]).to(self.device))
             means.append(mu.float().cpu())
             variances.append(logvar.float().exp().cpu())
         self.model.train()
@@ -462,7 +500,7 @@ class Trainer:
         path = Path(path or self.checkpoint_path)
         if self.rank != 0:
             return path
-        tensors = model_tensors(self.model)
+        tensors = self.weight_tensors()
         optim_info = {}
         for name, o in zip(("enc", "dec", "dis"), (self.optimizers.encoder, self.optimizers.decoder,
                                                     self.optimizers.discriminator)):
@@ -481,6 +519,25 @@ class Trainer:
         self.callbacks.on_checkpoint(path)
         return path
 
+    def weight_tensors(self) -> dict[str, torch.Tensor]:
+        """The networks' tensors for a checkpoint: with EMA, `enc`/`dec` hold the averages (what inference and
+        build_bundle load) and RAW_PREFIX + `enc`/`dec` the weights training continues from."""
+        tensors = model_tensors(self.model)
+        if self.ema is None:
+            return tensors
+        raw = {RAW_PREFIX + k: v for k, v in tensors.items() if not k.startswith("dis.")}
+        averaged = {f"{p}.{k}": v for p, m in self.ema.modules().items() for k, v in m.state_dict().items()}
+        return {**tensors, **raw, **averaged}
+
+    def load_average(self, ckpt: Checkpoint) -> None:
+        """Start the moving average from the checkpoint's (when it kept one) or from the loaded raw weights."""
+        if self.ema is None:
+            return
+        self.ema = WeightAverage(self.model, self.cfg.ema_decay)
+        if ckpt.group(RAW_PREFIX + "enc"):
+            for key, module in self.ema.modules().items():
+                module.load_state_dict(ckpt.group(key))
+
     @classmethod
     def from_run(cls, run_dir: str | Path, data: FaceDataset, callbacks: TrainerCallbacks | None = None,
                **overrides: Any) -> "Trainer":
@@ -495,6 +552,7 @@ class Trainer:
         trainer = cls(data, run_dir, loaded.config, cfg, callbacks, load_init_weights=False)
         try:
             load_model_tensors(trainer.model, ckpt)
+            trainer.load_average(ckpt)
             for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
                                                         trainer.optimizers.discriminator)):
                 if o is not None:

@@ -4,6 +4,7 @@ Keeps Enc and Dec weights (half precision) and adds what every finished run gets
 attribute vectors for every label of the training set (mean latent with minus mean latent without,
 unnormalised), a Gaussian fitted to where the training faces encode (random faces are drawn from it) and a
 reference map of about 2,000 faces whose thumbnails the model renders itself. No training photo is stored.
+From a run trained with `--ema-decay` it takes the moving-average Enc and Dec (what `core.load_model` reads).
 
     python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors
 """

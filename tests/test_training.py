@@ -21,6 +21,7 @@ import core.steps as steps_module
 import core.trainer as trainer_module
 from conftest import make_tiny_model, synthetic_face
 from core.api import load_model
+from core.augment import POLICIES
 from core.bundle import save_inference_model
 from core.checkpoint import load_checkpoint
 from core.dataset import FaceDataset, to_signed
@@ -92,10 +93,26 @@ def both_updates_always(monkeypatch):
     monkeypatch.setattr(steps_module, "balance", lambda *args: (True, True))
 
 
-def step_gradients(net: VAEGAN, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+ROUTING_CASES = {
+    "the paper's step": (tiny_config(), StepSettings()),
+    "with every recipe lever": (replace(tiny_config(), spectral_norm=True, decoder_width=2.0),
+                                StepSettings(augment=POLICIES, r1_weight=1.0)),
+}
+"""The gradient-routing tests hold for the paper's step and for one with DiffAugment, R1, SN and a wider Dec."""
+
+
+@pytest.fixture(params=ROUTING_CASES)
+def routing_case(request) -> tuple[VAEGAN, StepSettings]:
+    cfg, settings = ROUTING_CASES[request.param]
+    torch.manual_seed(0)
+    return VAEGAN(cfg), settings
+
+
+def step_gradients(net: VAEGAN, x: torch.Tensor, settings: StepSettings = StepSettings()
+                   ) -> dict[str, list[torch.Tensor]]:
     """The gradient each network receives from one vaegan_step (weights untouched)."""
     recorders = Optimizers(GradRecorder(net.encoder), GradRecorder(net.decoder), GradRecorder(net.discriminator))
-    vaegan_step(net, x, recorders, StepSettings(), contextlib.nullcontext, torch.Generator().manual_seed(0))
+    vaegan_step(net, x, recorders, settings, contextlib.nullcontext, torch.Generator().manual_seed(0))
     return {"enc": recorders.encoder.grads, "dec": recorders.decoder.grads, "dis": recorders.discriminator.grads}
 
 
@@ -121,19 +138,19 @@ def differ(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return any(not torch.allclose(ga, gb, rtol=1e-3, atol=1e-6) for ga, gb in zip(a, b, strict=True))
 
 
-def test_gan_loss_sends_no_gradient_to_the_encoder(both_updates_always):
-    net, x = tiny_net(), face_batch()
-    plain = step_gradients(copy.deepcopy(net), x)
-    shifted = step_gradients(with_changed_logits(net), x)
+def test_gan_loss_sends_no_gradient_to_the_encoder(both_updates_always, routing_case):
+    (net, settings), x = routing_case, face_batch()
+    plain = step_gradients(copy.deepcopy(net), x, settings)
+    shifted = step_gradients(with_changed_logits(net), x, settings)
     assert_same_grads(plain["enc"], shifted["enc"])
     assert differ(plain["dec"], shifted["dec"]), "the logit change should alter the decoder's GAN gradient"
 
 
-def test_feature_loss_never_trains_the_discriminator(both_updates_always, monkeypatch):
-    net, x = tiny_net(), face_batch()
-    plain = step_gradients(copy.deepcopy(net), x)
+def test_feature_loss_never_trains_the_discriminator(both_updates_always, monkeypatch, routing_case):
+    (net, settings), x = routing_case, face_batch()
+    plain = step_gradients(copy.deepcopy(net), x, settings)
     monkeypatch.setattr(steps_module, "feature_nll", lambda fake, real: 1000 * feature_nll(fake, real))
-    amplified = step_gradients(copy.deepcopy(net), x)
+    amplified = step_gradients(copy.deepcopy(net), x, settings)
     assert_same_grads(plain["dis"], amplified["dis"])
     assert differ(plain["enc"], amplified["enc"]), "the amplified feature loss should alter the encoder's gradient"
 
