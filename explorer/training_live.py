@@ -38,9 +38,9 @@ CURVE_NAMES = {"kl": "KL", "feature": "feature", "pixel": "pixel", "gen": "GAN",
                "dis_fake": "fake", "d_real": "real", "d_rec": "recon", "d_prior": "sample"}
 """How each metric is named in its plot's title, which doubles as the legend (a legend inside a plot hides curves)."""
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
-FACES_APPEAR_IMAGES = 40_000
-"""Training pictures seen before the samples and reconstructions of a new model start to look like faces (measured
-with the Train panel's recipe, README "Train your own"); until then they are coloured noise and blobs."""
+FACES_APPEAR_IMAGES = 20_000
+"""Training pictures seen before the samples and reconstructions of a new model start to look like faces; until then
+they are coloured noise, then blobs (measured: README, "The panels")."""
 MANTISSAS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1,))
 """Log-axis label sets, densest first: the densest whose labels stay a text line apart is used."""
 PLOT_REFRESH_SPACING_MS = 30
