@@ -294,8 +294,9 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
             self.restoreState(self.settings.value("window/state", QByteArray()))
-        else:
-            self.resize(*DEFAULT_SIZE)
+        else:  # first start: the default size, or the whole screen where that is smaller (a 1024x640 laptop)
+            available = self.screen().availableGeometry()
+            self.resize(min(DEFAULT_SIZE[0], available.width()), min(DEFAULT_SIZE[1], available.height()))
         keys = [spec.key for spec in PANELS]
         last = str(self.settings.value("window/panel", "attributes"))
         self.tabs.setCurrentIndex(keys.index(last) if last in keys else 0)

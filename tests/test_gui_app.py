@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMessageBox
 from core.cli import main as vaegan
 from explorer import app
 from explorer.export_dialog import ExportDialog, ExportKind
-from explorer.main_window import MainWindow
+from explorer.main_window import DEFAULT_SIZE, MainWindow
 from explorer.settings import SETTINGS_ENV, app_settings
 
 
@@ -166,3 +166,11 @@ def test_help_needs_no_display():
     result = subprocess.run([sys.executable, "main.py", "--help"], cwd=Path(__file__).resolve().parents[1], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "usage: vaegan-explorer" in result.stdout, result.stderr[-2000:]
+
+
+def test_first_start_fits_a_small_screen(qtbot, tiny_model_path):
+    window = open_window(qtbot, tiny_model_path)  # no saved geometry: a first start
+    available = window.screen().availableGeometry()
+    assert available.width() < 1280  # the offscreen screen is narrower than the default size
+    assert window.height() <= available.height()
+    assert window.width() < DEFAULT_SIZE[0]  # the screen's width, or the least the panels need
