@@ -51,6 +51,7 @@ from core.errors import one_line
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
+from core.options import Option, options_of
 from core.photo import edit_folder, edit_photo, run_folder_edit
 from core.pipeline import encode_folder, encode_images, finish_run
 from core.realism import RealismMeter, nearest_names
@@ -461,22 +462,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.init_from:
         init_from = str(existing_path(args.init_from, "model file"))
         model_cfg = replace(pretrained_architecture(Path(init_from), args.model), spectral_norm=args.spectral_norm)
-    train_cfg = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
-                            anneal_steps=args.anneal_steps,
-                            gamma=args.gamma, kl_weight=args.kl_weight, seed=args.seed, device=args.device or "auto",
-                            num_threads=args.threads, init_from=init_from,
-                            discriminator_warmup_steps=args.discriminator_warmup,
-                            checkpoint_interval_s=args.checkpoint_interval, **recipe_settings(args))
+    train_cfg = TrainConfig(**{**given_options(args), "init_from": init_from})
     resolve_device(train_cfg.device)
     data = load_folder(folder, model_cfg.image_size, args.crop, args.attributes)
     return train_to_end(lambda cb: Trainer(data, run_dir, model_cfg, train_cfg, cb), train_cfg.device, data)
 
 
-def recipe_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The recipe levers given on the command line, as TrainConfig fields (resume leaves unset ones as they were)."""
-    given = {"ema_decay": args.ema_decay, "augment": args.augment, "r1_weight": args.r1,
-             "equilibrium_rule": None if args.equilibrium is None else args.equilibrium == "on"}
-    return {name: value for name, value in given.items() if value is not None}
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line (resume leaves unset ones as they were)."""
+    values = {option.name: getattr(args, option_dest(option), None) for option in TRAIN_OPTIONS}
+    return {name: value == "on" if OPTIONS_BY_NAME[name].kind is bool else value
+            for name, value in values.items() if value is not None}
 
 
 def pretrained_architecture(path: Path, model_type: str) -> ModelConfig:
@@ -501,19 +497,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise CliError(f"{run_dir / CHECKPOINT_NAME} does not record its data folder; pass --data FOLDER")
     folder = existing_path(recorded, "data folder (moved? pass --data FOLDER)")
     data = read_with_progress(folder, lambda progress: load_run_data(meta, folder, args.attributes, progress=progress))
-    overrides: dict[str, Any] = {}
-    if args.max_steps is not None:
-        overrides["max_steps"] = args.max_steps
-    if args.epochs is not None:
-        overrides.update(epochs=args.epochs, max_steps=None)
-    for name in ("anneal_steps", "lr", "gamma", "kl_weight", "checkpoint_interval"):
-        if getattr(args, name) is not None:
-            overrides[name if name != "checkpoint_interval" else "checkpoint_interval_s"] = getattr(args, name)
-    overrides.update(recipe_settings(args))
-    if args.device is not None:
-        overrides["device"] = args.device
-    if args.threads is not None:
-        overrides["num_threads"] = args.threads
+    overrides = given_options(args)
+    if "epochs" in overrides:
+        overrides["max_steps"] = None
     device_name = args.device or (meta.get("train_config") or {}).get("device", "auto")
     resolve_device(device_name)
     return train_to_end(lambda cb: Trainer.from_run(run_dir, data, cb, **overrides), device_name, data)
@@ -783,77 +769,89 @@ def output_options() -> Parser:
     return p
 
 
-def add_length_options(p: argparse.ArgumentParser, anneal_default: int | None) -> None:
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), default=None,
-                        help="passes over the data (default 10)")
-    length.add_argument("--max-steps", type=whole_number(1, MAX_STEPS), default=None, help="optimisation steps in total")
-    p.add_argument("--anneal-steps", type=int, default=anneal_default, metavar="N",
-                   help="lower the learning rate linearly to a tenth over the last N steps"
-                        + (" (default: none)" if anneal_default == 0 else " (default: as the run was started)"))
-    p.add_argument("--checkpoint-interval", type=finite_number(1, 10**7), metavar="SECONDS",
-                   default=TrainConfig.checkpoint_interval_s if anneal_default == 0 else None,
-                   help="save a checkpoint this often; a stop, Ctrl+C, SIGTERM or SIGHUP always saves one "
-                        + ("(default %(default)g)" if anneal_default == 0 else "(default: as the run was started)"))
+TRAIN_OPTIONS = options_of(TrainConfig)
+OPTIONS_BY_NAME = {option.name: option for option in TRAIN_OPTIONS}
+CLI_EXCEPTIONS: dict[str, dict[str, Any]] = {
+    "batch_size": {"type": whole_number(2, MAX_BATCH_SIZE)},
+    "epochs": {"type": whole_number(1, MAX_EPOCHS)},
+    "max_steps": {"type": whole_number(1, MAX_STEPS)},
+    "seed": {"type": whole_number(0, MAX_SEED)},
+    "anneal_steps": {"metavar": "N"},
+    "checkpoint_interval_s": {"flag": "--checkpoint-interval", "type": finite_number(1, 10**7), "metavar": "SECONDS"},
+    "num_threads": {"flag": "--threads"},
+    "init_from": {"metavar": "MODEL"},
+    "discriminator_warmup_steps": {"flag": "--discriminator-warmup", "metavar": "N"},
+    "ema_decay": {"metavar": "D"},
+    "augment": {"metavar": "OPS"},
+    "r1_weight": {"flag": "--r1", "metavar": "GAMMA"},
+    "equilibrium_rule": {"flag": "--equilibrium"},
+}
+"""The TrainConfig fields whose flag is not generated plainly: short flag names kept from before, and bounds that
+argparse checks (a huge number is one line before any picture is read). Every other field gets --its-name, its
+type, its default and its docstring as help; a bool field is `on` or `off`."""
+SHARED_OPTIONS = ("device", "num_threads")
+"""Fields set by runtime_options, which every command shares."""
+LENGTH_OPTIONS = ("epochs", "max_steps")
+"""Two ways to say how long a run is: give one."""
+START_OPTIONS = ("batch_size", "seed", "beta1", "init_from", "discriminator_warmup_steps")
+"""Fields fixed when a run starts: resume does not offer them."""
+
+
+def option_flag(option: Option) -> str:
+    return CLI_EXCEPTIONS.get(option.name, {}).get("flag", "--" + option.name.replace("_", "-"))
+
+
+def option_dest(option: Option) -> str:
+    return option_flag(option).removeprefix("--").replace("-", "_")
+
+
+def add_training_options(p: argparse.ArgumentParser, resume: bool = False) -> None:
+    """A flag for every TrainConfig field (README, "Developer notes"); resume's default to the run's own values."""
+    group = p.add_argument_group("training" + (" (default: as the run was started)" if resume else ""))
+    length = group.add_mutually_exclusive_group()
+    for option in TRAIN_OPTIONS:
+        if option.name in SHARED_OPTIONS or (resume and option.name in START_OPTIONS):
+            continue
+        settings = {key: value for key, value in CLI_EXCEPTIONS.get(option.name, {}).items() if key != "flag"}
+        default = option.default
+        if option.kind is bool:
+            settings["choices"], default = ("on", "off"), "on" if option.default else "off"
+        shown = not resume and default not in (None, "")
+        (length if option.name in LENGTH_OPTIONS else group).add_argument(
+            option_flag(option), **{"type": str if option.kind is bool else option.kind, **settings},
+            default=None if resume else default,
+            help=option.help.replace("%", "%%") + (" (default %(default)s)" if shown else ""))
 
 
 def add_train_parser(sub: Any, runtime: Parser) -> None:
     p = sub.add_parser("train", parents=[runtime], help="train a new model on a folder of faces")
     p.add_argument("data", metavar="DATA", help="folder of face pictures (sub-folders become labels)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder for the checkpoint and metrics")
-    p.add_argument("--image-size", type=int, default=64, choices=SUPPORTED_IMAGE_SIZES)
-    p.add_argument("--latent-dim", type=int, default=ModelConfig.latent_dim)
-    p.add_argument("--width", type=float, default=ModelConfig.width, help="channel multiplier (1.0 = the paper's)")
-    p.add_argument("--kernel-size", type=int, default=ModelConfig.kernel_size, choices=(4, 5),
-                   help="5 = the paper's; 4 avoids checkerboard artifacts")
-    p.add_argument("--batch-size", type=whole_number(2, MAX_BATCH_SIZE), default=TrainConfig.batch_size)
-    add_length_options(p, anneal_default=0)
     p.add_argument("--crop", choices=CROP_MODES, default="auto",
                    help="auto (default): aligned CelebA pictures and model-sized squares keep their framing, "
                         "faces in any other picture are found and aligned; pictures without a face are skipped")
-    p.add_argument("--model", choices=MODEL_TYPES, default="vaegan")
-    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=TrainConfig.seed)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--gamma", type=float, default=TrainConfig.gamma, help="feature-loss weight for the decoder")
-    p.add_argument("--kl-weight", type=float, default=TrainConfig.kl_weight)
     p.add_argument("--attributes", metavar="FILE", help="CelebA list_attr_celeba.txt with labels")
-    p.add_argument("--init-from", metavar="MODEL",
-                   help="start Enc and Dec from a trained model (its architecture replaces --image-size etc.)")
-    p.add_argument("--discriminator-warmup", type=int, default=0, metavar="N",
-                   help="train only Dis for the first N steps (useful with --init-from; default 0)")
-    levers = add_recipe_options(p)
-    levers.add_argument("--decoder-width", type=float, default=ModelConfig.decoder_width, metavar="M",
-                        help="decoder channels relative to --width (Enc and Dis keep --width; default 1)")
-    levers.add_argument("--spectral-norm", action="store_true",
-                        help="spectral normalisation in Dis, in place of its batch norms")
+    model = p.add_argument_group("model (ModelConfig)")
+    model.add_argument("--image-size", type=int, default=64, choices=SUPPORTED_IMAGE_SIZES)
+    model.add_argument("--latent-dim", type=int, default=ModelConfig.latent_dim)
+    model.add_argument("--width", type=float, default=ModelConfig.width, help="channel multiplier (1.0 = the paper's)")
+    model.add_argument("--kernel-size", type=int, default=ModelConfig.kernel_size, choices=(4, 5),
+                       help="5 = the paper's; 4 avoids checkerboard artifacts")
+    model.add_argument("--model", choices=MODEL_TYPES, default="vaegan")
+    model.add_argument("--decoder-width", type=float, default=ModelConfig.decoder_width, metavar="M",
+                       help="decoder channels relative to --width (Enc and Dis keep --width; default 1)")
+    model.add_argument("--spectral-norm", action="store_true",
+                       help="spectral normalisation in Dis, in place of its batch norms")
+    add_training_options(p)
     p.set_defaults(handler=cmd_train)
-
-
-def add_recipe_options(p: argparse.ArgumentParser, resume: bool = False) -> Any:
-    """Options that buy quality per step (README, "Recipe levers"); resume may change them, train sets them."""
-    levers = p.add_argument_group("recipe levers" + (" (default: as the run was started)" if resume else ""))
-    levers.add_argument("--ema-decay", type=float, default=None, metavar="D",
-                        help="keep a moving average of Enc and Dec weights for inference, e.g. 0.999 (default: off)")
-    levers.add_argument("--augment", default=None, metavar="OPS",
-                        help="DiffAugment what Dis sees: comma-separated color,translation,cutout, or none")
-    levers.add_argument("--r1", type=float, default=None, metavar="GAMMA",
-                        help="R1 penalty GAMMA/2 |grad D(x)|^2 on real images (default: off)")
-    levers.add_argument("--equilibrium", choices=("on", "off"), default=None,
-                        help="the authors' rule that skips Dis or the GAN term when one side wins (default: on)")
-    return levers
 
 
 def add_resume_parser(sub: Any, runtime: Parser) -> None:
     p = sub.add_parser("resume", parents=[runtime], help="continue a run from its checkpoint")
     p.add_argument("run", metavar="RUN", help="run folder written by 'vaegan train'")
-    add_length_options(p, anneal_default=None)
-    p.add_argument("--lr", type=float, default=None,
-                   help="change the learning rate from here on (lower it to continue an annealed run smoothly)")
-    p.add_argument("--gamma", type=float, default=None, help="change the decoder's feature-loss weight from here on")
-    p.add_argument("--kl-weight", type=float, default=None, help="change the weight of L_prior from here on")
     p.add_argument("--data", help="the data folder, if it moved since training")
     p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file, if it moved since training")
-    add_recipe_options(p, resume=True)
+    add_training_options(p, resume=True)
     p.set_defaults(handler=cmd_resume)
 
 

@@ -46,33 +46,54 @@ class TrainingError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How a run trains. The CLI flags of `vaegan train`/`resume` and the Train panel's settings are generated from
+    these fields (core.options): a field's docstring is its help text."""
+
     batch_size: int = 64
+    """pictures per training step (paper: 64)"""
     epochs: int | None = None
+    """passes over the data (default 10)"""
     max_steps: int | None = None
+    """optimisation steps in total"""
     lr: float = 3e-4
+    """learning rate of Adam (RMSprop in the paper)"""
     anneal_steps: int = 0
-    """Over the run's last `anneal_steps` steps the learning rate falls linearly to a tenth (the authors anneal)."""
+    """over the run's last N steps the learning rate falls linearly to a tenth (the authors anneal)"""
     beta1: float = 0.5
+    """Adam's first-moment decay (0.5 is usual for GANs)"""
     gamma: float = StepSettings.gamma
+    """weight of the feature loss against the GAN term in the decoder's loss"""
     kl_weight: float = StepSettings.kl_weight
+    """weight of L_prior, the KL term that keeps latents near N(0, I)"""
     seed: int = 0
+    """seed of the weights' initialisation and of the batch order"""
     device: str = "auto"
+    """auto, cpu, cuda[:N] or mps"""
     mixed_precision: bool = True
+    """bfloat16 autocast where it is fast (CUDA GPUs and CPUs with native bfloat16); off elsewhere"""
     log_interval: int = 20
+    """record the losses every this many steps"""
     preview_interval: int = 200
+    """refresh the preview samples and reconstructions every this many steps"""
     checkpoint_interval_s: float = 60.0
-    """A run killed outright loses at most about this much training time (a stop or a signal loses none)."""
+    """save a checkpoint this often; a run killed outright loses at most about this much training time (a stop,
+    Ctrl+C, SIGTERM or SIGHUP always saves one)"""
     num_threads: int | None = None
+    """CPU threads for torch (default: all cores, shared among torchrun processes)"""
     init_from: str | None = None
-    """A trained model (run or inference file) whose Enc and Dec weights this run starts from."""
+    """start Enc and Dec from a trained model, a run or an inference file (its architecture replaces --image-size
+    etc.)"""
     discriminator_warmup_steps: int = 0
-    """The first steps train only Dis, so a fresh Dis catches up with a pretrained Enc/Dec."""
+    """the first N steps train only Dis, so a fresh Dis catches up with a pretrained Enc/Dec (useful with
+    --init-from)"""
     ema_decay: float = 0.0
-    """Above 0: keep an exponential moving average of Enc and Dec weights for inference (core.ema)."""
+    """above 0, e.g. 0.999: keep a moving average of Enc and Dec weights for inference (core.ema); 0 is off"""
     augment: str = ""
-    """DiffAugment operations for everything Dis sees, comma-separated (core.augment.POLICIES); '' for none."""
+    """DiffAugment what Dis sees: comma-separated color,translation,cutout (core.augment.POLICIES), or none"""
     r1_weight: float = StepSettings.r1_weight
+    """GAMMA of the R1 penalty GAMMA/2 |grad D(x)|^2 on real images; 0 is off"""
     equilibrium_rule: bool = StepSettings.equilibrium_rule
+    """the authors' rule that skips Dis or the GAN term when one side wins"""
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:

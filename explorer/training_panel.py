@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                                QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
@@ -17,6 +17,7 @@ from core.dataset import FaceDataset
 from core.device import available_devices
 from core.errors import one_line
 from core.model import ModelConfig
+from core.options import Option, options_of
 from core.trainer import CHECKPOINT_NAME, TrainConfig, Trainer
 from explorer.selection import Selection
 from explorer.settings import app_settings, folder_setting
@@ -27,7 +28,12 @@ from explorer.widgets import ERROR_STYLE, start_worker
 RUNS_ROOT = Path.home() / "vaegan-runs"
 """Where runs go by default: no space in the path, so it can be pasted into a shell as it is."""
 ADVANCED_FIELDS = ("latent_size", "width", "kernel", "model_type", "preview_every", "checkpoint_every")
-"""Settings shown only after "More settings": the architecture, the preview and checkpoint rates."""
+"""Settings shown only after "More settings": the architecture, the preview and checkpoint rates (and every
+generated option control)."""
+SHOWN_OPTIONS = ("batch_size", "epochs", "max_steps", "device", "preview_interval", "log_interval",
+                 "checkpoint_interval_s", "init_from", "discriminator_warmup_steps")
+"""TrainConfig fields this panel sets with its own controls, or derives (the log rate from the preview rate, the
+warm-up from Start from); every other field gets a control generated from its type under "More settings"."""
 DISCRIMINATOR_WARMUP_STEPS = 200
 """Steps that train only the fresh Dis when a run starts from the open model (it learns its features first),
 at most a fifth of the run."""
@@ -54,6 +60,38 @@ def free_folder(base: Path) -> Path:
     while candidate.exists():
         candidate, number = base.with_name(f"{base.name}-{number}"), number + 1
     return candidate
+
+
+OPTION_LABELS = {"lr": "Learning rate", "beta1": "Adam β₁", "kl_weight": "KL weight", "num_threads": "CPU threads",
+                 "ema_decay": "EMA decay", "r1_weight": "R1 weight"}
+"""Labels that are not the field's name in words (acronyms); any other option is labelled by its name."""
+
+
+def option_label(name: str) -> str:
+    return OPTION_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def option_control(option: Option) -> QWidget:
+    """A control for a TrainConfig field, chosen by its type and set to its default; its docstring is the tooltip.
+    An optional number shows 0 as "default" (None: the trainer decides)."""
+    tip = option.help[:1].upper() + option.help[1:]
+    if option.kind is bool:
+        return QCheckBox(checked=option.default, toolTip=tip)
+    if option.kind is int:
+        return QSpinBox(minimum=0, maximum=10**6, value=option.default or 0, toolTip=tip,
+                        specialValueText="default" if option.optional else "")
+    if option.kind is float:
+        return QDoubleSpinBox(minimum=0.0, maximum=1e3, decimals=6, value=option.default or 0.0, toolTip=tip,
+                              stepType=QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+    return QLineEdit(option.default or "", toolTip=tip)
+
+
+def control_value(option: Option, control: QWidget) -> object:
+    if isinstance(control, QCheckBox):
+        return control.isChecked()
+    if isinstance(control, QLineEdit):
+        return control.text() or (None if option.optional else "")
+    return None if option.optional and control.value() == 0 else control.value()
 
 
 def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
@@ -155,7 +193,8 @@ class TrainingPanel(QWidget):
         self.more_button = QToolButton(text="More settings", checkable=True, autoRaise=True,
                                        toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon,
                                        arrowType=Qt.ArrowType.RightArrow,
-                                       toolTip="Latent size, width, kernel, model type, preview and checkpoint rates")
+                                       toolTip="Latent size, width, kernel, model type, preview and checkpoint "
+                                               "rates, and every other training option")
         self.more_button.toggled.connect(self._show_advanced)
         self.settings_form = form = QFormLayout(box)
         form.setVerticalSpacing(4)
@@ -167,6 +206,10 @@ class TrainingPanel(QWidget):
                              ("Model", self.model_type), ("Preview every", self.preview_every),
                              ("Checkpoint every", self.checkpoint_every)):
             form.addRow(label, field)
+        self.option_controls = {option.name: (option, option_control(option)) for option in options_of(TrainConfig)
+                                if option.name not in SHOWN_OPTIONS}
+        for name, (_, control) in self.option_controls.items():
+            form.addRow(option_label(name), control)
         self._show_advanced(False)
         self.image_size.currentIndexChanged.connect(self.scan)
         self.crop.currentIndexChanged.connect(self.scan)
@@ -176,8 +219,9 @@ class TrainingPanel(QWidget):
         return box
 
     def _show_advanced(self, shown: bool) -> None:
-        for name in ADVANCED_FIELDS:
-            self.settings_form.setRowVisible(getattr(self, name), shown)
+        advanced = [getattr(self, name) for name in ADVANCED_FIELDS]
+        for field in advanced + [control for _, control in self.option_controls.values()]:
+            self.settings_form.setRowVisible(field, shown)
         self.more_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
     def _offer_open_model(self, model: Model | None) -> None:
@@ -349,7 +393,8 @@ class TrainingPanel(QWidget):
     def train_config(self) -> TrainConfig:
         preview = self.preview_every.value()
         init_from = self.start_from.currentData()
-        return TrainConfig(batch_size=self.batch_size.value(), epochs=self.epochs.value(),
+        generated = {name: control_value(option, control) for name, (option, control) in self.option_controls.items()}
+        return TrainConfig(**generated, batch_size=self.batch_size.value(), epochs=self.epochs.value(),
                            device=self.device.currentData(), preview_interval=preview,
                            log_interval=max(1, min(20, preview)), init_from=init_from,
                            discriminator_warmup_steps=self._warmup_steps() if init_from else 0,
