@@ -1,5 +1,5 @@
 """Headless command line: ``vaegan train | resume | reconstruct | sample | interpolate | edit | project | realism |
-vectors | info``.
+vectors | directions | info``.
 
 Every command exits 0 on success and 2 on bad input, with exactly one ``vaegan: error: ...`` line on
 stderr and no traceback. Output files are never replaced without ``--overwrite``.
@@ -48,6 +48,7 @@ from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progre
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.errors import one_line
+from core.directions import DEFAULT_COLUMNS, DEFAULT_COUNT, DEFAULT_STRENGTH, model_directions, traversal_grid
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
@@ -76,6 +77,7 @@ MAX_EPOCHS = 10**6
 MAX_BATCH_SIZE = 4096
 MAX_STRENGTH = 1000.0
 MAX_TEMPERATURE = 100.0
+MAX_DIRECTION_STRENGTH = 20.0
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -667,6 +669,21 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_directions(args: argparse.Namespace) -> int:
+    """A traversal grid of the model's principal directions: a row per direction, around the average face."""
+    target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
+    model = open_model(args)
+    directions = model_directions(model, args.count)
+    if directions is None:
+        raise CliError(f"{args.model}: the model stores no reference map to find its principal directions in "
+                       "(finish its run with 'vaegan resume', which adds one)")
+    for label in directions.labels():
+        say(label)
+    grid = traversal_grid(model, directions, strength=args.strength, columns=args.columns)
+    print(save_image(grid, target, overwrite=args.overwrite))
+    return 0
+
+
 def vector_scores(model: Model, args: argparse.Namespace) -> tuple[dict[str, Separation], str]:
     """Separations on --faces (the stored vectors, held-out faces) or else cross-fitted on the reference map."""
     if args.faces:
@@ -924,6 +941,18 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--attributes", metavar="FILE", help="the CelebA attribute file for --faces (default: "
                                                         "list_attr_celeba.txt in the folder)")
     p.set_defaults(handler=cmd_vectors)
+
+    p = sub.add_parser("directions", parents=both, help="traversal grid of the principal directions of the "
+                                                        "training latents (a row per direction)")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--count", type=whole_number(1, MAX_GRID_SIDE), default=DEFAULT_COUNT,
+                   help="directions, largest variance first (default %(default)s)")
+    p.add_argument("--strength", type=finite_number(0.1, MAX_DIRECTION_STRENGTH), default=DEFAULT_STRENGTH,
+                   help="each row goes from -S to +S standard deviations (default %(default)s)")
+    p.add_argument("--columns", type=whole_number(2, MAX_GRID_SIDE), default=DEFAULT_COLUMNS,
+                   help="faces per row (default %(default)s)")
+    p.set_defaults(handler=cmd_directions)
 
 
 def build_parser() -> Parser:

@@ -350,19 +350,27 @@ def _typical(latents: Tensor) -> Tensor:
     return latents[_typical_mask(latents)]
 
 
-def _principal_axes(latents: Tensor) -> tuple[Tensor, Tensor]:
-    """(mean D, axes 2 x D) of the typical latents (see _typical); each axis's largest-magnitude entry is
-    positive so maps never flip between runs.
+def principal_components(latents: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(mean D, axes count x D, their variances, total variance) of the typical latents (see _typical), in
+    float64, largest variance first; each axis's largest-magnitude entry is positive so maps and sliders never
+    flip between runs.
 
-    Eigenvectors of the D x D scatter matrix in float64: as exact as an SVD of the N x D data for 2 axes,
-    and ~20x faster for N = 10,000 (one matmul plus a small eigh)."""
+    Eigenvectors of the D x D scatter matrix: as exact as an SVD of the N x D data for a few axes, and ~20x
+    faster for N = 10,000 (one matmul plus a small eigh)."""
     latents = _typical(latents.double())
     mean = latents.mean(0)
     centred = latents - mean
-    _, eigenvectors = torch.linalg.eigh(centred.T @ centred)   # ascending eigenvalues
-    axes = eigenvectors[:, [-1, -2]].T
+    eigenvalues, eigenvectors = torch.linalg.eigh(centred.T @ centred / max(len(latents) - 1, 1))  # ascending
+    order = torch.arange(latents.shape[1] - 1, latents.shape[1] - 1 - count, -1)
+    axes = eigenvectors[:, order].T
     peaks = axes.gather(1, axes.abs().argmax(1, keepdim=True))
-    return mean.float(), (axes * peaks.sign()).float().contiguous()
+    return mean, (axes * peaks.sign()).contiguous(), eigenvalues[order].clamp_min(0), eigenvalues.clamp_min(0).sum()
+
+
+def _principal_axes(latents: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean D, axes 2 x D) of principal_components, in float32."""
+    mean, axes, _, _ = principal_components(latents, 2)
+    return mean.float(), axes.float().contiguous()
 
 
 def _place_by_neighbours(new: Tensor, fitted: Tensor, fitted_coords: Tensor, chunk: int = 1024) -> Tensor:

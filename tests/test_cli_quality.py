@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from core.bundle import save_inference_model
 from core.cli import main
@@ -98,3 +99,21 @@ def test_vectors_of_a_model_without_vectors_is_one_line(tmp_path, capsys):
     path = save_inference_model(model, tmp_path / "plain.safetensors", half_precision=False)
     assert vaegan("vectors", path) == 2
     assert "no attribute vectors" in capsys.readouterr().err
+
+
+def test_directions_writes_the_traversal_grid(tiny_model_path, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert vaegan("directions", tiny_model_path, "--out", out, "--count", 3, "--strength", 2, "--columns", 5) == 0
+    with Image.open(out) as grid:
+        assert grid.size == (5 * 64 + 6 * 2, 3 * 64 + 4 * 2)
+    assert "PC1 (" in capsys.readouterr().err
+    assert vaegan("directions", tiny_model_path, "--out", out) == 2   # never replaced without --overwrite
+
+
+def test_directions_of_a_model_without_reference_map_is_one_line(tmp_path, capsys):
+    path = save_inference_model(make_tiny_model(with_reference=False), tmp_path / "bare.safetensors",
+                                half_precision=False)
+    assert vaegan("directions", path, "--out", tmp_path / "grid.png") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no reference map" in err[0]
+    assert not (tmp_path / "grid.png").exists()
