@@ -54,16 +54,18 @@ class Arm:
 
 ARMS = (
     Arm("baseline", "the bundle's recipe (scripts/train_bundled.sh before this change)"),
+    Arm("baseline_seed4", "the same with seed 4: how far the measures move by chance", training=dict(seed=4)),
     Arm("ema", "+ EMA of Enc and Dec, decay 0.999", training=dict(ema_decay=0.999)),
     Arm("diffaugment", "+ DiffAugment (colour, translation, cutout) on all Dis sees",
         training=dict(augment=ALL_AUGMENTATIONS)),
+    Arm("translation_cutout", "+ DiffAugment without colour (translation, cutout)",
+        training=dict(augment="translation,cutout")),
     Arm("sn", "+ spectral normalisation in Dis (its batch norms removed)", model=dict(spectral_norm=True)),
     Arm("wide_decoder", "+ decoder 1.5x wider than Enc and Dis", model=dict(decoder_width=1.5)),
     Arm("combined", "+ EMA + DiffAugment + SN + 1.5x decoder", model=dict(spectral_norm=True, decoder_width=1.5),
         training=dict(ema_decay=0.999, augment=ALL_AUGMENTATIONS)),
     Arm("r1", "+ R1 penalty on reals, gamma 1 (equilibrium rule kept)", training=dict(r1_weight=1.0)),
 )
-"""The default run leaves out the last (R1: its double backward costs the most per step); --arms adds it."""
 CHECKPOINT_EVERY_S = 300.0
 BEGIN, END = "<!-- written by benchmarks/recipe.py -->", "<!-- end of benchmarks/recipe.py's part -->"
 FIGURE_FACES = 8
@@ -77,8 +79,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--attributes", required=True, type=Path, help="list_attr_celeba.txt")
     parser.add_argument("--holdout-from", type=int, default=8001)
     parser.add_argument("--steps", type=int, required=True, help="training steps per arm (equal for all)")
-    parser.add_argument("--arms", default=",".join(arm.name for arm in ARMS[:-1]),
-                        help="comma-separated arms to run, in order (default: all but r1)")
+    parser.add_argument("--arms", default=",".join(arm.name for arm in ARMS),
+                        help="comma-separated arms to run, in order (default: all)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "recipe", help="one run folder per arm")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "recipe.md")
     parser.add_argument("--threads", type=int, default=2)
@@ -111,7 +113,7 @@ def train_arm(arm: Arm, run: Path, faces, steps: int, threads: int) -> None:
         trainer = Trainer.from_run(run, faces, **settings)
     else:
         model_cfg = ModelConfig(**BUNDLE_MODEL, **arm.model)
-        trainer = Trainer(faces, run, model_cfg, TrainConfig(**BUNDLE_TRAINING, **settings, **arm.training))
+        trainer = Trainer(faces, run, model_cfg, TrainConfig(**{**BUNDLE_TRAINING, **settings, **arm.training}))
     print(f"{arm.name}: training from step {trainer.step} to {steps}", file=sys.stderr, flush=True)
     stopping = []
 
@@ -221,11 +223,12 @@ def write_report(args: argparse.Namespace, arms: list[Arm], scores: dict[str, di
         f"weight {BUNDLE_TRAINING['kl_weight']}, Adam {BUNDLE_TRAINING['lr']:g}, seed {BUNDLE_TRAINING['seed']}) for "
         f"**{args.steps:,} steps** ({args.steps * BUNDLE_TRAINING['batch_size']:,} images), the learning rate falling "
         f"to a tenth over the last {round(ANNEAL_SHARE * args.steps):,}, on the 8,000 training faces `{args.train}`, "
-        "changed by one lever (the last arm: all of them). Scored on the 1,000 held-out faces with "
+        "changed by one lever (the combined arm: several). Scored on the 1,000 held-out faces with "
         "`benchmarks/quality.py`'s measures and judge.", "",
         "**The budget is equal in steps, not in CPU time.** The 2-core machine was shared with other jobs while "
-        "these ran, so wall-clock budgets would have measured the neighbours. Each arm's median images/s is "
-        "reported beside it; it too depends on the load at the time, so compare it between arms only roughly.", "",
+        "these ran, so wall-clock budgets would have measured the neighbours. Each arm's median images/s "
+        f"({args.threads} torch thread(s); arms may have run side by side) is reported beside it; it depends on "
+        "the load at the time, so compare it between arms only roughly.", "",
         "| arm | change |", "| --- | --- |", *[f"| {arm.name} | {arm.what} |" for arm in arms], "",
         *table(arms, scores), "",
         f"Patch SWD marks: real against real {floor:.1f}, real blurred (sigma 1 px) {blurred:.1f}. Speckled: more "
