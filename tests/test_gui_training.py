@@ -65,9 +65,15 @@ def test_training_a_tiny_model_live(qtbot, panel: TrainingPanel, face_folder: Pa
 
     panel.toggle_pause()
     assert panel.thread.paused and panel.pause_button.text() == "Resume"
-    qtbot.wait(300)
+
+    def step_held_for_a_second() -> bool:  # the step under way when pausing may end late on a busy machine
+        before = panel.thread.trainer.step
+        qtbot.wait(1000)
+        return panel.thread.trainer.step == before
+
+    qtbot.waitUntil(step_held_for_a_second, timeout=20_000)
     step = panel.thread.trainer.step
-    qtbot.wait(300)
+    qtbot.wait(500)
     assert panel.thread.trainer.step == step
     panel.toggle_pause()
     qtbot.waitUntil(lambda: panel.thread.trainer.step > step, timeout=10_000)
