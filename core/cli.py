@@ -58,7 +58,9 @@ from core.pipeline import encode_folder, encode_images, finish_run
 from core.realism import RealismMeter, nearest_names
 from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, held_out_separation,
                                  most_entangled)
-from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Preview, Trainer, TrainConfig, TrainerCallbacks, TrainingError
+from core.steps import D_PRIOR, D_REAL, FEATURE, GAN, KL, PIXEL
+from core.trainer import (CHECKPOINT_NAME, METRICS_NAME, STEP, Preview, Trainer, TrainConfig, TrainerCallbacks,
+                          TrainingError)
 
 if _sigint_before_import is not None:
     signal.signal(signal.SIGINT, _sigint_before_import)
@@ -67,7 +69,7 @@ PROG = "vaegan"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-PROGRESS_KEYS = ("kl", "feature", "pixel", "gen", "d_real", "d_prior")
+PROGRESS_KEYS = (KL, FEATURE, PIXEL, GAN, D_REAL, D_PRIOR)
 MAX_GRID_SIDE = 64
 """Rows or columns of a sample grid (64 x 64 faces of 128 px make a 67-megapixel picture)."""
 MAX_PATH_STEPS = 1000
@@ -325,7 +327,7 @@ class ProgressCallbacks(TrainerCallbacks):
 
     def on_metrics(self, record: dict[str, float]) -> None:
         assert self.bar is not None
-        self.bar.update(int(record["step"]) - self.bar.n)
+        self.bar.update(int(record[STEP]) - self.bar.n)
         shown = {k: f"{record[k]:.3g}" for k in PROGRESS_KEYS if k in record}
         self.bar.set_postfix(shown, refresh=True)
 

@@ -20,6 +20,18 @@ from core import augment
 from core.losses import bce_fake, bce_real, feature_nll, kl_prior, pixel_nll
 from core.model import VAEGAN
 
+KL, FEATURE, PIXEL, GAN = "kl", "feature", "pixel", "gen"
+"""The metrics a step reports (metrics.jsonl, the live plots, the CLI's progress bar): L_prior, the Dis_l feature
+loss, the pixel loss (VAE) and the decoder's GAN loss, ..."""
+DIS_REAL, DIS_FAKE = "dis_real", "dis_fake"
+"""... Dis's loss on real faces and on generated ones (the mean over reconstructions and prior samples), ..."""
+D_REAL, D_REC, D_PRIOR = "d_real", "d_rec", "d_prior"
+"""... Dis's mean probability of 'real' for real faces, reconstructions and prior samples, ..."""
+TRAIN_DIS, TRAIN_GEN, R1 = "train_dis", "train_gen", "r1"
+"""... whether the equilibrium rule let Dis and the GAN term train (1 or 0), and the R1 penalty when it is on."""
+STEP_METRICS = {"vaegan": (KL, FEATURE, GAN, DIS_REAL, DIS_FAKE, D_REAL, D_REC, D_PRIOR), "vae": (KL, PIXEL)}
+"""The losses and outputs each model type's step reports (the live view makes their curves before they arrive)."""
+
 
 @dataclass(frozen=True)
 class StepSettings:
@@ -129,11 +141,9 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
     with torch.no_grad():
         probs = torch.sigmoid(logits.float()).split(n)
     return {
-        "kl": kl.item(), "feature": feat.item(), "gen": gen.item(),
-        "dis_real": dis_real.item(), "dis_fake": dis_fake.item(),
-        "d_real": probs[0].mean().item(), "d_rec": probs[1].mean().item(), "d_prior": probs[2].mean().item(),
-        "train_dis": float(train_dis), "train_gen": float(train_gen),
-        **({"r1": r1.item()} if s.r1_weight > 0 else {}),
+        KL: kl.item(), FEATURE: feat.item(), GAN: gen.item(), DIS_REAL: dis_real.item(), DIS_FAKE: dis_fake.item(),
+        D_REAL: probs[0].mean().item(), D_REC: probs[1].mean().item(), D_PRIOR: probs[2].mean().item(),
+        TRAIN_DIS: float(train_dis), TRAIN_GEN: float(train_gen), **({R1: r1.item()} if s.r1_weight > 0 else {}),
     }
 
 
@@ -169,4 +179,4 @@ def vae_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings,
     (s.kl_weight * kl + pix).backward()
     opt.encoder.step()
     opt.decoder.step()
-    return {"kl": kl.item(), "pixel": pix.item()}
+    return {KL: kl.item(), PIXEL: pix.item()}

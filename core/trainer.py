@@ -29,6 +29,9 @@ from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.jsonl"
+STEP, EPOCH, LR, TIME = "step", "epoch", "lr", "time"
+IMAGES_PER_S, ETA_S, ELAPSED_S = "images_per_s", "eta_s", "elapsed_s"
+"""What each metrics record adds to its steps' averaged metrics (core.steps): where the run is, its speed, its clock."""
 MAX_ROLLBACKS_IN_A_ROW = 5
 PAUSE_POLL_S = 0.5
 """While any data-parallel process is paused, all of them check this often whether to go on."""
@@ -397,9 +400,10 @@ class Trainer:
         record = {k: sum(m[k] for m in window) / len(window) for k in window[0]}
         images_per_s = len(window) * self.cfg.batch_size * self.world / max(seconds, 1e-9)
         remaining = self.total_steps - self.step
-        record.update(lr=self.cfg.lr_at(self.step - 1, self.total_steps), step=self.step, epoch=self.step / self.sampler.steps_per_epoch, images_per_s=images_per_s,
-                      eta_s=remaining * self.cfg.batch_size * self.world / max(images_per_s, 1e-9),
-                      elapsed_s=self.elapsed_s, time=time.time())
+        record.update({LR: self.cfg.lr_at(self.step - 1, self.total_steps), STEP: self.step,
+                       EPOCH: self.step / self.sampler.steps_per_epoch, IMAGES_PER_S: images_per_s,
+                       ETA_S: remaining * self.cfg.batch_size * self.world / max(images_per_s, 1e-9),
+                       ELAPSED_S: self.elapsed_s, TIME: time.time()})
         if self.rank == 0:
             self._append_metrics(record)
         self.callbacks.on_metrics(record)
@@ -607,7 +611,7 @@ class _CheckpointClock:
 def _record_step(line: str) -> int | None:
     """The step of one metrics.jsonl line, or None for a torn or foreign line."""
     try:
-        step = json.loads(line).get("step")
+        step = json.loads(line).get(STEP)
     except (ValueError, AttributeError):
         return None
     return step if isinstance(step, int) else None

@@ -14,15 +14,16 @@ from PySide6.QtGui import QFontMetrics, QPalette
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QListWidget, QSplitter, QVBoxLayout, QWidget
 
 from core.export import make_grid
-from core.trainer import Preview
+from core.steps import D_PRIOR, D_REAL, D_REC, DIS_FAKE, DIS_REAL, FEATURE, GAN, KL, PIXEL, STEP_METRICS
+from core.trainer import ELAPSED_S, EPOCH, ETA_S, IMAGES_PER_S, STEP, Preview
 from explorer.export_dialog import reconstruction_grid
 from explorer.widgets import ImageView
 
 PLOTS: dict[str, tuple[str, ...]] = {
-    "Encoder loss": ("kl", "feature", "pixel"),
-    "Decoder loss": ("feature", "gen", "pixel"),
-    "Discriminator loss": ("dis_real", "dis_fake"),
-    "Discriminator outputs": ("d_real", "d_rec", "d_prior"),
+    "Encoder loss": (KL, FEATURE, PIXEL),
+    "Decoder loss": (FEATURE, GAN, PIXEL),
+    "Discriminator loss": (DIS_REAL, DIS_FAKE),
+    "Discriminator outputs": (D_REAL, D_REC, D_PRIOR),
 }
 PLOT_TIPS = {
     "Encoder loss": "KL divergence to the prior and the learned feature-space reconstruction error (log scale)",
@@ -31,11 +32,8 @@ PLOT_TIPS = {
     "Discriminator outputs": "Mean probability of 'real' the discriminator gives real faces, reconstructions "
                              "and prior samples; near 0.5 means the generator is keeping up",
 }
-PLOTTED_METRICS = {"vaegan": ("kl", "feature", "gen", "dis_real", "dis_fake", "d_real", "d_rec", "d_prior"),
-                   "vae": ("kl", "pixel")}
-"""The curves each model type's training reports (core.steps), created before its first metrics arrive."""
-CURVE_NAMES = {"kl": "KL", "feature": "feature", "pixel": "pixel", "gen": "GAN", "dis_real": "real",
-               "dis_fake": "fake", "d_real": "real", "d_rec": "recon", "d_prior": "sample"}
+CURVE_NAMES = {KL: "KL", FEATURE: "feature", PIXEL: "pixel", GAN: "GAN", DIS_REAL: "real", DIS_FAKE: "fake",
+               D_REAL: "real", D_REC: "recon", D_PRIOR: "sample"}
 """How each metric is named in its plot's title, which doubles as the legend (a legend inside a plot hides curves)."""
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
 FACES_APPEAR_IMAGES = 20_000
@@ -213,7 +211,7 @@ class LiveView(QWidget):
                 plot.removeItem(curve)
             self.curves[title].clear()
             self._show_default_range(plot)
-            for key in (k for k in PLOTS[title] if k in PLOTTED_METRICS.get(model_type, ())):
+            for key in (k for k in PLOTS[title] if k in STEP_METRICS.get(model_type, ())):
                 self._curve(title, key)
             self._show_title(title, plot)
             plot.repaint()
@@ -230,7 +228,7 @@ class LiveView(QWidget):
         self.hint.setVisible(bool(model_type))
 
     def add_metrics(self, record: dict[str, float]) -> None:
-        step = record["step"]
+        step = record[STEP]
         for key, value in record.items():
             steps, values = self.history.setdefault(key, ([], []))
             steps.append(step)
@@ -242,11 +240,11 @@ class LiveView(QWidget):
 
     def _update_hint(self, record: dict[str, float]) -> None:
         """Until about FACES_APPEAR_IMAGES pictures are seen, say when faces should show at this machine's speed."""
-        seen = record["step"] * self.batch_size
+        seen = record[STEP] * self.batch_size
         if not self.batch_size or seen >= FACES_APPEAR_IMAGES:
             self.hint.setVisible(False)
             return
-        wait = (FACES_APPEAR_IMAGES - seen) / max(record["images_per_s"], 1e-9)
+        wait = (FACES_APPEAR_IMAGES - seen) / max(record[IMAGES_PER_S], 1e-9)
         self.hint.setText(f"Early samples are coloured noise, then blobs: that is expected. Faces usually appear "
                           f"after about {FACES_APPEAR_IMAGES:,} pictures seen: in about {format_duration(wait)} at "
                           f"this machine's speed.")
@@ -260,7 +258,7 @@ class LiveView(QWidget):
     def _refresh_plot(self, title: str) -> None:
         for key in (k for k in PLOTS[title] if k in self.history):
             self._curve(title, key).setData(*self.history[key])
-        if title not in self.autoranged and len(self.history.get("step", ((),))[0]) >= 2:
+        if title not in self.autoranged and len(self.history.get(STEP, ((),))[0]) >= 2:
             self.autoranged.add(title)  # once per run, so a user's zoom is not undone by the next refresh
             self.plots[title].enableAutoRange()
 
@@ -273,9 +271,9 @@ class LiveView(QWidget):
 
     @staticmethod
     def _stats_text(record: dict[str, float]) -> str:
-        return (f"Step {int(record['step']):,} · epoch {record['epoch']:.1f} · "
-                f"{record['images_per_s']:.0f} images/s · elapsed {format_duration(record['elapsed_s'])} · "
-                f"about {format_duration(record['eta_s'])} left")
+        return (f"Step {int(record[STEP]):,} · epoch {record[EPOCH]:.1f} · "
+                f"{record[IMAGES_PER_S]:.0f} images/s · elapsed {format_duration(record[ELAPSED_S])} · "
+                f"about {format_duration(record[ETA_S])} left")
 
     def show_preview(self, preview: Preview) -> None:
         self.samples_view.set_image(make_grid(preview.samples, 4))
