@@ -13,6 +13,7 @@ from core.checkpoint import Checkpoint, CheckpointError, load_model_checkpoint, 
 from core.device import resolve_device
 from core.latent import LatentGaussian, sample_prior
 from core.model import VAEGAN, ModelConfig
+from core.schema import ATTRIBUTES, DATA, PROVENANCE, REFERENCE, TRAINING_STATE
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Model:
     @property
     def training_crop(self) -> str:
         """How its training pictures were cropped (core.data.CROP_MODES); new pictures are cropped alike."""
-        return (self.meta.get("data") or {}).get("crop") or "celeba"
+        return (self.meta.get(DATA) or {}).get("crop") or "celeba"
 
     @property
     def picture_crop(self) -> str:
@@ -73,7 +74,7 @@ class Model:
     def lifetime(self, key: str) -> float:
         """A training figure ('step', 'images_seen', 'elapsed_s') over the model's whole life: its own run's
         plus, for a run started from another model (--init-from), that model's lifetime figure."""
-        state = self.meta.get("training_state", {})
+        state = self.meta.get(TRAINING_STATE, {})
         return state.get(key, 0) + (state.get("started_from") or {}).get(key, 0)
 
     @property
@@ -129,7 +130,7 @@ class Model:
     def info(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "latent_dim": self.latent_dim, "model_type": self.config.model_type,
                 "images_trained_on": self.images_trained_on, "attributes": sorted(self.attributes),
-                "path": str(self.path) if self.path else None, "provenance": self.meta.get("provenance")}
+                "path": str(self.path) if self.path else None, "provenance": self.meta.get(PROVENANCE)}
 
     def info_line(self) -> str:
         i = self.info()
@@ -146,12 +147,12 @@ class Model:
         names = sorted(self.attributes)
         if names:
             ckpt.tensors["attr.vectors"] = torch.stack([self.attributes[n].float().cpu() for n in names])
-        ckpt.meta["attributes"] = names
+        ckpt.meta[ATTRIBUTES] = names
         return save_checkpoint(target, ckpt)
 
 
 def _attributes_from(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
-    names = ckpt.meta.get("attributes", [])
+    names = ckpt.meta.get(ATTRIBUTES, [])
     vectors = ckpt.tensors.get("attr.vectors")
     if vectors is None or len(names) != vectors.shape[0]:
         return {}
@@ -163,7 +164,7 @@ def _reference_from(ckpt: Checkpoint) -> ReferenceMap | None:
     needed = ("ref.latents", "ref.coords", "ref.thumbnails_jpeg", "ref.projection_mean", "ref.projection_axes")
     if not all(k in t for k in needed):
         return None
-    info = ckpt.meta.get("reference") or {}
+    info = ckpt.meta.get(REFERENCE) or {}
     count = int(info.get("count", t["ref.latents"].shape[0]))
     if not count == t["ref.latents"].shape[0] == t["ref.coords"].shape[0]:
         raise ValueError(f"the reference map's sizes disagree ({count} faces, {t['ref.latents'].shape[0]} latents, "

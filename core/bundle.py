@@ -10,6 +10,7 @@ import torch
 from core.api import Model, ReferenceMap, encode_thumbnail_atlas
 from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.latent import fit_projection
+from core.schema import ATTRIBUTES, KIND, KIND_INFERENCE, MODEL_CONFIG, OPTIMIZER, RANDOM_FACES, REFERENCE
 from core.trainer import model_tensors
 
 ATLAS_COLUMNS = 45
@@ -33,7 +34,7 @@ def explorer_parts(model: Model, dtype: torch.dtype) -> tuple[dict[str, torch.Te
     """(tensors, metadata) of the model's attribute vectors, fitted latent Gaussian and reference map."""
     tensors: dict[str, torch.Tensor] = {}
     names = sorted(model.attributes)
-    meta: dict[str, Any] = {"attributes": names}
+    meta: dict[str, Any] = {ATTRIBUTES: names}
     if names:
         tensors["attr.vectors"] = torch.stack([model.attributes[n].float() for n in names])
     if model.latent_gaussian is not None:
@@ -47,10 +48,10 @@ def explorer_parts(model: Model, dtype: torch.dtype) -> tuple[dict[str, torch.Te
         })
         if ref.labels is not None:
             tensors["ref.labels"] = ref.labels.to(torch.int8)
-        meta["reference"] = {"count": int(ref.latents.shape[0]), "thumbnail_size": int(ref.thumbnails.shape[-1]),
-                             "columns": ATLAS_COLUMNS, "label_names": list(ref.label_names), "projection": "pca"}
-    if "random_faces" in model.meta:
-        meta["random_faces"] = model.meta["random_faces"]
+        meta[REFERENCE] = {"count": int(ref.latents.shape[0]), "thumbnail_size": int(ref.thumbnails.shape[-1]),
+                           "columns": ATLAS_COLUMNS, "label_names": list(ref.label_names), "projection": "pca"}
+    if RANDOM_FACES in model.meta:
+        meta[RANDOM_FACES] = model.meta[RANDOM_FACES]
     return tensors, meta
 
 
@@ -60,8 +61,8 @@ def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, A
     map to one file."""
     dtype = torch.float16 if half_precision else torch.float32
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model_tensors(model.net, True).items()}
-    meta: dict[str, Any] = {k: v for k, v in model.meta.items() if k not in ("optimizer",)}
-    meta.update(kind="inference", model_config=model.config.to_dict(), **(extra_meta or {}))
+    meta: dict[str, Any] = {k: v for k, v in model.meta.items() if k != OPTIMIZER}
+    meta.update({KIND: KIND_INFERENCE, MODEL_CONFIG: model.config.to_dict()}, **(extra_meta or {}))
     parts, parts_meta = explorer_parts(model, dtype)
     tensors.update(parts)
     meta.update(parts_meta)
@@ -73,7 +74,7 @@ def add_explorer_parts(model: Model, path: str | Path) -> Path:
     training run's, which keeps its training state), replacing any it held."""
     ckpt = load_checkpoint(path)
     ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not k.startswith(EXPLORER_PREFIXES)}
-    ckpt.meta.pop("reference", None)
+    ckpt.meta.pop(REFERENCE, None)
     parts, parts_meta = explorer_parts(model, torch.float32)
     ckpt.tensors.update(parts)
     ckpt.meta.update(parts_meta)

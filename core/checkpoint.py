@@ -20,9 +20,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from core.model import VAEGAN, ModelConfig
+from core.schema import (ATTRIBUTES, DATA, FORMAT_NAME, FORMAT_VERSION, HEADER_FORMAT, HEADER_META, HEADER_VERSION, KIND,
+                         KIND_TRAINING, LABEL_NAMES, MODEL_CONFIG, OPTIMIZER, REFERENCE, TRAIN_CONFIG, TRAINING_STATE)
 
-FORMAT_NAME = "vaegan-explorer"
-FORMAT_VERSION = 1
 CHECKPOINT_SUFFIX = ".safetensors"
 TEMPORARY_SUFFIX = ".tmp"
 MAX_ATTRIBUTES = 1000
@@ -51,7 +51,7 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     path = Path(path)
-    header = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "meta": json.dumps(ckpt.meta)}
+    header = {HEADER_FORMAT: FORMAT_NAME, HEADER_VERSION: str(FORMAT_VERSION), HEADER_META: json.dumps(ckpt.meta)}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in ckpt.tensors.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,19 +148,19 @@ def _checked_path_and_meta(path: str | Path) -> tuple[Path, dict]:
         header = _read_header(path)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {_short(exc)})") from exc
-    if header.get("format") != FORMAT_NAME:
+    if header.get(HEADER_FORMAT) != FORMAT_NAME:
         raise CheckpointError(f"{path}: not a VAE-GAN Explorer checkpoint (a safetensors file from another program)")
     try:
-        version = int(header.get("format_version", "0"))
+        version = int(header.get(HEADER_VERSION, "0"))
     except ValueError:
         version = -1
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer version of the app (format {version}, this app reads up to "
                               f"{FORMAT_VERSION}); please update the app")
     if version < 1:
-        raise CheckpointError(f"{path}: unknown checkpoint format version {header.get('format_version')!r}")
+        raise CheckpointError(f"{path}: unknown checkpoint format version {header.get(HEADER_VERSION)!r}")
     try:
-        meta = json.loads(header.get("meta", "{}"))
+        meta = json.loads(header.get(HEADER_META, "{}"))
     except RecursionError as exc:
         raise CheckpointError(f"{path}: checkpoint is damaged (its metadata is nested too deeply)") from exc
     except ValueError as exc:
@@ -224,7 +224,7 @@ def validated_meta(path: str | Path, training: bool = False) -> tuple[Path, dict
 
 def model_config_of(path: Path, meta: dict) -> ModelConfig:
     """The architecture the metadata declares, with every field of the right type and in range."""
-    raw = meta.get("model_config")
+    raw = meta.get(MODEL_CONFIG)
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: checkpoint does not hold a usable model (model_config is "
                               f"{'missing' if raw is None else _kind(raw)})")
@@ -241,13 +241,13 @@ def model_config_of(path: Path, meta: dict) -> ModelConfig:
 
 def check_model_meta(path: Path, meta: dict) -> None:
     """The optional parts every model file may carry have the types the app reads them as."""
-    for key in ("data", "training_state", "train_config", "reference", "optimizer"):
+    for key in (DATA, TRAINING_STATE, TRAIN_CONFIG, REFERENCE, OPTIMIZER):
         _require(path, meta, key, dict, optional=True)
-    for key in ("attributes", "label_names"):
+    for key in (ATTRIBUTES, LABEL_NAMES):
         values = _require(path, meta, key, list, optional=True) or []
         if len(values) > MAX_ATTRIBUTES or not all(isinstance(v, str) for v in values):
             raise CheckpointError(f"{path}: checkpoint is damaged ({key} must be at most {MAX_ATTRIBUTES} names)")
-    reference = meta.get("reference") or {}
+    reference = meta.get(REFERENCE) or {}
     for key, limit in (("count", MAX_REFERENCE_FACES), ("thumbnail_size", MAX_THUMBNAIL_SIZE),
                        ("columns", MAX_ATLAS_COLUMNS)):
         _require_count(path, reference, key, f"reference.{key}", 1, limit, optional=True)
@@ -255,16 +255,16 @@ def check_model_meta(path: Path, meta: dict) -> None:
 
 def check_training_meta(path: Path, meta: dict, config: ModelConfig) -> None:
     """What resuming a run reads: its training state, its settings and each optimiser's state."""
-    if meta.get("kind") != "training":
+    if meta.get(KIND) != KIND_TRAINING:
         raise CheckpointError(f"{path}: holds an inference-only model, which cannot be trained further")
-    state = _require(path, meta, "training_state", dict)
-    _require(path, meta, "train_config", dict)
+    state = _require(path, meta, TRAINING_STATE, dict)
+    _require(path, meta, TRAIN_CONFIG, dict)
     _require_count(path, state, "step", "training_state.step", 0, 10**12)
     _require_count(path, state, "rollbacks", "training_state.rollbacks", 0, 10**12, optional=True)
     elapsed = state.get("elapsed_s", 0.0)
     if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
         raise CheckpointError(f"{path}: checkpoint is damaged (training_state.elapsed_s is {_kind(elapsed)})")
-    optimizer = _require(path, meta, "optimizer", dict)
+    optimizer = _require(path, meta, OPTIMIZER, dict)
     for part in ("enc", "dec") + (("dis",) if config.model_type == "vaegan" else ()):
         entry = _require(path, optimizer, part, dict, where="optimizer.")
         groups = _require(path, entry, "param_groups", list, where=f"optimizer.{part}.")

@@ -56,6 +56,8 @@ from core.options import Option, options_of
 from core.photo import edit_folder, edit_photo, run_folder_edit
 from core.pipeline import encode_folder, encode_images, finish_run
 from core.realism import RealismMeter, nearest_names
+from core.schema import (ATTRIBUTES, DATA, KIND, LABEL_NAMES, MODEL_CONFIG, PROVENANCE, RANDOM_FACES, REFERENCE, TRAIN_CONFIG,
+                         TRAINING_STATE)
 from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, held_out_separation,
                                  most_entangled)
 from core.steps import D_PRIOR, D_REAL, FEATURE, GAN, KL, PIXEL
@@ -446,7 +448,7 @@ def train_to_end(make_trainer: Callable[[ProgressCallbacks], Trainer], device_na
 
 def is_explorer_ready(checkpoint: Path) -> bool:
     """Whether finish_run completed on this checkpoint (it always records the attribute list, maybe empty)."""
-    return "attributes" in load_checkpoint_meta(checkpoint)
+    return ATTRIBUTES in load_checkpoint_meta(checkpoint)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -483,7 +485,7 @@ def pretrained_architecture(path: Path, model_type: str) -> ModelConfig:
     """The architecture of the model a run starts from (it overrides --image-size, --width and the like)."""
     meta = load_checkpoint_meta(find_checkpoint_in(path) if path.is_dir() else path)
     try:
-        cfg = ModelConfig.from_dict({**meta["model_config"], "model_type": model_type})
+        cfg = ModelConfig.from_dict({**meta[MODEL_CONFIG], "model_type": model_type})
     except (KeyError, TypeError, ValueError) as exc:
         raise CliError(f"{path}: records no usable architecture ({one_line(exc)})") from exc
     say(f"starting Enc and Dec from {path}: {cfg.image_size}px, latent {cfg.latent_dim}, width {cfg.width}, "
@@ -496,7 +498,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise CliError(f"{run_dir}: not a run folder (give the folder that holds {CHECKPOINT_NAME})")
     _, meta, _ = validated_meta(run_dir / CHECKPOINT_NAME, training=True)
-    recorded = args.data or (meta.get("data") or {}).get("folder")
+    recorded = args.data or (meta.get(DATA) or {}).get("folder")
     if not recorded:
         raise CliError(f"{run_dir / CHECKPOINT_NAME} does not record its data folder; pass --data FOLDER")
     folder = existing_path(recorded, "data folder (moved? pass --data FOLDER)")
@@ -504,7 +506,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     overrides = given_options(args)
     if "epochs" in overrides:
         overrides["max_steps"] = None
-    device_name = args.device or (meta.get("train_config") or {}).get("device", "auto")
+    device_name = args.device or (meta.get(TRAIN_CONFIG) or {}).get("device", "auto")
     resolve_device(device_name)
     return train_to_end(lambda cb: Trainer.from_run(run_dir, data, cb, **overrides), device_name, data)
 
@@ -714,15 +716,15 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
     meta = load_checkpoint_meta(path)
     model_config_of(path, meta)
     check_model_meta(path, meta)
-    data = dict(meta.get("data") or {})
+    data = dict(meta.get(DATA) or {})
     skipped = data.pop("skipped", [])
     if data:
         data["skipped"] = len(skipped)
-    report = {"file": str(path), "kind": meta.get("kind", "unknown"), "model_config": meta.get("model_config"),
-              "train_config": meta.get("train_config"), "training_state": meta.get("training_state"),
-              "data": data or None, "label_names": meta.get("label_names"), "attributes": meta.get("attributes", []),
-              "reference_map": meta.get("reference"), "random_faces": meta.get("random_faces"),
-              "provenance": meta.get("provenance")}
+    report = {"file": str(path), "kind": meta.get(KIND, "unknown"), "model_config": meta.get(MODEL_CONFIG),
+              "train_config": meta.get(TRAIN_CONFIG), "training_state": meta.get(TRAINING_STATE),
+              "data": data or None, "label_names": meta.get(LABEL_NAMES), "attributes": meta.get(ATTRIBUTES, []),
+              "reference_map": meta.get(REFERENCE), "random_faces": meta.get(RANDOM_FACES),
+              "provenance": meta.get(PROVENANCE)}
     metrics = path.parent / METRICS_NAME
     if metrics.is_file():
         report["last_metrics"] = last_metrics_record(metrics)

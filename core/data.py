@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from core.dataset import FaceDataset
 from core.faces import CELEBA_FACE_BOX, FACE_MIN_FRACTION, alignment_for, box_transform, detect_faces, warp_face
+from core.schema import DATA, MODEL_CONFIG
 
 CROP_MODES = ("auto", "celeba", "center", "face", "none")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -477,13 +478,13 @@ def load_run_data(meta: dict, folder: Path | str | None = None, attributes_file:
                   progress: Progress | None = None, cancel: Cancel | None = None) -> FaceDataset:
     """The training pictures of a saved run, read as the run recorded them (folder, image size, crop,
     attribute file); `folder` and `attributes_file` replace the recorded ones when given."""
-    summary = meta.get("data") or {}
+    summary = meta.get(DATA) or {}
     folder = folder or summary.get("folder")
     if not folder:
         raise DataError("the checkpoint does not record its training folder; give the folder of its pictures")
     if not Path(folder).expanduser().is_dir():
         raise DataError(f"the run's training pictures ({folder}) are no longer there")
-    image_size = int(summary.get("image_size") or (meta.get("model_config") or {}).get("image_size", 64))
+    image_size = int(summary.get("image_size") or (meta.get(MODEL_CONFIG) or {}).get("image_size", 64))
     return load_image_folder(folder, image_size, summary.get("crop", "celeba"),
                              attributes_file or summary.get("attributes_file"), progress=progress, cancel=cancel)
 

@@ -25,6 +25,8 @@ from core.device import autocast_for, resolve_device, uses_channels_last
 from core.ema import WeightAverage
 from core.latent import LatentGaussian, fit_latent_gaussian
 from core.model import VAEGAN, ModelConfig
+from core.schema import (DATA, KIND, KIND_TRAINING, LABEL_NAMES, MODEL_CONFIG, OPTIMIZER, RANDOM_FACES, TRAIN_CONFIG,
+                         TRAINING_STATE)
 from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -511,14 +513,14 @@ class Trainer:
     # ----- persistence -----
     def state_meta(self) -> dict[str, Any]:
         return {
-            "kind": "training",
-            "model_config": self.model_cfg.to_dict(),
-            "train_config": asdict(self.cfg),
-            "training_state": {"step": self.step, "total_steps": self.total_steps,
+            KIND: KIND_TRAINING,
+            MODEL_CONFIG: self.model_cfg.to_dict(),
+            TRAIN_CONFIG: asdict(self.cfg),
+            TRAINING_STATE: {"step": self.step, "total_steps": self.total_steps,
                                "images_seen": self.step * self.cfg.batch_size * self.world,
                                "elapsed_s": round(self.elapsed_s, 1), **self.history},
-            "data": self.data.summary,
-            "label_names": self.data.label_names,
+            DATA: self.data.summary,
+            LABEL_NAMES: self.data.label_names,
         }
 
     def save(self, path: Path | None = None) -> Path:
@@ -536,10 +538,10 @@ class Trainer:
             optim_info[name] = info
         fitted = self.fit_latent_gaussian()
         meta = self.state_meta()
-        meta["optimizer"] = optim_info
+        meta[OPTIMIZER] = optim_info
         if fitted is not None:
             tensors.update(fitted.tensors())
-            meta["random_faces"] = f"Gaussian fitted to {min(SAMPLER_FIT_FACES, len(self.data)):,} training faces"
+            meta[RANDOM_FACES] = f"Gaussian fitted to {min(SAMPLER_FIT_FACES, len(self.data)):,} training faces"
         save_checkpoint(path, Checkpoint(tensors, meta))
         self.callbacks.on_checkpoint(path)
         return path
@@ -571,7 +573,7 @@ class Trainer:
         loaded = load_model_checkpoint(run_dir / CHECKPOINT_NAME, training=True)
         ckpt, path = loaded.checkpoint, loaded.path
         try:
-            cfg = replace(TrainConfig.from_dict(ckpt.meta["train_config"]), **overrides)
+            cfg = replace(TrainConfig.from_dict(ckpt.meta[TRAIN_CONFIG]), **overrides)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"{path}: its train_config is unusable ({exc})") from exc
         trainer = cls(data, run_dir, loaded.config, cfg, callbacks, load_init_weights=False)
@@ -581,10 +583,10 @@ class Trainer:
             for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
                                                         trainer.optimizers.discriminator)):
                 if o is not None:
-                    o.load_state_dict(unflatten_optimizer(f"optim.{name}", ckpt, ckpt.meta["optimizer"][name]))
+                    o.load_state_dict(unflatten_optimizer(f"optim.{name}", ckpt, ckpt.meta[OPTIMIZER][name]))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise TrainingError(f"{path}: cannot continue from it ({str(exc).splitlines()[0][:160]})") from exc
-        state = ckpt.meta["training_state"]
+        state = ckpt.meta[TRAINING_STATE]
         trainer.step = int(state["step"])
         trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
         trainer.history["rollbacks"] = int(state.get("rollbacks", 0))

@@ -18,6 +18,7 @@ from core.device import available_devices
 from core.errors import one_line
 from core.model import ModelConfig
 from core.options import Option, options_of
+from core.schema import MODEL_CONFIG, TRAIN_CONFIG
 from core.trainer import CHECKPOINT_NAME, TrainConfig, Trainer
 from explorer.selection import Selection
 from explorer.settings import app_settings, folder_setting
@@ -457,11 +458,11 @@ class TrainingPanel(QWidget):
         self._set_scan_status(f"{len(data):,} usable pictures (reloaded for {run_dir.name})")
         overrides: dict = {"device": self.device.currentData(),
                            "checkpoint_interval_s": 60.0 * self.checkpoint_every.value()}
-        if self.epochs.value() > (meta.get("train_config", {}).get("epochs") or 0):
+        if self.epochs.value() > (meta.get(TRAIN_CONFIG, {}).get("epochs") or 0):
             overrides.update(epochs=self.epochs.value(), max_steps=None)
         self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data,
-                     ModelConfig.from_dict(meta["model_config"]).model_type,
-                     int(meta.get("train_config", {}).get("batch_size", 0)))
+                     ModelConfig.from_dict(meta[MODEL_CONFIG]).model_type,
+                     int(meta.get(TRAIN_CONFIG, {}).get("batch_size", 0)))
 
     def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
         self._set_scan_status(f"Cannot resume {run_dir.name}: {one_line(exc)}", error=True)

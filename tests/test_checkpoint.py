@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 import core
 import core.checkpoint as checkpoint_module
-from core.checkpoint import FORMAT_NAME, FORMAT_VERSION, Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from core.schema import FORMAT_NAME, FORMAT_VERSION, KIND, KIND_INFERENCE, META_KEYS
 
 
 def sample_checkpoint(seed: int = 0) -> Checkpoint:
@@ -49,6 +50,11 @@ def test_round_trip_is_bit_exact(tmp_path):
     path = save_checkpoint(tmp_path / "run" / "model.safetensors", original)
     assert_same(original, load_checkpoint(path))
     assert_same(original, load_checkpoint(tmp_path / "run"))  # a run folder finds its checkpoint
+
+
+def test_an_inference_model_writes_only_the_schemas_names(tiny_model_path):
+    meta = load_checkpoint(tiny_model_path).meta
+    assert set(meta) <= set(META_KEYS) and meta[KIND] == KIND_INFERENCE
 
 
 def test_failed_save_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(tmp_path, monkeypatch):

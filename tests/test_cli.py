@@ -18,6 +18,7 @@ from PIL import Image
 from core.api import load_model
 from core.checkpoint import load_checkpoint
 from core.cli import main
+from core.schema import META_KEYS
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def test_train_then_use_the_model_end_to_end(face_folder, tmp_path, capsys):
     assert vaegan("train", face_folder, "--out", run, *TINY_TRAINING) == 0
     checkpoint = run / CHECKPOINT_NAME
     meta = load_checkpoint(checkpoint).meta
+    assert set(meta) <= set(META_KEYS)   # one home for the checkpoint's names: core.schema
     assert meta["training_state"]["step"] == 3
     assert meta["attributes"] == ["neutral", "smiling"]  # from the sub-folders, stored after training
     finished = load_model(run, device="cpu")  # the run's one model file is explorer-ready

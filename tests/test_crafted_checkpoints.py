@@ -17,8 +17,9 @@ from safetensors.torch import load_file, save_file
 
 from conftest import synthetic_face
 from core.api import load_model
-from core.checkpoint import FORMAT_NAME, Checkpoint, CheckpointError, load_checkpoint, load_model_checkpoint, save_checkpoint
+from core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model_checkpoint, save_checkpoint
 from core.cli import main
+from core.schema import FORMAT_NAME
 from core.trainer import CHECKPOINT_NAME, Trainer
 
 TINY = ("--batch-size", "4", "--width", "0.125", "--latent-dim", "8", "--kernel-size", "4", "--device", "cpu",
