@@ -113,6 +113,10 @@ def bench_slider(app: QApplication, selection: Selection, repeats: int) -> None:
 
     meter = "realism meter and safe ranges" if panel.meter else "no meter: the model has no Gaussian"
     report(f"  slider move -> every view ({meter})", 30, measure(every_view, repeats))
+    panel.source_combo.setCurrentIndex(panel.source_combo.findData("directions"))
+    if "PC1" in panel.rows:
+        row = panel.rows["PC1"]
+        report("  principal-direction slider -> every view", 30, measure(every_view, repeats))
     panel.close()
 
 
@@ -166,6 +170,13 @@ def bench_map(app: QApplication, selection: Selection, repeats: int) -> None:
         time.sleep(0.012)  # pyqtgraph drops mouse moves closer together than 10 ms
 
     report("  hover a point: find it + show its face", 16, measure(hover, repeats, before=pause))
+    axes = iter(["Along Attribute 0", "Map's own axes"] * (repeats + 2))
+
+    def switch_axis() -> None:
+        panel.axis_combo.setCurrentIndex(panel.axis_combo.findText(next(axes)))
+        panel.plot_widget.repaint()
+
+    report("  x axis along a vector and back (refit + render)", 500, measure(switch_axis, max(3, repeats // 5)))
     panel.close()
 
 

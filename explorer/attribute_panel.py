@@ -9,13 +9,14 @@ import torch
 from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QLineEdit, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
                                QWidget)
 from superqt import QLabeledDoubleSlider
 
 from core.api import Model
 from core.checkpoint import CheckpointError
+from core.directions import PrincipalDirections, model_directions, traversal_grid
 from core.export import make_strip, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
 from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
@@ -26,8 +27,13 @@ from explorer.selection import FaceItem, Selection, reference_face
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ERROR_STYLE, CoalescedCall, EmptyStateStack, ImageView, start_worker
 
+LABEL_MAX_WIDTH = 170
+"""A slider's name keeps up to this many pixels ("PC1 (12.3% of variance)" whole) before the slider shrinks."""
 SLIDER_RANGE = 3.0
 SLIDER_STEP = 0.05
+NO_VECTORS = ("This model has no attribute vectors yet. Select two groups of faces on the map and send them here "
+              "to make one.")
+NO_DIRECTIONS = "This model has no reference map to find the principal directions of its training faces in."
 PHOTO_PREVIEW_SIDE = 768
 """The whole-photo view pastes the edit into a copy this large while sliders move; saving uses full size."""
 
@@ -40,11 +46,12 @@ class AttributeRow(QWidget):
     strengthChanged = Signal(str, float)
     holdToggled = Signal(str, bool)
 
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, name: str, title: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name = name
-        self.label = QLabel(display_name(name))
-        self.label.setMinimumWidth(120)
+        self.title = title or display_name(name)
+        self.label = QLabel(self.title)
+        self.label.setMinimumWidth(min(max(120, self.label.sizeHint().width()), LABEL_MAX_WIDTH))
         self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(-SLIDER_RANGE, SLIDER_RANGE)
         self.slider.setSingleStep(SLIDER_STEP)
@@ -80,7 +87,7 @@ class AttributeRow(QWidget):
         return self.shade.low, self.shade.high
 
     def matches(self, text: str) -> bool:
-        return text.lower() in display_name(self.name).lower()
+        return text.lower() in self.title.lower()
 
 
 def groups_separation_text(with_latents: torch.Tensor, without_latents: torch.Tensor) -> str:
@@ -101,12 +108,15 @@ class AttributePanel(QWidget):
     random face (Model.sample_latents). Several sliders combine (z + sum of strength x vector); "Orthogonalise"
     removes from each active vector its overlap with the ones moved before it, and held attributes ("Hold")
     are projected out of every other vector. Groups sent from the map (Selection.groupsSent) become a new
-    named vector, saved into the model file. The realism meter (core.realism) shows how typical the edited
+    named vector, saved into the model file. "Sliders: Principal directions" swaps the attribute vectors for the
+    principal components of the training latents (core.directions), a slider unit being one standard
+    deviation; everything else works the same with them. The realism meter (core.realism) shows how typical the edited
     face is and shades each slider's strengths that would take it out of the training faces' region.
 
     For the main window: export_current(path, scale=1, mode="smooth") saves the edited face,
     export_before_after(path, scale=1, mode="smooth") the pair side by side, current_image() returns
-    the edited face (3 x H x W in [0, 1]); add_vector_from_groups(name, with, without) adds a vector.
+    the edited face (3 x H x W in [0, 1]); export_traversal(path) the principal directions' traversal grid
+    around the edited face; add_vector_from_groups(name, with, without) adds a vector.
     """
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
@@ -114,6 +124,9 @@ class AttributePanel(QWidget):
         self.selection = selection
         self.model: Model | None = None
         self.meter: RealismMeter | None = None
+        self.directions: PrincipalDirections | None = None
+        self.vectors: dict[str, torch.Tensor] = {}
+        """What the sliders add: the model's attribute vectors or its principal directions."""
         self.quality_dialog: VectorQualityDialog | None = None
         self.face: FaceItem | None = None
         self.rows: dict[str, AttributeRow] = {}
@@ -181,6 +194,9 @@ class AttributePanel(QWidget):
         menu.addAction("Before and after…", lambda: self._save_dialog(self.export_before_after, "before and after"))
         self.save_photo_action = menu.addAction("Whole photo with the edit…",
                                                 lambda: self._save_dialog(self.export_photo, "edited photo", scale=1))
+        self.save_traversal_action = menu.addAction(
+            "Principal directions' traversal grid…", lambda: self._save_dialog(self.export_traversal,
+                                                                              "traversal grid", scale=2))
         menu.addSeparator()
         menu.addAction("Edit a folder of photos…", self.edit_folder_dialog)
         self.save_button.setMenu(menu)
@@ -196,6 +212,14 @@ class AttributePanel(QWidget):
 
     def _build_sliders(self) -> QVBoxLayout:
         column = QVBoxLayout()
+        self.source_combo = QComboBox()
+        self.source_combo.addItem("Sliders: Attributes", "attributes")
+        self.source_combo.addItem("Sliders: Principal directions", "directions")
+        self.source_combo.setToolTip("Attribute vectors (learned from labelled faces) or the principal directions "
+                                     "of the training faces' latents (unsupervised, largest variance first; a "
+                                     "slider unit is one standard deviation)")
+        self.source_combo.currentIndexChanged.connect(self._source_changed)
+        column.addWidget(self.source_combo)
         tools = QHBoxLayout()
         self.filter_edit = QLineEdit(placeholderText="Filter attributes...", clearButtonEnabled=True)
         self.filter_edit.textChanged.connect(self._apply_filter)
@@ -221,9 +245,7 @@ class AttributePanel(QWidget):
         scroll.setWidget(self.rows_widget)
         scroll.setMinimumWidth(340)
         column.addWidget(scroll, 1)
-        self.no_vectors_label = QLabel(
-            "This model has no attribute vectors yet. Select two groups of faces on the map and send them here "
-            "to make one.", wordWrap=True)
+        self.no_vectors_label = QLabel(NO_VECTORS, wordWrap=True)
         column.addWidget(self.no_vectors_label)
         hint = QLabel("New vectors: select faces on the map, use them as 'with' and 'without' groups and send them "
                       "here.", wordWrap=True)
@@ -236,6 +258,8 @@ class AttributePanel(QWidget):
     def set_model(self, model: Model | None) -> None:
         self.model = model
         self.meter = RealismMeter.of_model(model) if model is not None else None
+        self.directions = model_directions(model) if model is not None else None
+        self.save_traversal_action.setEnabled(self.directions is not None)
         self.face = None
         self._moved_order = []
         self.status_label.clear()
@@ -270,15 +294,41 @@ class AttributePanel(QWidget):
         name = f"Random face (temperature {self.temperature_spin.value():.2f})"
         self.set_face(FaceItem(name, z, source="random sample"))
 
+    def showing_directions(self) -> bool:
+        return self.source_combo.currentData() == "directions"
+
+    def _source_changed(self) -> None:
+        """Switch the sliders between attribute vectors and principal directions, starting from no edit."""
+        self._remove_rows()
+        self._moved_order = []
+        self._rebuild_rows()
+
+    def _remove_rows(self) -> None:
+        for row in self.rows.values():
+            row.hide()   # at once: deleteLater waits for the event loop
+            row.deleteLater()
+        self.rows = {}
+
+    def _slider_titles(self) -> dict[str, str]:
+        """{vector name: slider label} of the chosen source, in slider order; sets self.vectors."""
+        if self.model is None:
+            self.vectors = {}
+            return {}
+        if self.showing_directions():
+            directions = self.directions
+            self.vectors = directions.vectors() if directions is not None else {}
+            return dict(zip(directions.names(), directions.labels())) if directions is not None else {}
+        self.vectors = {name: vector.float() for name, vector in self.model.attributes.items()}
+        return {name: display_name(name) for name in sorted(self.vectors, key=str.lower)}
+
     def _rebuild_rows(self) -> None:
         values = {name: row.strength() for name, row in self.rows.items()}
         held = {name for name, row in self.rows.items() if row.held()}
-        for row in self.rows.values():
-            row.deleteLater()
-        self.rows = {}
-        names = sorted(self.model.attributes, key=str.lower) if self.model else []
+        self._remove_rows()
+        titles = self._slider_titles()
+        names = list(titles)
         for name in names:
-            row = AttributeRow(name)
+            row = AttributeRow(name, titles[name])
             row.set_strength(values.get(name, 0.0))
             row.hold_button.setChecked(name in held)
             row.strengthChanged.connect(self._strength_changed)
@@ -286,8 +336,9 @@ class AttributePanel(QWidget):
             self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
             self.rows[name] = row
         self._moved_order = [n for n in self._moved_order if n in self.rows]
+        self.no_vectors_label.setText(NO_DIRECTIONS if self.showing_directions() else NO_VECTORS)
         self.no_vectors_label.setVisible(self.model is not None and not names)
-        self.quality_button.setEnabled(bool(names))
+        self.quality_button.setEnabled(bool(names) and not self.showing_directions())
         self._apply_filter(self.filter_edit.text())
         self._render_edit.request()
 
@@ -315,12 +366,12 @@ class AttributePanel(QWidget):
             row.set_strength(0.0)
 
     def held_vectors(self) -> dict[str, torch.Tensor]:
-        return {name: self.model.attributes[name].float() for name, row in self.rows.items() if row.held()}
+        return {name: self.vectors[name] for name, row in self.rows.items() if row.held()}
 
     def edit_vectors(self) -> dict[str, torch.Tensor]:
         """The vectors the sliders add: orthogonalised in the order they were moved when asked to, and without
         their components along the held attributes."""
-        active = {name: self.model.attributes[name].float() for name in self._moved_order}
+        active = {name: self.vectors[name] for name in self._moved_order}
         if self.orthogonal_check.isChecked():
             active = orthogonalize(active, self._moved_order)
         return conditional_vectors(active, self.held_vectors())
@@ -328,7 +379,7 @@ class AttributePanel(QWidget):
     def slider_vectors(self) -> dict[str, torch.Tensor]:
         """What each slider adds per unit of strength: its edit vector once moved, else its own (held ones
         projected out)."""
-        every = conditional_vectors({name: self.model.attributes[name].float() for name in self.rows},
+        every = conditional_vectors({name: self.vectors[name] for name in self.rows},
                                     self.held_vectors())
         return {**every, **self.edit_vectors()}
 
@@ -458,6 +509,13 @@ class AttributePanel(QWidget):
         """Save the whole photo the face came from, at its own size, with the edit pasted in."""
         self.flush()
         return save_image(self.pasted(self.face.photo, self.face.to_crop), path, overwrite=overwrite)
+
+    def export_traversal(self, path: str | Path, scale: int = 1, mode: str = "smooth", overwrite: bool = True) -> Path:
+        """Save the traversal grid of the principal directions around the edited face: a row per direction,
+        from -3 to +3 standard deviations."""
+        self.flush()
+        grid = traversal_grid(self.model, self.directions, start=self.edited_latent)
+        return save_image(grid, path, scale=scale, mode=mode, overwrite=overwrite)
 
     def _save_dialog(self, export: object, what: str, scale: int = 4) -> None:
         path, _ = QFileDialog.getSaveFileName(self, f"Save the {what}", f"{what.replace(' ', '_')}.png",

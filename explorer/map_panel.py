@@ -1,6 +1,7 @@
 """The 2D latent map: every known face as a point; hover to see it, click or drag to select faces."""
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout
 from core.api import Model, ReferenceMap
 from core.checkpoint import atomic_file
 from core.data import Cancel, Progress
+from core.directions import vector_axis_projection
 from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.pipeline import encode_folder
@@ -34,6 +36,10 @@ SCORE_COLOURS = 32
 SCORE_COLOUR_MAP = pg.colormap.get("viridis")
 SCORE_BRUSHES = [QBrush(SCORE_COLOUR_MAP.map(i / (SCORE_COLOURS - 1), mode="qcolor")) for i in range(SCORE_COLOURS)]
 SCORE_PREFIX = "Vector: "
+OWN_AXES = "Map's own axes"
+ARROW_PEN = pg.mkPen((255, 60, 110), width=4)
+ARROW_SHARE = 0.45
+"""A vector's arrow is this share of the spread of the faces on the map long (its direction is what it shows)."""
 FRAMED_SHARE = 0.9
 FRAME_MARGIN = 0.08
 OUTLIER_SQUEEZE = 3.0
@@ -57,6 +63,8 @@ class MapData:
     is_reference: bool = False
     labels: torch.Tensor | None = None           # N x A int8: 1 has, -1 lacks, 0 unknown
     label_names: tuple[str, ...] = field(default_factory=tuple)
+    axis: str | None = None
+    """The attribute vector whose projection is x (then y is the first principal axis of the rest)."""
 
     @classmethod
     def from_reference(cls, ref: ReferenceMap) -> MapData:
@@ -125,6 +133,29 @@ def map_folder(model: Model, folder: Path, method: str, progress: Progress, stag
                    title, False, data.labels, tuple(data.label_names))
 
 
+def along_vector(data: MapData, name: str, vector: torch.Tensor) -> MapData:
+    """The same faces with x their position along `vector` and y the largest spread of what remains."""
+    projection = vector_axis_projection(data.latents, vector)
+    return replace(data, coords=projection.transform(data.latents).double().numpy(), project=projection.transform,
+                   axis=name)
+
+
+def arrow_ends(data: MapData, vector: torch.Tensor) -> tuple[np.ndarray, float] | None:
+    """(2 x 2 map coordinates of an arrow from the average face along `vector`, ARROW_SHARE of the faces' spread
+    long; the share of the unit vector's length that lies in the map's plane). None on a map that is not
+    linear (UMAP, t-SNE) or when the vector is flat on this map."""
+    if data.method != "pca" or data.axis is not None:
+        return None
+    unit = vector.float() / vector.float().norm().clamp_min(1e-12)
+    mean = data.latents.mean(0)
+    tail, head = data.project(torch.stack([mean, mean + unit])).double().numpy()
+    in_plane = float(np.linalg.norm(head - tail))
+    if in_plane < 1e-9:
+        return None
+    spread = float(np.mean(np.percentile(data.coords, 95, axis=0) - np.percentile(data.coords, 5, axis=0)))
+    return np.stack([tail, tail + (head - tail) / in_plane * ARROW_SHARE * spread]), in_plane
+
+
 def refit(data: MapData, method: str) -> MapData:
     """Worker: the same faces on a newly fitted map."""
     projection, coords = fit_projection(data.latents, method)
@@ -181,7 +212,8 @@ class MapPanel(QWidget):
     Shows model.reference at once; "Encode folder..." maps a folder of pictures instead. Hover shows a
     face, click selects it (Selection.select_face), Shift/Ctrl+drag select groups; the buttons send the
     selection as interpolation endpoints or as 'with'/'without' groups for a new attribute vector.
-    Faces added elsewhere (Selection.facesAdded) appear as stars placed with the fitted projection.
+    Faces added elsewhere (Selection.facesAdded) appear as stars placed with the fitted projection. "X axis"
+    lays the faces out along an attribute vector (along_vector); colouring by a vector draws its arrow.
 
     For the main window: export_current(path) saves the map view as a PNG; current_image() returns the
     face in the side view; encode_folder_dialog() and show_reference_map() switch what is mapped;
@@ -196,6 +228,9 @@ class MapPanel(QWidget):
         self.selection = selection
         self.model: Model | None = None
         self.data: MapData | None = None
+        self._arrow_note = ""
+        self._own_data: MapData | None = None
+        """The faces on the map's own axes (data may show them along a vector instead)."""
         self._selected: list[int] = []
         self._shown_index: int | None = None
         self._with_group: torch.Tensor | None = None
@@ -213,6 +248,7 @@ class MapPanel(QWidget):
         selection.modelChanged.connect(self.set_model)
         selection.facesAdded.connect(self.add_faces)
         selection.attributesChanged.connect(self._fill_colour_combo)
+        selection.attributesChanged.connect(self._fill_axis_combo)
         self.set_model(selection.model)
 
     # ------------------------------------------------------------------ layout
@@ -230,27 +266,37 @@ class MapPanel(QWidget):
         self.hint_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         layout.addWidget(self.hint_label)
 
-    def _build_toolbar(self) -> QHBoxLayout:
+    def _build_toolbar(self) -> QVBoxLayout:
+        """What is mapped, how, and what a drag does; below it, how points are coloured and placed."""
         bar = QHBoxLayout()
         self.source_label = QLabel()
         font = self.source_label.font()
         font.setBold(True)
         self.source_label.setFont(font)
-        bar.addWidget(self.source_label)
-        bar.addStretch(1)
-        bar.addWidget(QLabel("Colour by"))
+        self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        bar.addWidget(self.source_label, 1)
+        looks = QHBoxLayout()
+        looks.addWidget(QLabel("Colour by"))
         self.colour_combo = QComboBox(minimumContentsLength=14)
         self.colour_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.colour_combo.currentIndexChanged.connect(self._apply_colouring)
-        bar.addWidget(self.colour_combo)
-        bar.addWidget(QLabel("Map"))
+        looks.addWidget(self.colour_combo)
+        looks.addWidget(QLabel("Map"))
         self.method_combo = QComboBox()
         for method in PROJECTION_METHODS:
             self.method_combo.addItem(METHOD_TITLES.get(method, method), method)
         self.method_combo.setToolTip("How latents are laid out in 2D. Changing it refits the map of the current "
                                      "faces (UMAP and t-SNE take a while).")
         self.method_combo.activated.connect(self._refit_current)
-        bar.addWidget(self.method_combo)
+        looks.addWidget(self.method_combo)
+        looks.addWidget(QLabel("X axis"))
+        self.axis_combo = QComboBox(minimumContentsLength=12)
+        self.axis_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.axis_combo.setToolTip("Project on a vector: x is each face's position along the chosen attribute "
+                                   "vector, y the largest spread of what remains (Latent Space Cartography)")
+        self.axis_combo.currentIndexChanged.connect(self._apply_axis)
+        looks.addWidget(self.axis_combo)
+        looks.addStretch(1)
         bar.addWidget(QLabel("Drag"))
         self.drag_buttons = QButtonGroup(self)
         for mode, title, tip in (("pan", "Pan", "Drag moves the map"),
@@ -270,7 +316,10 @@ class MapPanel(QWidget):
         self.reference_button.setToolTip("Go back to the faces shipped with the model")
         self.reference_button.clicked.connect(self.show_reference_map)
         bar.addWidget(self.reference_button)
-        return bar
+        rows = QVBoxLayout()
+        rows.addLayout(bar)
+        rows.addLayout(looks)
+        return rows
 
     def _build_progress_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -302,7 +351,13 @@ class MapPanel(QWidget):
         self.added_marks = pg.ScatterPlotItem(pxMode=True, symbol="star", size=20,
                                               brush=pg.mkBrush(255, 80, 120), pen=pg.mkPen((255, 255, 255), width=1.5))
         self.added_marks.setZValue(10)
-        for item in (self.scatter, self.selected_marks, self.added_marks):
+        self.arrow_line = pg.PlotCurveItem(pen=ARROW_PEN)
+        self.arrow_head = pg.ArrowItem(pen=pg.mkPen((255, 255, 255), width=1.5), brush=ARROW_PEN.color(), headLen=22,
+                                       tipAngle=40)
+        for item in (self.arrow_line, self.arrow_head):
+            item.setZValue(5)
+            item.setVisible(False)
+        for item in (self.scatter, self.selected_marks, self.added_marks, self.arrow_line, self.arrow_head):
             self.plot_widget.addItem(item)
         return self.plot_widget
 
@@ -311,7 +366,7 @@ class MapPanel(QWidget):
         side.setFixedWidth(250)
         grid = QGridLayout(side)
         grid.setContentsMargins(0, 0, 0, 0)
-        self.face_view = ImageView("Hover over a point to see its face", min_side=200)
+        self.face_view = ImageView("Hover over a point to see its face", min_side=180)
         self.face_caption = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
         self.count_label = QLabel("No faces selected", alignment=Qt.AlignmentFlag.AlignCenter)
         self.endpoints_button = push_button(
@@ -335,7 +390,7 @@ class MapPanel(QWidget):
             grid.addWidget(widget, row, 0)
         grid.setRowStretch(len(widgets), 1)
         self.face_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.face_view.setFixedHeight(240)
+        self.face_view.setFixedHeight(216)
         return side
 
     # ------------------------------------------------------------------ model and data
@@ -350,6 +405,7 @@ class MapPanel(QWidget):
             self.set_data(None)
             return
         self.stack.show_content()
+        self._fill_axis_combo()
         self.show_reference_map()
 
     def show_reference_map(self) -> None:
@@ -360,14 +416,38 @@ class MapPanel(QWidget):
             self._set_status("Use “Encode folder...” to map a folder of face pictures.")
 
     def set_data(self, data: MapData | None) -> None:
-        """Show these faces (None clears the map); the selection is cleared, added faces are re-placed."""
+        """Show these faces (None clears the map) on the chosen axes; the selection is cleared, added faces are
+        re-placed."""
+        self._own_data = data
+        name = self.axis_combo.currentData()
+        problem = ""
+        if data is not None and name is not None and self.model is not None and name in self.model.attributes:
+            try:
+                data = along_vector(data, name, self.model.attributes[name])
+            except ValueError as error:   # a zero vector has no direction to lay faces along
+                problem = f"Cannot use {name} as an axis: {one_line(error)}"
+        self._show_data(data)
+        if problem:
+            self._set_status(problem)
+
+    def _apply_axis(self) -> None:
+        if self._own_data is not None:
+            self.set_data(self._own_data)
+
+    def _show_data(self, data: MapData | None) -> None:
         self.data = data
         self._selected = []
         self.scatter.clear()
         self.reference_button.setEnabled(self.model is not None and self.model.reference is not None)
         if data is not None:
             self.scatter.setData(pos=data.coords, data=np.arange(len(data.coords)), brush=PLAIN_BRUSH)
-            self.source_label.setText(f"{data.title} · {METHOD_TITLES[data.method]}")
+            layout = (f"x: along {data.axis.replace('_', ' ')}, y: PCA of the rest" if data.axis
+                      else METHOD_TITLES[data.method])
+            self.source_label.setText(f"{data.title} · {layout}")
+            self.source_label.setToolTip(self.source_label.text())
+        self.plot_widget.showAxis("bottom", data is not None and data.axis is not None)
+        if data is not None and data.axis is not None:
+            self.plot_widget.setLabel("bottom", f"Position along the {data.axis.replace('_', ' ')} vector")
             self._set_status("")
             self._select_method(data.method)
         self._fill_colour_combo()
@@ -408,10 +488,25 @@ class MapPanel(QWidget):
         self.colour_combo.blockSignals(False)
         self._apply_colouring()
 
+    def _fill_axis_combo(self) -> None:
+        """The model's vectors to use as the x axis, keeping the current choice if it is still there."""
+        previous = self.axis_combo.currentData()
+        self.axis_combo.blockSignals(True)
+        self.axis_combo.clear()
+        self.axis_combo.addItem(OWN_AXES, None)
+        for name in sorted(self.model.attributes if self.model else (), key=str.lower):
+            self.axis_combo.addItem(f"Along {name.replace('_', ' ')}", name)
+        index = self.axis_combo.findData(previous)
+        self.axis_combo.setCurrentIndex(max(0, index))
+        self.axis_combo.blockSignals(False)
+        if previous is not None and index < 0:
+            self._apply_axis()
+
     # ------------------------------------------------------------------ colouring
 
     def _apply_colouring(self) -> None:
         choice = self.colour_combo.currentData()
+        self._draw_arrow(choice[1] if choice is not None and choice[0] == "vector" else None)
         if self.data is None or choice is None:
             self.scatter.setBrush(PLAIN_BRUSH)
             self.legend_label.clear()
@@ -426,7 +521,27 @@ class MapPanel(QWidget):
             scores = (self.data.latents @ (vector / vector.norm().clamp_min(1e-12))).numpy()
             brushes, low, high = score_brushes(scores)
             self.scatter.setBrush(brushes)
-            self.legend_label.setText(self._score_legend(key, low, high))
+            self.legend_label.setText(self._score_legend(key, low, high) + self._arrow_note)
+
+    def _draw_arrow(self, name: str | None) -> None:
+        """An arrow from the average face along the vector coloured by, where the map is linear (PCA)."""
+        arrow = arrow_ends(self.data, self.model.attributes[name]) if name is not None and self.data else None
+        for item in (self.arrow_line, self.arrow_head):
+            item.setVisible(arrow is not None)
+        self._arrow_note = ""
+        if arrow is None:
+            return
+        ends, in_plane = arrow
+        self._arrow_note = (f"<br><span style='color:{ARROW_PEN.color().name()}'>➜</span> its direction on this map "
+                            f"({100 * in_plane:.0f}% of it lies in the map's plane)")
+        self.arrow_line.setData(ends[:, 0], ends[:, 1])
+        dx, dy = ends[1] - ends[0]
+        self.arrow_head.setStyle(angle=math.degrees(math.atan2(dy, -dx)))  # 0 points left; screen y runs down
+        self.arrow_head.setPos(*ends[1])
+
+    def arrow_tip(self) -> tuple[float, float] | None:
+        """Where the vector's arrow points to on the map, or None when none is drawn."""
+        return (self.arrow_head.pos().x(), self.arrow_head.pos().y()) if self.arrow_head.isVisible() else None
 
     @staticmethod
     def _swatch(brush: QBrush) -> str:
@@ -558,7 +673,7 @@ class MapPanel(QWidget):
         if method == "pca" and self.data.is_reference:
             self.show_reference_map()
             return
-        self._start(refit, self.data, method, busy_text=f"Fitting a {METHOD_TITLES[method]} map...")
+        self._start(refit, self._own_data, method, busy_text=f"Fitting a {METHOD_TITLES[method]} map...")
 
     def _start(self, job: Callable[..., Any], *args: Any, busy_text: str, cancellable: bool = False) -> None:
         """Run job(*args) in the background (with cancel= when cancellable); what a cancelled job returns or

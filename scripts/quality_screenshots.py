@@ -30,15 +30,21 @@ def wait_until(app, done, timeout_s: float = 120) -> None:
         time.sleep(0.01)
 
 
-def main() -> int:
+def parse_arguments() -> argparse.Namespace:
+    """MODEL, --size WxH, --out FOLDER (made if missing), --root-shot."""
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?", default=str(ROOT / "checkpoints" / "faces64.safetensors"))
     parser.add_argument("--size", default="1280x800")
     parser.add_argument("--out", default=str(SHOTS))
     parser.add_argument("--root-shot", action="store_true")
     args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> int:
+    args = parse_arguments()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     def save(widget, name: str) -> None:
         for _ in range(20):
