@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout
 from core.api import Model, ReferenceMap
 from core.checkpoint import atomic_file
 from core.data import Cancel, Progress
-from core.directions import vector_axis_projection
+from core.directions import model_directions, vector_axis_projection
 from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.pipeline import encode_folder
@@ -64,7 +64,8 @@ class MapData:
     labels: torch.Tensor | None = None           # N x A int8: 1 has, -1 lacks, 0 unknown
     label_names: tuple[str, ...] = field(default_factory=tuple)
     axis: str | None = None
-    """The attribute vector whose projection is x (then y is the first principal axis of the rest)."""
+    """The vector (attribute or principal direction) whose projection is x (then y is the first principal axis of
+    the rest)."""
 
     @classmethod
     def from_reference(cls, ref: ReferenceMap) -> MapData:
@@ -230,6 +231,8 @@ class MapPanel(QWidget):
         self.data: MapData | None = None
         self._arrow_note = ""
         self._own_data: MapData | None = None
+        self._axis_vectors: dict[str, torch.Tensor] = {}
+        """What the X axis choices lay faces along: attribute vectors and principal directions, by name."""
         """The faces on the map's own axes (data may show them along a vector instead)."""
         self._selected: list[int] = []
         self._shown_index: int | None = None
@@ -293,7 +296,8 @@ class MapPanel(QWidget):
         self.axis_combo = QComboBox(minimumContentsLength=12)
         self.axis_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.axis_combo.setToolTip("Project on a vector: x is each face's position along the chosen attribute "
-                                   "vector, y the largest spread of what remains (Latent Space Cartography)")
+                                   "vector or principal direction, y the largest spread of what remains (Latent "
+                                   "Space Cartography)")
         self.axis_combo.currentIndexChanged.connect(self._apply_axis)
         looks.addWidget(self.axis_combo)
         looks.addStretch(1)
@@ -421,9 +425,9 @@ class MapPanel(QWidget):
         self._own_data = data
         name = self.axis_combo.currentData()
         problem = ""
-        if data is not None and name is not None and self.model is not None and name in self.model.attributes:
+        if data is not None and name in self._axis_vectors:
             try:
-                data = along_vector(data, name, self.model.attributes[name])
+                data = along_vector(data, name, self._axis_vectors[name])
             except ValueError as error:   # a zero vector has no direction to lay faces along
                 problem = f"Cannot use {name} as an axis: {one_line(error)}"
         self._show_data(data)
@@ -489,13 +493,22 @@ class MapPanel(QWidget):
         self._apply_colouring()
 
     def _fill_axis_combo(self) -> None:
-        """The model's vectors to use as the x axis, keeping the current choice if it is still there."""
+        """The model's attribute vectors, then its principal directions, to use as the x axis, keeping the
+        current choice if it is still there."""
         previous = self.axis_combo.currentData()
         self.axis_combo.blockSignals(True)
         self.axis_combo.clear()
         self.axis_combo.addItem(OWN_AXES, None)
-        for name in sorted(self.model.attributes if self.model else (), key=str.lower):
-            self.axis_combo.addItem(f"Along {name.replace('_', ' ')}", name)
+        attributes = self.model.attributes if self.model else {}
+        directions = model_directions(self.model) if self.model else None
+        titles = {name: name.replace("_", " ") for name in sorted(attributes, key=str.lower)}
+        self._axis_vectors = {name: attributes[name].float() for name in titles}
+        if directions is not None:
+            for name, title, component in zip(directions.names(), directions.labels(), directions.components):
+                if name not in titles:
+                    titles[name], self._axis_vectors[name] = title, component
+        for name, title in titles.items():
+            self.axis_combo.addItem(f"Along {title}", name)
         index = self.axis_combo.findData(previous)
         self.axis_combo.setCurrentIndex(max(0, index))
         self.axis_combo.blockSignals(False)

@@ -18,6 +18,7 @@ import core
 from conftest import make_tiny_model
 from test_panel_attribute import one_torch_thread  # noqa: F401 - autouse fixture
 from core.bundle import save_inference_model
+from core.directions import model_directions
 from explorer.attribute_panel import AttributePanel
 from core.latent import PROJECTION_METHODS
 from explorer.map_panel import METHOD_TITLES, MapPanel, framing_range, points_in_polygon
@@ -308,3 +309,13 @@ def test_a_zero_vector_as_axis_says_why_and_keeps_the_map(app_panels):
     assert "Cannot use Flat as an axis" in panel.status_label.text()
     np.testing.assert_allclose(np.c_[panel.scatter.data["x"], panel.scatter.data["y"]],
                                model.reference.coords.numpy(), rtol=1e-6)
+
+
+def test_a_principal_direction_can_be_the_x_axis(app_panels):
+    panel, _, _, model = app_panels
+    index = next(i for i in range(panel.axis_combo.count()) if panel.axis_combo.itemText(i).startswith("Along PC3 ("))
+    panel.axis_combo.setCurrentIndex(index)
+    component = model_directions(model).components[2].double()
+    latents = model.reference.latents.double()
+    np.testing.assert_allclose(panel.scatter.data["x"], ((latents - latents.mean(0)) @ component).numpy(), atol=1e-4)
+    assert "x: along PC3" in panel.source_label.text()
