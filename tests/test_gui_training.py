@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPainter
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from core.api import load_model
@@ -153,10 +155,10 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
                                                 tiny_model_path: Path):
     assert [panel.start_from.itemText(i) for i in range(panel.start_from.count())] == ["A new model"]
     model = load_model(tiny_model_path, device="cpu")
+    panel.width.setValue(0.5)
     panel.selection.set_model(model)
     assert panel.start_from.itemText(1) == "The open model (tiny)"
-    panel.width.setValue(0.5)
-    panel.start_from.setCurrentIndex(1)
+    assert panel.start_from.currentIndex() == 1  # the faster path is the default
     assert panel.width.value() == model.config.width and panel.latent_size.value() == model.config.latent_dim
     assert not panel.width.isEnabled() and not panel.kernel.isEnabled()
 
@@ -182,8 +184,10 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
         if tensor.is_floating_point() and "running" not in name:
             assert torch.equal(tensor, source[name]), name
 
-    panel.start_from.setCurrentIndex(0)
+    QTest.keyClick(panel.start_from, Qt.Key.Key_Up)  # as a user would: "A new model"
     assert panel.width.isEnabled() and panel.train_config().init_from is None
+    panel.selection.set_model(load_model(tiny_model_path, device="cpu"))
+    assert panel.start_from.currentIndex() == 0  # a user's own choice of a new model stays
 
 
 def early_run_records(count: int = 6) -> list[dict[str, float]]:
