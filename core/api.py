@@ -13,7 +13,9 @@ from core.checkpoint import Checkpoint, CheckpointError, load_model_checkpoint, 
 from core.device import resolve_device
 from core.latent import LatentGaussian, sample_prior
 from core.model import VAEGAN, ModelConfig
-from core.schema import ATTRIBUTES, DATA, PROVENANCE, REFERENCE, TRAINING_STATE
+from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, DATA, DECODER, ENCODER, PROVENANCE, REF_COORDS, REF_LABELS,
+                         REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN, REF_THUMBNAILS, REFERENCE, TRAINING_STATE,
+                         in_groups)
 
 
 @dataclass
@@ -143,17 +145,17 @@ class Model:
         if not target.name:
             raise CheckpointError("model has no file to save attributes into")
         ckpt = load_model_checkpoint(target).checkpoint
-        ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not k.startswith("attr.")}
+        ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not in_groups(k, ("attr",))}
         names = sorted(self.attributes)
         if names:
-            ckpt.tensors["attr.vectors"] = torch.stack([self.attributes[n].float().cpu() for n in names])
+            ckpt.tensors[ATTRIBUTE_VECTORS] = torch.stack([self.attributes[n].float().cpu() for n in names])
         ckpt.meta[ATTRIBUTES] = names
         return save_checkpoint(target, ckpt)
 
 
 def _attributes_from(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
     names = ckpt.meta.get(ATTRIBUTES, [])
-    vectors = ckpt.tensors.get("attr.vectors")
+    vectors = ckpt.tensors.get(ATTRIBUTE_VECTORS)
     if vectors is None or len(names) != vectors.shape[0]:
         return {}
     return {n: v.float() for n, v in zip(names, vectors)}
@@ -161,18 +163,19 @@ def _attributes_from(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
 
 def _reference_from(ckpt: Checkpoint) -> ReferenceMap | None:
     t = ckpt.tensors
-    needed = ("ref.latents", "ref.coords", "ref.thumbnails_jpeg", "ref.projection_mean", "ref.projection_axes")
+    needed = (REF_LATENTS, REF_COORDS, REF_THUMBNAILS, REF_PROJECTION_MEAN, REF_PROJECTION_AXES)
     if not all(k in t for k in needed):
         return None
     info = ckpt.meta.get(REFERENCE) or {}
-    count = int(info.get("count", t["ref.latents"].shape[0]))
-    if not count == t["ref.latents"].shape[0] == t["ref.coords"].shape[0]:
-        raise ValueError(f"the reference map's sizes disagree ({count} faces, {t['ref.latents'].shape[0]} latents, "
-                         f"{t['ref.coords'].shape[0]} positions)")
-    thumbs = decode_thumbnail_atlas(t["ref.thumbnails_jpeg"], count,
+    latents, coords = t[REF_LATENTS], t[REF_COORDS]
+    count = int(info.get("count", latents.shape[0]))
+    if not count == latents.shape[0] == coords.shape[0]:
+        raise ValueError(f"the reference map's sizes disagree ({count} faces, {latents.shape[0]} latents, "
+                         f"{coords.shape[0]} positions)")
+    thumbs = decode_thumbnail_atlas(t[REF_THUMBNAILS], count,
                                     int(info.get("thumbnail_size", 64)), int(info.get("columns", 45)))
-    return ReferenceMap(t["ref.latents"].float(), t["ref.coords"].float(), thumbs, t["ref.projection_mean"].float(),
-                        t["ref.projection_axes"].float(), t.get("ref.labels"), tuple(info.get("label_names", ())))
+    return ReferenceMap(latents.float(), coords.float(), thumbs, t[REF_PROJECTION_MEAN].float(),
+                        t[REF_PROJECTION_AXES].float(), t.get(REF_LABELS), tuple(info.get("label_names", ())))
 
 
 def encode_thumbnail_atlas(thumbs: torch.Tensor, columns: int, quality: int = 88) -> torch.Tensor:
@@ -217,8 +220,8 @@ def load_model(path: str | Path, device: str = "auto") -> Model:
     ckpt, cfg, file = loaded.checkpoint, loaded.config, loaded.path
     try:
         net = VAEGAN(cfg, with_discriminator=False)
-        net.encoder.load_state_dict({k: v.float() for k, v in ckpt.group("enc").items()})
-        net.decoder.load_state_dict({k: v.float() for k, v in ckpt.group("dec").items()})
+        net.encoder.load_state_dict({k: v.float() for k, v in ckpt.group(ENCODER).items()})
+        net.decoder.load_state_dict({k: v.float() for k, v in ckpt.group(DECODER).items()})
         reference = _reference_from(ckpt)
     except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
         raise CheckpointError(f"{file}: checkpoint does not hold a usable model ({str(exc).splitlines()[0][:160]})") from exc

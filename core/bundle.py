@@ -10,7 +10,9 @@ import torch
 from core.api import Model, ReferenceMap, encode_thumbnail_atlas
 from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.latent import fit_projection
-from core.schema import ATTRIBUTES, KIND, KIND_INFERENCE, MODEL_CONFIG, OPTIMIZER, RANDOM_FACES, REFERENCE
+from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, EXPLORER_GROUPS, KIND, KIND_INFERENCE, MODEL_CONFIG, OPTIMIZER,
+                         RANDOM_FACES, REF_COORDS, REF_LABELS, REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN,
+                         REF_THUMBNAILS, REFERENCE, in_groups)
 from core.trainer import model_tensors
 
 ATLAS_COLUMNS = 45
@@ -26,28 +28,24 @@ def build_reference_map(model: Model, images: torch.Tensor, labels: torch.Tensor
     return ReferenceMap(latents, coords, thumbs, state["mean"], state["axes"], labels, tuple(label_names))
 
 
-EXPLORER_PREFIXES = ("attr.", "sampler.", "ref.")
-"""Tensor keys of what exploring needs besides the networks (rewritten whole by add_explorer_parts)."""
-
-
 def explorer_parts(model: Model, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata) of the model's attribute vectors, fitted latent Gaussian and reference map."""
     tensors: dict[str, torch.Tensor] = {}
     names = sorted(model.attributes)
     meta: dict[str, Any] = {ATTRIBUTES: names}
     if names:
-        tensors["attr.vectors"] = torch.stack([model.attributes[n].float() for n in names])
+        tensors[ATTRIBUTE_VECTORS] = torch.stack([model.attributes[n].float() for n in names])
     if model.latent_gaussian is not None:
         tensors.update(model.latent_gaussian.tensors())
     ref = model.reference
     if ref is not None:
         tensors.update({
-            "ref.latents": ref.latents.to(dtype), "ref.coords": ref.coords.float(),
-            "ref.thumbnails_jpeg": encode_thumbnail_atlas(ref.thumbnails, ATLAS_COLUMNS),
-            "ref.projection_mean": ref.projection_mean.float(), "ref.projection_axes": ref.projection_axes.float(),
+            REF_LATENTS: ref.latents.to(dtype), REF_COORDS: ref.coords.float(),
+            REF_THUMBNAILS: encode_thumbnail_atlas(ref.thumbnails, ATLAS_COLUMNS),
+            REF_PROJECTION_MEAN: ref.projection_mean.float(), REF_PROJECTION_AXES: ref.projection_axes.float(),
         })
         if ref.labels is not None:
-            tensors["ref.labels"] = ref.labels.to(torch.int8)
+            tensors[REF_LABELS] = ref.labels.to(torch.int8)
         meta[REFERENCE] = {"count": int(ref.latents.shape[0]), "thumbnail_size": int(ref.thumbnails.shape[-1]),
                            "columns": ATLAS_COLUMNS, "label_names": list(ref.label_names), "projection": "pca"}
     if RANDOM_FACES in model.meta:
@@ -73,7 +71,7 @@ def add_explorer_parts(model: Model, path: str | Path) -> Path:
     """Store the model's attribute vectors, latent Gaussian and reference map in an existing checkpoint (a
     training run's, which keeps its training state), replacing any it held."""
     ckpt = load_checkpoint(path)
-    ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not k.startswith(EXPLORER_PREFIXES)}
+    ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not in_groups(k, EXPLORER_GROUPS)}
     ckpt.meta.pop(REFERENCE, None)
     parts, parts_meta = explorer_parts(model, torch.float32)
     ckpt.tensors.update(parts)

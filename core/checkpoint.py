@@ -20,8 +20,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from core.model import VAEGAN, ModelConfig
-from core.schema import (ATTRIBUTES, DATA, FORMAT_NAME, FORMAT_VERSION, HEADER_FORMAT, HEADER_META, HEADER_VERSION, KIND,
-                         KIND_TRAINING, LABEL_NAMES, MODEL_CONFIG, OPTIMIZER, REFERENCE, TRAIN_CONFIG, TRAINING_STATE)
+from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, DATA, DECODER, DISCRIMINATOR, ENCODER, EXPLORER_GROUPS,
+                         FORMAT_NAME, FORMAT_VERSION, HEADER_FORMAT, HEADER_META, HEADER_VERSION, KIND, KIND_TRAINING,
+                         LABEL_NAMES, MODEL_CONFIG, NETWORK_PARTS, OPTIMIZER, OPTIMIZER_STATE, REF_COORDS, REF_LABELS,
+                         REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN, REF_THUMBNAILS, REFERENCE,
+                         SAMPLER_MEAN, SAMPLER_SCALE_TRIL, TRAIN_CONFIG, TRAINING_STATE, in_groups)
 
 CHECKPOINT_SUFFIX = ".safetensors"
 TEMPORARY_SUFFIX = ".tmp"
@@ -265,7 +268,7 @@ def check_training_meta(path: Path, meta: dict, config: ModelConfig) -> None:
     if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
         raise CheckpointError(f"{path}: checkpoint is damaged (training_state.elapsed_s is {_kind(elapsed)})")
     optimizer = _require(path, meta, OPTIMIZER, dict)
-    for part in ("enc", "dec") + (("dis",) if config.model_type == "vaegan" else ()):
+    for part in (ENCODER, DECODER) + ((DISCRIMINATOR,) if config.model_type == "vaegan" else ()):
         entry = _require(path, optimizer, part, dict, where="optimizer.")
         groups = _require(path, entry, "param_groups", list, where=f"optimizer.{part}.")
         if not groups or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
@@ -300,7 +303,7 @@ class Architecture:
     def of(cls, config: ModelConfig, with_discriminator: bool) -> "Architecture":
         with torch.device("meta"):
             net = VAEGAN(config, with_discriminator=with_discriminator)
-        parts = {"enc": net.encoder, "dec": net.decoder, "dis": net.discriminator}
+        parts = dict(zip(NETWORK_PARTS, (net.encoder, net.decoder, net.discriminator)))
         parts = {p: m for p, m in parts.items() if m is not None}
         return cls({f"{p}.{k}": tuple(v.shape) for p, m in parts.items() for k, v in m.state_dict().items()},
                    {p: [tuple(v.shape) for v in m.parameters()] for p, m in parts.items()})
@@ -312,7 +315,7 @@ class Architecture:
 
 def check_tensor_layout(path: Path, config: ModelConfig, layout: TensorLayout, with_discriminator: bool) -> None:
     """Every tensor the file declares fits the declared architecture, before any is read."""
-    with_discriminator = with_discriminator or any(name.startswith("dis.") for name in layout)
+    with_discriminator = with_discriminator or any(in_groups(name, (DISCRIMINATOR,)) for name in layout)
     arch = Architecture.of(config, with_discriminator and config.model_type == "vaegan")
     declared = sum(math.prod(s) for s in arch.shapes.values())
     present = sum(math.prod(layout[n][1]) for n in arch.shapes if n in layout)
@@ -329,12 +332,12 @@ def check_tensor_layout(path: Path, config: ModelConfig, layout: TensorLayout, w
     for name, (_, shape) in layout.items():
         if name in arch.shapes:
             continue
-        if name.startswith(("enc.", "dec.", "dis.")):
+        if in_groups(name, NETWORK_PARTS):
             raise CheckpointError(f"{path}: tensor {name} is not part of the architecture in model_config")
         problem = _extra_tensor_problem(name, shape, config.latent_dim, arch)
         if problem:
             raise CheckpointError(f"{path}: tensor {name} {problem}")
-        if not name.startswith(("ref.", "attr.", "sampler.", "optim.")):
+        if not in_groups(name, EXPLORER_GROUPS + (OPTIMIZER_STATE,)):
             budget -= math.prod(shape)
             if budget < 0:
                 raise CheckpointError(f"{path}: holds more extra data than its model ({name} {list(shape)})")
@@ -342,19 +345,18 @@ def check_tensor_layout(path: Path, config: ModelConfig, layout: TensorLayout, w
 
 def _extra_tensor_problem(name: str, shape: tuple[int, ...], d: int, arch: Architecture) -> str | None:
     """Why a tensor beside the networks' weights cannot be right, or None."""
-    fixed = {"sampler.mean": (d,), "sampler.scale_tril": (d, d), "ref.projection_mean": (d,),
-             "ref.projection_axes": (2, d)}
-    rows = {"attr.vectors": (MAX_ATTRIBUTES, d, d), "ref.latents": (MAX_REFERENCE_FACES, d, d),
-            "ref.coords": (MAX_REFERENCE_FACES, 2, 2), "ref.labels": (MAX_REFERENCE_FACES, 0, MAX_ATTRIBUTES)}
+    fixed = {SAMPLER_MEAN: (d,), SAMPLER_SCALE_TRIL: (d, d), REF_PROJECTION_MEAN: (d,), REF_PROJECTION_AXES: (2, d)}
+    rows = {ATTRIBUTE_VECTORS: (MAX_ATTRIBUTES, d, d), REF_LATENTS: (MAX_REFERENCE_FACES, d, d),
+            REF_COORDS: (MAX_REFERENCE_FACES, 2, 2), REF_LABELS: (MAX_REFERENCE_FACES, 0, MAX_ATTRIBUTES)}
     if name in fixed:
         return None if shape == fixed[name] else f"has shape {list(shape)}, expected {list(fixed[name])}"
     if name in rows:
         most, low, high = rows[name]
         fits = len(shape) == 2 and shape[0] <= most and low <= shape[1] <= high
         return None if fits else f"has impossible shape {list(shape)}"
-    if name == "ref.thumbnails_jpeg":
+    if name == REF_THUMBNAILS:
         return None if len(shape) == 1 and shape[0] <= MAX_ATLAS_BYTES else f"has impossible shape {list(shape)}"
-    if name.startswith("optim."):
+    if in_groups(name, (OPTIMIZER_STATE,)):
         return _optimizer_tensor_problem(name, shape, arch)
     return None
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from core.model import VAEGAN
+from core.schema import DECODER, ENCODER
 
 
 class WeightAverage:
@@ -37,4 +38,4 @@ class WeightAverage:
                     mine.copy_(theirs)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"enc": self.encoder, "dec": self.decoder}
+        return {ENCODER: self.encoder, DECODER: self.decoder}

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.schema import SAMPLER_MEAN, SAMPLER_SCALE_TRIL
+
 MAX_STEPS = 256
 _PARALLEL_SIN = 1e-5     # slerp treats directions closer than this (in sin of the angle) as parallel
 _TINY_NORM = 1e-12
@@ -298,12 +300,12 @@ class LatentGaussian:
 
     def tensors(self) -> dict[str, Tensor]:
         """How model files store it (see from_tensors)."""
-        return {"sampler.mean": self.mean.float(), "sampler.scale_tril": self.scale_tril.float()}
+        return {SAMPLER_MEAN: self.mean.float(), SAMPLER_SCALE_TRIL: self.scale_tril.float()}
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, Tensor], latent_dim: int) -> "LatentGaussian | None":
         """The stored Gaussian, or None when the file has none of the right size."""
-        mean, scale_tril = tensors.get("sampler.mean"), tensors.get("sampler.scale_tril")
+        mean, scale_tril = tensors.get(SAMPLER_MEAN), tensors.get(SAMPLER_SCALE_TRIL)
         if mean is None or scale_tril is None or mean.shape != (latent_dim,) or scale_tril.shape != (latent_dim,) * 2:
             return None
         return cls(mean.float(), scale_tril.float())

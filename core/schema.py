@@ -33,3 +33,27 @@ PROVENANCE = "provenance"
 META_KEYS = (KIND, MODEL_CONFIG, TRAIN_CONFIG, TRAINING_STATE, OPTIMIZER, DATA, LABEL_NAMES, ATTRIBUTES, REFERENCE,
              RANDOM_FACES, PROVENANCE)
 """Every top-level metadata key: what writes a checkpoint uses no other (tests check the run's and the bundle's)."""
+
+# Tensor names: "<group>.<name>". The networks' weights are their state_dict entries under a part's group.
+ENCODER, DECODER, DISCRIMINATOR = "enc", "dec", "dis"
+NETWORK_PARTS = (ENCODER, DECODER, DISCRIMINATOR)
+RAW_WEIGHTS = "train"
+"""A run with a moving average keeps its raw Enc and Dec under train.enc / train.dec (enc / dec hold the average,
+which inference loads; training continues from the raw ones)."""
+OPTIMIZER_STATE = "optim"
+"""optim.<part>.<parameter index>.<entry>: each optimiser's tensors (training checkpoints only)."""
+ATTRIBUTE_VECTORS = "attr.vectors"
+"""One row per name in the ATTRIBUTES metadata entry."""
+SAMPLER_MEAN, SAMPLER_SCALE_TRIL = "sampler.mean", "sampler.scale_tril"
+"""The latent Gaussian random faces are drawn from."""
+REF_LATENTS, REF_COORDS, REF_LABELS = "ref.latents", "ref.coords", "ref.labels"
+REF_THUMBNAILS = "ref.thumbnails_jpeg"
+"""The reference map's thumbnails as one JPEG atlas (its bytes)."""
+REF_PROJECTION_MEAN, REF_PROJECTION_AXES = "ref.projection_mean", "ref.projection_axes"
+EXPLORER_GROUPS = ("attr", "sampler", "ref")
+"""What exploring needs besides the networks (rewritten whole when a model's explorer parts are saved)."""
+
+
+def in_groups(name: str, groups: tuple[str, ...]) -> bool:
+    """Whether the tensor name belongs to one of the groups."""
+    return name.split(".", 1)[0] in groups

@@ -25,8 +25,9 @@ from core.device import autocast_for, resolve_device, uses_channels_last
 from core.ema import WeightAverage
 from core.latent import LatentGaussian, fit_latent_gaussian
 from core.model import VAEGAN, ModelConfig
-from core.schema import (DATA, KIND, KIND_TRAINING, LABEL_NAMES, MODEL_CONFIG, OPTIMIZER, RANDOM_FACES, TRAIN_CONFIG,
-                         TRAINING_STATE)
+from core.schema import (DATA, DECODER, DISCRIMINATOR, ENCODER, KIND, KIND_TRAINING, LABEL_NAMES, MODEL_CONFIG,
+                         NETWORK_PARTS, OPTIMIZER, OPTIMIZER_STATE, RANDOM_FACES, RAW_WEIGHTS, TRAIN_CONFIG,
+                         TRAINING_STATE, in_groups)
 from core.steps import Optimizers, StepSettings, vae_step, vaegan_step
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -41,8 +42,6 @@ SAMPLER_FIT_FACES = 2000
 SAVE_COST_SHARE = 0.02
 """Checkpoints come at most this often: every checkpoint_interval_s, or less often when a save takes longer
 than this share of that time."""
-RAW_PREFIX = "train."
-"""Key prefix of the raw (not averaged) Enc and Dec weights in the checkpoint of a run with EMA."""
 
 
 class TrainingError(RuntimeError):
@@ -168,20 +167,20 @@ class TrainerCallbacks:
 
 
 def model_tensors(model: VAEGAN, inference_only: bool = False) -> dict[str, torch.Tensor]:
-    parts = {"enc": model.encoder, "dec": model.decoder}
+    parts = {ENCODER: model.encoder, DECODER: model.decoder}
     if model.discriminator is not None and not inference_only:
-        parts["dis"] = model.discriminator
+        parts[DISCRIMINATOR] = model.discriminator
     return {f"{p}.{k}": v for p, m in parts.items() for k, v in m.state_dict().items()}
 
 
 def load_model_tensors(model: VAEGAN, ckpt: Checkpoint) -> None:
     """The weights training continues from: a run with EMA keeps its raw Enc and Dec as `train.enc`/`train.dec`
     (its `enc`/`dec` are the averages, which inference loads)."""
-    raw = RAW_PREFIX if ckpt.group(RAW_PREFIX + "enc") else ""
-    model.encoder.load_state_dict(ckpt.group(raw + "enc"))
-    model.decoder.load_state_dict(ckpt.group(raw + "dec"))
+    raw = f"{RAW_WEIGHTS}." if ckpt.group(f"{RAW_WEIGHTS}.{ENCODER}") else ""
+    model.encoder.load_state_dict(ckpt.group(raw + ENCODER))
+    model.decoder.load_state_dict(ckpt.group(raw + DECODER))
     if model.discriminator is not None:
-        model.discriminator.load_state_dict(ckpt.group("dis"))
+        model.discriminator.load_state_dict(ckpt.group(DISCRIMINATOR))
 
 
 def load_pretrained_autoencoder(model: VAEGAN, path: str | Path) -> dict[str, Any]:
@@ -529,11 +528,11 @@ class Trainer:
             return path
         tensors = self.weight_tensors()
         optim_info = {}
-        for name, o in zip(("enc", "dec", "dis"), (self.optimizers.encoder, self.optimizers.decoder,
-                                                    self.optimizers.discriminator)):
+        for name, o in zip(NETWORK_PARTS, (self.optimizers.encoder, self.optimizers.decoder,
+                                           self.optimizers.discriminator)):
             if o is None:
                 continue
-            t, info = flatten_optimizer(f"optim.{name}", o)
+            t, info = flatten_optimizer(f"{OPTIMIZER_STATE}.{name}", o)
             tensors.update(t)
             optim_info[name] = info
         fitted = self.fit_latent_gaussian()
@@ -548,11 +547,11 @@ class Trainer:
 
     def weight_tensors(self) -> dict[str, torch.Tensor]:
         """The networks' tensors for a checkpoint: with EMA, `enc`/`dec` hold the averages (what inference and
-        build_bundle load) and RAW_PREFIX + `enc`/`dec` the weights training continues from."""
+        build_bundle load) and `train.enc`/`train.dec` (RAW_WEIGHTS) the weights training continues from."""
         tensors = model_tensors(self.model)
         if self.ema is None:
             return tensors
-        raw = {RAW_PREFIX + k: v for k, v in tensors.items() if not k.startswith("dis.")}
+        raw = {f"{RAW_WEIGHTS}.{k}": v for k, v in tensors.items() if not in_groups(k, (DISCRIMINATOR,))}
         averaged = {f"{p}.{k}": v for p, m in self.ema.modules().items() for k, v in m.state_dict().items()}
         return {**tensors, **raw, **averaged}
 
@@ -561,7 +560,7 @@ class Trainer:
         if self.ema is None:
             return
         self.ema = WeightAverage(self.model, self.cfg.ema_decay)
-        if ckpt.group(RAW_PREFIX + "enc"):
+        if ckpt.group(f"{RAW_WEIGHTS}.{ENCODER}"):
             for key, module in self.ema.modules().items():
                 module.load_state_dict(ckpt.group(key))
 
@@ -580,10 +579,11 @@ class Trainer:
         try:
             load_model_tensors(trainer.model, ckpt)
             trainer.load_average(ckpt)
-            for name, o in zip(("enc", "dec", "dis"), (trainer.optimizers.encoder, trainer.optimizers.decoder,
-                                                        trainer.optimizers.discriminator)):
+            for name, o in zip(NETWORK_PARTS, (trainer.optimizers.encoder, trainer.optimizers.decoder,
+                                               trainer.optimizers.discriminator)):
                 if o is not None:
-                    o.load_state_dict(unflatten_optimizer(f"optim.{name}", ckpt, ckpt.meta[OPTIMIZER][name]))
+                    o.load_state_dict(unflatten_optimizer(f"{OPTIMIZER_STATE}.{name}", ckpt,
+                                                          ckpt.meta[OPTIMIZER][name]))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise TrainingError(f"{path}: cannot continue from it ({str(exc).splitlines()[0][:160]})") from exc
         state = ckpt.meta[TRAINING_STATE]

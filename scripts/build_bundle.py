@@ -22,14 +22,15 @@ from core.data import load_image_folder
 from core.pipeline import REFERENCE_FACES, complete_model
 
 
-def provenance(model: core.Model, data_folder: Path, command: str, hardware: str) -> dict:
+def provenance(model: core.Model, data_folder: Path, command: str, hardware: str, data_note: str) -> dict:
     cfg = model.meta.get("train_config", {})
     started_from = model.meta.get("training_state", {}).get("started_from")
+    trained_on = model.meta.get("data", {})
     return {
         "command": command,
-        "data": f"{model.images_trained_on:,} image draws from {model.meta.get('data', {}).get('images', '?')} "
-                f"aligned CelebA faces ({data_folder.name}: ids 000001-008000 of ../shared/data/celeba/faces64, "
-                f"64x64 CelebA box crop); ids 008001-009000 held out for evaluation",
+        "data": f"{model.images_trained_on:,} image draws from {trained_on.get('images', '?'):,} faces of "
+                f"{Path(trained_on.get('folder', '?')).name} (crop {trained_on.get('crop', '?')}){data_note}; "
+                f"attribute vectors, random faces and the map from the labelled {data_folder.name}",
         "steps": int(model.lifetime("step")),
         "batch_size": cfg.get("batch_size"),
         "hardware": hardware,
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("checkpoints/faces64.safetensors"))
     parser.add_argument("--reference-count", type=int, default=REFERENCE_FACES)
     parser.add_argument("--command", default="", help="the training command, recorded as provenance")
+    parser.add_argument("--data-note", default="", help="appended to the training data's description")
     parser.add_argument("--hardware", default=f"{platform.machine()} CPU, {os.cpu_count()} cores",
                         help="what it was trained on, recorded as provenance")
     args = parser.parse_args()
@@ -55,8 +57,9 @@ def main() -> None:
     if data.labels is None:
         raise SystemExit(f"{args.data}: no labels found; attribute vectors need list_attr_celeba.txt")
     complete_model(model, data, reference_faces=args.reference_count)
+    about = provenance(model, args.data, args.command, args.hardware, args.data_note)
     model.meta["data"] = {k: v for k, v in data.summary.items() if k not in ("skipped", "folder")}
-    path = save_inference_model(model, args.out, {"provenance": provenance(model, args.data, args.command, args.hardware)})
+    path = save_inference_model(model, args.out, {"provenance": about})
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {len(model.attributes)} attributes, "
           f"{len(model.reference.latents)} reference faces")
 

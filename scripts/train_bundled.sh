@@ -45,4 +45,5 @@ twin=$!
 train_or_resume runs/bundle_vaegan vaegan
 wait "$twin"
 .venv/bin/python scripts/build_bundle.py runs/bundle_vaegan data/celeba64_train --out checkpoints/faces64.safetensors \
-    --command "bash scripts/train_bundled.sh"
+    --command "bash scripts/train_bundled.sh" \
+    --data-note ": aligned CelebA ids 000001-008000 of faces64 and the wild_faces128 faces found and aligned; ids 008001-009000 held out"

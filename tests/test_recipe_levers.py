@@ -18,7 +18,8 @@ from core.cli import main
 from core.ema import WeightAverage
 from core.model import VAEGAN
 from core.steps import R1, STEP_METRICS, Optimizers, StepSettings, balance, discriminator_input, vaegan_step
-from core.trainer import CHECKPOINT_NAME, RAW_PREFIX, Trainer
+from core.schema import ENCODER, RAW_WEIGHTS
+from core.trainer import CHECKPOINT_NAME, Trainer
 from test_training import GradRecorder, face_batch, one_thread, tiny_config, tiny_dataset, train_config  # noqa: F401
 
 
@@ -57,7 +58,7 @@ def test_ema_weights_differ_from_raw_and_are_what_inference_loads(tmp_path):
     assert trainer.inference_networks() == (trainer.ema.encoder, trainer.ema.decoder)
 
     ckpt = load_checkpoint(path)
-    assert same_weights(ckpt.group("enc"), averaged) and same_weights(ckpt.group(RAW_PREFIX + "enc"), raw)
+    assert same_weights(ckpt.group(ENCODER), averaged) and same_weights(ckpt.group(f"{RAW_WEIGHTS}.{ENCODER}"), raw)
     assert ckpt.meta["train_config"]["ema_decay"] == 0.5
     model = load_model(tmp_path, device="cpu")       # the app, the CLI and scripts/build_bundle.py load this way
     assert same_weights(weights(model.net.encoder), averaged)
