@@ -49,7 +49,8 @@ def encode_images(model: Model, images: torch.Tensor, progress: Progress | None 
 
 def complete_model(model: Model, data: FaceDataset, reference_faces: int = REFERENCE_FACES,
                    progress: Progress | None = None) -> None:
-    """Set the model's attribute vectors (when the data has labels), latent Gaussian and reference map."""
+    """Set the model's attribute vectors (when the data has labels), latent Gaussian and reference map (none when
+    reference_faces is 0: a model only compared with, kept small)."""
     index = spread(FINISH_FACES, len(data))
     means, variances = encode_images(model, data.images[index], progress)
     try:
@@ -60,6 +61,9 @@ def complete_model(model: Model, data: FaceDataset, reference_faces: int = REFER
         model.meta.pop("random_faces", None)
     if data.labels is not None:
         model.attributes = attribute_vectors_from_labels(means, data.labels[index], data.label_names)
+    if reference_faces == 0:
+        model.reference = None
+        return
     pick = spread(reference_faces, len(data))
     labels = None if data.labels is None else data.labels[pick]
     model.reference = build_reference_map(model, data.images[pick], labels, tuple(data.label_names))

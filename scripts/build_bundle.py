@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="training run folder or checkpoint")
     parser.add_argument("data", type=Path, help="the labelled training folder")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/faces64.safetensors"))
-    parser.add_argument("--reference-count", type=int, default=REFERENCE_FACES)
+    parser.add_argument("--reference-count", type=int, default=REFERENCE_FACES,
+                        help="faces on the reference map (0: no map, for a model only compared with)")
     parser.add_argument("--command", default="", help="the training command, recorded as provenance")
     parser.add_argument("--data-note", default="", help="appended to the training data's description")
     parser.add_argument("--hardware", default=f"{platform.machine()} CPU, {os.cpu_count()} cores",
@@ -61,7 +62,7 @@ def main() -> None:
     model.meta["data"] = {k: v for k, v in data.summary.items() if k not in ("skipped", "folder")}
     path = save_inference_model(model, args.out, {"provenance": about})
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {len(model.attributes)} attributes, "
-          f"{len(model.reference.latents)} reference faces")
+          f"{len(model.reference.latents) if model.reference else 0} reference faces")
 
 
 if __name__ == "__main__":

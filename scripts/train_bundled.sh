@@ -47,3 +47,6 @@ wait "$twin"
 .venv/bin/python scripts/build_bundle.py runs/bundle_vaegan data/celeba64_train --out checkpoints/faces64.safetensors \
     --command "bash scripts/train_bundled.sh" \
     --data-note ": aligned CelebA ids 000001-008000 of faces64 and the wild_faces128 faces found and aligned; ids 008001-009000 held out"
+.venv/bin/python scripts/build_bundle.py runs/vae_twin data/celeba64_train --out checkpoints/faces64_vae.safetensors \
+    --reference-count 0 --command "bash scripts/train_bundled.sh" \
+    --data-note ": aligned CelebA ids 000001-008000 of faces64 and the wild_faces128 faces found and aligned; ids 008001-009000 held out"

@@ -9,7 +9,8 @@ from conftest import TINY_CONFIG, make_tiny_model, synthetic_face
 from core.api import load_model
 from core.data import CELEBA_ATTRIBUTES_NAME
 from core.dataset import FaceDataset
-from core.pipeline import encode_folder, finish_run
+from core.bundle import save_inference_model
+from core.pipeline import complete_model, encode_folder, finish_run
 from core.trainer import Trainer, TrainConfig
 from test_data import write_attributes
 
@@ -50,3 +51,16 @@ def test_finish_run_makes_the_run_checkpoint_explorer_ready_and_resumable(tmp_pa
     resumed = Trainer.from_run(run, data, max_steps=3)
     assert resumed.step == 2 and resumed.run() == checkpoint
     assert load_model(run, device="cpu").reference is None  # a newer checkpoint drops the map of older weights
+
+
+def test_a_model_only_compared_with_can_be_saved_without_a_reference_map(tmp_path):
+    images = torch.from_numpy(np.stack([synthetic_face(i) for i in range(8)])).permute(0, 3, 1, 2)
+    labels = torch.where(torch.arange(8)[:, None] % 2 == 0, 1, -1).to(torch.int8)
+    data = FaceDataset(images.contiguous(), [f"{i}.png" for i in range(8)], ["Glasses"], labels)
+    model = make_tiny_model(with_reference=False)
+    complete_model(model, data, reference_faces=0)
+    path = save_inference_model(model, tmp_path / "twin.safetensors")
+    saved = load_model(path, device="cpu")
+    assert saved.reference is None and list(saved.attributes) == ["Glasses"] and saved.latent_gaussian is not None
+    complete_model(model, data, reference_faces=4)
+    assert len(model.reference.latents) == 4
