@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QLineEdit, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
                                QWidget)
 from superqt import QLabeledDoubleSlider
+from superqt.utils import qthrottled
 
 from core.api import Model
 from core.checkpoint import CheckpointError
@@ -25,7 +26,7 @@ from core.vector_quality import conditional_vectors, cross_fitted_separation
 from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
 from explorer.selection import FaceItem, Selection, reference_face
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ERROR_STYLE, CoalescedCall, EmptyStateStack, ImageView, start_worker
+from explorer.widgets import ERROR_STYLE, ImageView, Panel, start_worker
 
 LABEL_MAX_WIDTH = 170
 """A slider's name keeps up to this many pixels ("PC1 (12.3% of variance)" whole) before the slider shrinks."""
@@ -101,7 +102,7 @@ def groups_separation_text(with_latents: torch.Tensor, without_latents: torch.Te
             "separates the groups well).")
 
 
-class AttributePanel(QWidget):
+class AttributePanel(Panel):
     """Edit a face with attribute-vector sliders and see before and after side by side.
 
     The face is the Selection's current face (on model load: the first reference-map face) or a
@@ -120,8 +121,7 @@ class AttributePanel(QWidget):
     """
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.selection = selection
+        super().__init__(selection, parent)
         self.model: Model | None = None
         self.meter: RealismMeter | None = None
         self.directions: PrincipalDirections | None = None
@@ -136,13 +136,9 @@ class AttributePanel(QWidget):
         self.edited_latent: torch.Tensor | None = None
         self._preview: tuple[Image.Image, np.ndarray] | None = None
         self._folder_worker = None
-        self._render_edit = CoalescedCall(self.render_edit, self)
+        self._render_edit = qthrottled(self.render_edit, timeout=0, leading=False, parent=self)
         self._build()
-        self.stack = EmptyStateStack(self._content, "Load a model to edit faces with its attribute vectors.")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.stack)
-        selection.modelChanged.connect(self.set_model)
+        self.show_behind_empty_state(self._content, "Load a model to edit faces with its attribute vectors.")
         selection.faceSelected.connect(self.set_face)
         selection.groupsSent.connect(self.ask_for_vector_from_groups)
         selection.attributesChanged.connect(self._rebuild_rows)
@@ -226,7 +222,7 @@ class AttributePanel(QWidget):
         self.orthogonal_check = QCheckBox("Orthogonalise")
         self.orthogonal_check.setToolTip("With several sliders moved, remove from each vector its overlap with the "
                                          "ones moved before it, so one edit does not also push another attribute")
-        self.orthogonal_check.toggled.connect(self._render_edit.request)
+        self.orthogonal_check.toggled.connect(self._render_edit)
         self.reset_button = QPushButton("Reset", toolTip="Set every slider back to 0")
         self.reset_button.clicked.connect(self.reset)
         self.quality_button = QPushButton("Quality…", toolTip="How well each vector separates faces with and "
@@ -286,7 +282,7 @@ class AttributePanel(QWidget):
         self.save_photo_action.setEnabled(has_photo)
         self.before_image = self.model.decode(face.latent.float().reshape(1, -1))[0]
         self.before_view.set_image(self.before_image)
-        self._render_edit.request()  # at once, and in place of any render still queued
+        self._render_edit()  # at once, and in place of any render still queued
         self._render_edit.flush()
 
     def random_face(self, seed: int | None = None) -> None:
@@ -332,7 +328,7 @@ class AttributePanel(QWidget):
             row.set_strength(values.get(name, 0.0))
             row.hold_button.setChecked(name in held)
             row.strengthChanged.connect(self._strength_changed)
-            row.holdToggled.connect(self._render_edit.request)
+            row.holdToggled.connect(self._render_edit)
             self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
             self.rows[name] = row
         self._moved_order = [n for n in self._moved_order if n in self.rows]
@@ -340,7 +336,7 @@ class AttributePanel(QWidget):
         self.no_vectors_label.setVisible(self.model is not None and not names)
         self.quality_button.setEnabled(bool(names) and not self.showing_directions())
         self._apply_filter(self.filter_edit.text())
-        self._render_edit.request()
+        self._render_edit()
 
     def _apply_filter(self, text: str) -> None:
         for row in self.rows.values():
@@ -351,7 +347,7 @@ class AttributePanel(QWidget):
             self._moved_order.remove(name)
         if value != 0:
             self._moved_order.append(name)
-        self._render_edit.request()
+        self._render_edit()
 
     def strengths(self) -> dict[str, float]:
         """The non-zero slider values, in the order the sliders were moved."""

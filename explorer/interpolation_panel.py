@@ -12,13 +12,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 from superqt import QLabeledSlider
+from superqt.utils import qthrottled
 
 from core.api import Model
 from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
 from explorer.selection import FaceItem, Selection, reference_face
-from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, push_button, to_qimage
+from explorer.widgets import ImageView, Panel, push_button, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
 METHODS = (("Linear", "linear"), ("Slerp (spherical)", "slerp"))
@@ -79,7 +80,7 @@ class FrameGrid(QWidget):
             painter.drawText(frame.adjusted(4, 2, 0, 0), str(index + 1))
 
 
-class InterpolationPanel(QWidget):
+class InterpolationPanel(Panel):
     """Decoded strips between two or more endpoints, linearly or along great circles (slerp).
 
     Endpoints come from Selection.endpointsSent, the current face, image files or random faces; the
@@ -92,21 +93,16 @@ class InterpolationPanel(QWidget):
     """
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.selection = selection
+        super().__init__(selection, parent)
         self.model: Model | None = None
         self._frames: torch.Tensor | None = None
         self._play_position = 0
         self._notice = ""
-        self._render = CoalescedCall(self.render_frames, self)
+        self._render = qthrottled(self.render_frames, timeout=0, leading=False, parent=self)
         self._player = QTimer(self, interval=DEFAULT_FRAME_MS)
         self._player.timeout.connect(self._next_player_frame)
         self._build()
-        self.stack = EmptyStateStack(self._content, "Load a model to interpolate between faces.")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.stack)
-        selection.modelChanged.connect(self.set_model)
+        self.show_behind_empty_state(self._content, "Load a model to interpolate between faces.")
         selection.endpointsSent.connect(self.set_endpoints)
         selection.endpointsAdded.connect(lambda faces: [self.add_face(face) for face in faces])
         selection.faceSelected.connect(lambda _face: self._refresh_buttons())
@@ -127,7 +123,7 @@ class InterpolationPanel(QWidget):
         self.endpoint_list.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         self.endpoint_list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.endpoint_list.setMinimumWidth(250)
-        self.endpoint_list.model().rowsMoved.connect(self._render.request)
+        self.endpoint_list.model().rowsMoved.connect(self._render)
         self.endpoint_list.currentRowChanged.connect(lambda _row: self._refresh_buttons())
         column.addWidget(self.endpoint_list, 1)
         buttons = QGridLayout()
@@ -163,12 +159,12 @@ class InterpolationPanel(QWidget):
             self.method_combo.addItem(title, method)
         self.method_combo.setToolTip("Slerp follows great circles, keeping faces in the prior's dense shell; "
                                      "linear cuts through the middle, which can look washed out")
-        self.method_combo.currentIndexChanged.connect(self._render.request)
+        self.method_combo.currentIndexChanged.connect(self._render)
         self.steps_slider = QLabeledSlider(Qt.Orientation.Horizontal)
         self.steps_slider.setRange(MIN_STEPS, MAX_STEPS)
         self.steps_slider.setValue(DEFAULT_STEPS)
         self.steps_slider.setToolTip("Frames in the whole strip, endpoints included")
-        self.steps_slider.valueChanged.connect(self._render.request)
+        self.steps_slider.valueChanged.connect(self._render)
         row.addWidget(QLabel("Path"))
         row.addWidget(self.method_combo)
         row.addSpacing(12)
@@ -249,7 +245,7 @@ class InterpolationPanel(QWidget):
         item.setData(Qt.ItemDataRole.UserRole, face)
         item.setToolTip(face.source or face.name)
         self.endpoint_list.addItem(item)
-        self._render.request()
+        self._render()
 
     def add_current_face(self) -> None:
         if self.selection.current is not None:
@@ -279,7 +275,7 @@ class InterpolationPanel(QWidget):
         row = self.endpoint_list.currentRow()
         if row >= 0:
             self.endpoint_list.takeItem(row)
-            self._render.request()
+            self._render()
 
     def move_selected(self, offset: int) -> None:
         row = self.endpoint_list.currentRow()
@@ -288,7 +284,7 @@ class InterpolationPanel(QWidget):
             return
         self.endpoint_list.insertItem(target, self.endpoint_list.takeItem(row))
         self.endpoint_list.setCurrentRow(target)
-        self._render.request()
+        self._render()
 
     def _refresh_buttons(self) -> None:
         row = self.endpoint_list.currentRow()

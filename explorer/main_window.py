@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import QByteArray
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget,
-                               QWidget)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget
 
 from core.api import Model, load_model
 from core.errors import one_line
@@ -25,7 +24,7 @@ from core.data import IMAGE_EXTENSIONS, ImageLoadError
 from explorer.selection import FaceItem, Selection, picture_faces
 from explorer.settings import add_recent_file, app_settings, folder_setting, recent_files
 from explorer.training_panel import TrainingPanel
-from explorer.widgets import start_worker
+from explorer.widgets import Panel, start_worker
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "faces64.safetensors"
 APP_NAME = "VAE-GAN Face Explorer"
@@ -62,7 +61,7 @@ class MainWindow(QMainWindow):
         self.loading = False
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
-        self.panels: dict[str, QWidget] = {spec.key: PANEL_CLASSES[spec.key](self.selection) for spec in PANELS}
+        self.panels: dict[str, Panel] = {spec.key: PANEL_CLASSES[spec.key](self.selection) for spec in PANELS}
         self.tabs = QTabWidget(documentMode=True)
         for spec in PANELS:
             index = self.tabs.addTab(self.panels[spec.key], spec.title)
@@ -128,12 +127,10 @@ class MainWindow(QMainWindow):
         self.empty_state.openRequested.connect(self.choose_model)
         self.empty_state.trainRequested.connect(lambda: self.show_panel("train"))
         self.tabs.currentChanged.connect(self._sync_view_menu)
-        recon = self.panels["reconstruct"]
-        recon.navigate.connect(self.show_panel)
-        recon.statusMessage.connect(self.show_status)
-        train = self.panels["train"]
-        train.openModelRequested.connect(self.open_model)
-        train.statusMessage.connect(self.show_status)
+        for panel in self.panels.values():
+            panel.navigate.connect(self.show_panel)
+            panel.statusMessage.connect(self.show_status)
+        self.panels["train"].openModelRequested.connect(self.open_model)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -255,8 +252,7 @@ class MainWindow(QMainWindow):
     # ----- export -----
     def current_image(self) -> torch.Tensor | None:
         """The image of the active panel if it offers one, else the selected face (decoded)."""
-        panel_image = getattr(self.tabs.currentWidget(), "current_image", None)
-        image = panel_image() if callable(panel_image) else None
+        image = self.panels[self.current_panel_key()].current_image()
         face, model = self.selection.current, self.selection.model
         if image is None and face is not None and model is not None:
             image = model.decode(face.latent.unsqueeze(0))[0]

@@ -23,7 +23,7 @@ from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.pipeline import encode_folder
 from explorer.selection import FaceItem, Selection
-from explorer.widgets import EmptyStateStack, ImageView, push_button, start_worker
+from explorer.widgets import ImageView, Panel, push_button, start_worker
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 MAX_ENDPOINTS = 16
@@ -207,7 +207,7 @@ class SelectingViewBox(pg.ViewBox):
             self._outline.setData(closed[:, 0], closed[:, 1])
 
 
-class MapPanel(QWidget):
+class MapPanel(Panel):
     """The model's faces on a 2D map of its latent space.
 
     Shows model.reference at once; "Encode folder..." maps a folder of pictures instead. Hover shows a
@@ -225,8 +225,7 @@ class MapPanel(QWidget):
     _folderStage = Signal(str)
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.selection = selection
+        super().__init__(selection, parent)
         self.model: Model | None = None
         self.data: MapData | None = None
         self._arrow_note = ""
@@ -244,11 +243,7 @@ class MapPanel(QWidget):
         self._folderProgress.connect(self._show_folder_progress)
         self._folderStage.connect(self._show_stage)
         self._build()
-        self.stack = EmptyStateStack(self._content, "Load a model to see the faces it knows on a 2D map.")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.stack)
-        selection.modelChanged.connect(self.set_model)
+        self.show_behind_empty_state(self._content, "Load a model to see the faces it knows on a 2D map.")
         selection.facesAdded.connect(self.add_faces)
         selection.attributesChanged.connect(self._fill_colour_combo)
         selection.attributesChanged.connect(self._fill_axis_combo)

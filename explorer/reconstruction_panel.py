@@ -18,7 +18,7 @@ from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folde
 from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ERROR_STYLE, ImageView, start_worker
+from explorer.widgets import ERROR_STYLE, ImageView, Panel, start_worker
 
 TILE_SIZE = 160
 CROP_SETTING = "reconstruct/crop"
@@ -101,6 +101,8 @@ class ReconstructionItem(QFrame):
     def __init__(self, name: str, source: ImageSource, face_index: int = 0, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name, self.source, self.face_index = name, source, face_index
+        self.worker: object = None
+        """The reconstruction under way: only its result is shown (an older one's may still arrive)."""
         self.crop_override: str | None = None
         self.result: Reconstruction | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -209,20 +211,15 @@ class ReconstructionItem(QFrame):
             view.set_smooth(not crisp)
 
 
-class ReconstructionPanel(QWidget):
-    navigate = Signal(str)        # the panel a face was sent to
-    statusMessage = Signal(str)
+class ReconstructionPanel(Panel):
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.selection = selection
+        super().__init__(selection, parent)
         self.items: list[ReconstructionItem] = []
-        self._generation = 0
         self.setAcceptDrops(True)
         self._build_ui()
-        selection.modelChanged.connect(self._on_model_changed)
         QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste)
-        self._on_model_changed(selection.model)
+        self.set_model(selection.model)
 
     # ----- UI -----
     def _build_ui(self) -> None:
@@ -348,13 +345,16 @@ class ReconstructionPanel(QWidget):
             item.set_error("No model is open: open one with File ▸ Open model…")
             return
         item.set_pending()
-        generation = self._generation
-        start_worker(reconstruct_faces, model, item.source, self.crop_mode(item),
-                     on_result=lambda result: self._finished(item, generation, result),
-                     on_error=lambda exc: self._failed(item, generation, exc))
+        worker = start_worker(reconstruct_faces, model, item.source, self.crop_mode(item),
+                              on_result=lambda result: self._finished(item, worker, result),
+                              on_error=lambda exc: self._failed(item, worker, exc))
+        item.worker = worker
 
-    def _finished(self, item: ReconstructionItem, generation: int, result: PictureResult) -> None:
-        if generation != self._generation or item not in self.items:
+    def _is_current(self, item: ReconstructionItem, worker: object) -> bool:
+        return worker is item.worker and item in self.items
+
+    def _finished(self, item: ReconstructionItem, worker: object, result: PictureResult) -> None:
+        if not self._is_current(item, worker):
             return
         if not result.faces:
             item.set_no_face(result.original)
@@ -378,15 +378,14 @@ class ReconstructionPanel(QWidget):
             item.crop_override = None
         self.rerun_all()
 
-    def _failed(self, item: ReconstructionItem, generation: int, exc: Exception) -> None:
-        if generation == self._generation and item in self.items:
+    def _failed(self, item: ReconstructionItem, worker: object, exc: Exception) -> None:
+        if self._is_current(item, worker):
             item.set_error(describe_error(exc))
             self._update_hint()
 
     def rerun_all(self) -> None:
         """Reconstruct every picture again (a new crop or model); the extra faces of a picture come back
         with its result."""
-        self._generation += 1
         for item in [i for i in self.items if i.face_index > 0]:
             self._remove(item)
         for item in self.items:
@@ -406,7 +405,7 @@ class ReconstructionPanel(QWidget):
         for item in self.items:
             item.set_crisp(crisp)
 
-    def _on_model_changed(self, _model: Model | None) -> None:
+    def set_model(self, _model: Model | None) -> None:
         self.rerun_all()
         self._update_hint()
 

@@ -5,10 +5,11 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
+from superqt.utils import qthrottled
 
 from core.api import Model
 from core.checkpoint import validated_meta
@@ -24,7 +25,7 @@ from explorer.selection import Selection
 from explorer.settings import app_settings, folder_setting
 from explorer.training_live import LiveView, format_duration
 from explorer.training_session import TrainingThread
-from explorer.widgets import ERROR_STYLE, start_worker
+from explorer.widgets import ERROR_STYLE, Panel, start_worker
 
 RUNS_ROOT = Path.home() / "vaegan-runs"
 """Where runs go by default: no space in the path, so it can be pasted into a shell as it is."""
@@ -102,22 +103,20 @@ def prepare_resume(run_dir: Path, progress, cancel) -> tuple[dict, FaceDataset]:
     return meta, dataset
 
 
-class TrainingPanel(QWidget):
+class TrainingPanel(Panel):
     openModelRequested = Signal(str)
-    statusMessage = Signal(str)
+    _scanProgress = Signal(int, int)  # (done, total) from the scanning worker's thread
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.selection = selection
+        super().__init__(selection, parent)
         self.settings = app_settings()
         self.dataset: FaceDataset | None = None
         self.thread: TrainingThread | None = None
         self.result_path: Path | None = None
         self._scan_cancel = threading.Event()
-        self._scan_request = 0
-        self._scan_progress = (0, 0)
-        self._progress_timer = QTimer(self, interval=100)
-        self._progress_timer.timeout.connect(self._show_scan_progress)
+        self._scan_worker = None
+        self._show_scan_progress_throttled = qthrottled(self._show_scan_progress, timeout=100, parent=self)
+        self._scanProgress.connect(self._show_scan_progress_throttled)
         self.setAcceptDrops(True)
         self.live = LiveView()
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -217,8 +216,7 @@ class TrainingPanel(QWidget):
         self.start_from.currentIndexChanged.connect(self._start_from_changed)
         self.start_from.activated.connect(self._start_from_chosen)
         self.new_model_chosen = False
-        self.selection.modelChanged.connect(self._offer_open_model)
-        self._offer_open_model(self.selection.model)
+        self.set_model(self.selection.model)
         return box
 
     def _show_advanced(self, shown: bool) -> None:
@@ -227,7 +225,7 @@ class TrainingPanel(QWidget):
             self.settings_form.setRowVisible(field, shown)
         self.more_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
-    def _offer_open_model(self, model: Model | None) -> None:
+    def set_model(self, model: Model | None) -> None:
         """Keep the 'Start from' choice in step with the model open in the explorer. The open model is the
         default unless the user picked "A new model": on a CPU it is by far the faster way to faces that look
         like the people (README, "Your own faces on a CPU")."""
@@ -337,35 +335,31 @@ class TrainingPanel(QWidget):
             return
         self._scan_cancel.set()
         self._scan_cancel = threading.Event()
-        self._scan_request += 1
-        request = self._scan_request
         self.dataset = None
-        self._scan_progress = (0, 0)
+        self._show_scan_progress(0, 0)
         self._set_scan_status("Scanning…")
         self.scan_progress.setVisible(True)
-        self._progress_timer.start()
         self._update_controls()
-        start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
-                     progress=self._note_progress, cancel=self._scan_cancel.is_set,
-                     on_result=lambda data: self._scanned(request, data),
-                     on_error=lambda exc: self._scan_failed(request, exc))
+        worker = start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
+                              progress=self._scanProgress.emit, cancel=self._scan_cancel.is_set,
+                              on_result=lambda data: self._scanned(worker, data),
+                              on_error=lambda exc: self._scan_failed(worker, exc))
+        self._scan_worker = worker
 
-    def _note_progress(self, done: int, total: int) -> None:
-        self._scan_progress = (done, total)  # worker thread; read by the GUI timer
-
-    def _show_scan_progress(self) -> None:
-        done, total = self._scan_progress
+    def _show_scan_progress(self, done: int, total: int) -> None:
         self.scan_progress.setRange(0, max(total, 1))
         self.scan_progress.setValue(done)
 
-    def _finish_scan(self) -> None:
-        self._progress_timer.stop()
+    def _latest_scan(self, worker: object) -> bool:
+        """Whether `worker` is the newest scan: an older one's result, already queued, is dropped."""
+        if worker is not self._scan_worker:
+            return False
         self.scan_progress.setVisible(False)
+        return True
 
-    def _scanned(self, request: int, data: FaceDataset) -> None:
-        if request != self._scan_request:
+    def _scanned(self, worker: object, data: FaceDataset) -> None:
+        if not self._latest_scan(worker):
             return
-        self._finish_scan()
         self.dataset = data
         skipped = data.summary.get("skipped", [])
         labels = {"celeba": "CelebA attributes", "folders": "sub-folder names"}.get(data.summary.get("label_source"))
@@ -377,10 +371,9 @@ class TrainingPanel(QWidget):
         self.live.show_crops(data.images)
         self._update_controls()
 
-    def _scan_failed(self, request: int, exc: Exception) -> None:
-        if request != self._scan_request:
+    def _scan_failed(self, worker: object, exc: Exception) -> None:
+        if not self._latest_scan(worker):
             return
-        self._finish_scan()
         self._set_scan_status(str(exc), error=True)
         self.live.show_crops(None)
 
@@ -455,7 +448,7 @@ class TrainingPanel(QWidget):
         self.resume_button.setEnabled(False)
         self._scan_cancel.set()
         self._scan_cancel = threading.Event()
-        start_worker(prepare_resume, run_dir, self._note_progress, self._scan_cancel.is_set,
+        start_worker(prepare_resume, run_dir, self._scanProgress.emit, self._scan_cancel.is_set,
                      on_result=lambda result: self._resume_ready(run_dir, *result),
                      on_error=lambda exc: self._resume_failed(run_dir, exc))
 

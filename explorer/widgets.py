@@ -7,10 +7,13 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 from PIL import Image
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSizePolicy, QStackedWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 from superqt.utils import WorkerBase, create_worker
+
+from core.api import Model
+from explorer.selection import Selection
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
 ERROR_STYLE = "color: #d32f2f;"
@@ -158,6 +161,36 @@ class EmptyStateStack(QStackedWidget):
         return self.currentWidget() is self.content
 
 
+
+class Panel(QWidget):
+    """What the main window needs of a panel: it follows the shared Selection's model (set_model), offers the
+    image that File > Export > Current image saves (current_image), reports one-line status messages and asks
+    for another panel to be shown (navigate). Panels talk to each other only through the Selection."""
+
+    statusMessage = Signal(str)
+    navigate = Signal(str)  # the key of the panel to show (explorer.panels.PANELS)
+
+    def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selection = selection
+        selection.modelChanged.connect(self.set_model)
+
+    def set_model(self, model: Model | None) -> None:
+        """Follow the open model (None: no model is open)."""
+
+    def current_image(self) -> torch.Tensor | None:
+        """The panel's image for export (3 x H x W in [0, 1]); None lets the window use the selected face."""
+        return None
+
+    def show_behind_empty_state(self, content: QWidget, message: str) -> EmptyStateStack:
+        """Fill the panel with `content`, which `message` replaces while `self.stack.show_message()` is on."""
+        self.stack = EmptyStateStack(content, message)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+        return self.stack
+
+
 def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  on_progress: Callable[[Any], None] | None = None, **kwargs: Any) -> WorkerBase:
@@ -172,28 +205,6 @@ def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], 
                if cb}
     return create_worker(fn, *args, _start_thread=True, _connect=connect, _ignore_errors=on_error is not None,
                          **kwargs)
-
-
-class CoalescedCall:
-    """Runs `fn` once on the next event-loop pass however often it was requested before then.
-
-    Slider drags emit many valueChanged signals; decoding once per pass with the latest values
-    keeps the GUI responsive and never decodes a frame nobody will see."""
-
-    def __init__(self, fn: Callable[[], None], parent: QWidget) -> None:
-        self._fn = fn
-        self._timer = QTimer(parent, singleShot=True, interval=0)
-        self._timer.timeout.connect(fn)
-
-    def request(self) -> None:
-        if not self._timer.isActive():
-            self._timer.start()
-
-    def flush(self) -> None:
-        """Run now if a call is pending (tests and exports want the latest state at once)."""
-        if self._timer.isActive():
-            self._timer.stop()
-            self._fn()
 
 
 def push_button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
