@@ -1,7 +1,6 @@
 """Reconstruct: drop, paste or open face pictures; see each one's crop and the model's reconstruction."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxL
 
 from core.api import Model
 from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folder
+from core.metrics import psnr
 from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
@@ -45,7 +45,7 @@ class Reconstruction:
 
     @property
     def psnr(self) -> float:
-        return 10 * math.log10(1 / max(self.mse, 1e-10))
+        return psnr(self.mse)
 
 
 @dataclass
