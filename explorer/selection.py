@@ -10,6 +10,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from core.api import Model, ReferenceMap
+from core.compare import check_comparable
 from core.photo import encode_picture
 
 
@@ -45,6 +46,7 @@ class Selection(QObject):
     """One per window. Panels listen to its signals and call its methods; they never talk directly."""
 
     modelChanged = Signal(object)          # core.Model | None
+    compareModelChanged = Signal(object)   # core.Model | None: a second model shown beside the open one
     faceSelected = Signal(object)          # FaceItem: the current face (attribute panel edits it)
     facesAdded = Signal(list)              # list[FaceItem]: new faces to highlight on the latent map
     endpointsSent = Signal(list)           # list[FaceItem]: endpoints for the interpolation panel
@@ -55,12 +57,27 @@ class Selection(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model: Model | None = None
+        self.compare_model: Model | None = None
         self.current: FaceItem | None = None
 
     def set_model(self, model: Model | None) -> None:
         self.model = model
         self.current = None
         self.modelChanged.emit(model)
+
+    def set_compare_model(self, model: Model | None) -> None:
+        self.compare_model = model
+        self.compareModelChanged.emit(model)
+
+    def comparison(self) -> Model | None:
+        """The model to show beside the open one, when there is one that takes faces of the same size."""
+        if self.model is None or self.compare_model is None:
+            return None
+        try:
+            check_comparable(self.model, self.compare_model)
+        except ValueError:
+            return None
+        return self.compare_model
 
     def select_face(self, face: FaceItem) -> None:
         self.current = face

@@ -22,10 +22,11 @@ TILE, PAD = 64, 2
 
 
 def tiny_vae(seed: int = 5, image_size: int = 64) -> Model:
-    """A small random pixel-VAE (model_type 'vae') without a reference map."""
+    """A small random pixel-VAE (model_type 'vae') without a reference map, with a Smiling vector only."""
     torch.manual_seed(seed)
     config = replace(TINY_CONFIG, model_type="vae", image_size=image_size)
-    return Model(VAEGAN(config, with_discriminator=False), resolve_device("cpu"))
+    return Model(VAEGAN(config, with_discriminator=False), resolve_device("cpu"),
+                 attributes={"Smiling": 3 * torch.randn(config.latent_dim)})
 
 
 def faces(count: int) -> torch.Tensor:
