@@ -31,6 +31,10 @@ class FaceFigures:
     def text(self) -> str:
         return f"MSE {self.mse:.4f} · {self.psnr:.1f} dB · sharpness {self.sharpness:.2f}"
 
+    def short_text(self) -> str:
+        """For a caption under a 160-pixel face."""
+        return f"MSE {self.mse:.4f} · sharp {self.sharpness:.2f}"
+
 
 @dataclass
 class Reconstructions:

@@ -30,6 +30,8 @@ CROP_CHOICES = (("Automatic", ""), ("Align faces", "face"), ("CelebA box", "cele
 """The crop combo: (label, crop mode); "" is the model's own rule (automatic face alignment for face models)."""
 
 ImageSource = Path | Image.Image
+COMPARE_LEGEND = ("Under each reconstruction: its pixel error (MSE) and sharpness against the crop (1 = as sharp, "
+                  "below 1 blurred)")
 
 
 @dataclass
@@ -187,13 +189,14 @@ class ReconstructionItem(QFrame):
         self.tiles[3].set_image(result.compared)
         self.status.setForegroundRole(QPalette.ColorRole.WindowText)
         if result.compared is not None and labels is not None:
-            self.captions[2].setText(labels[0])
-            self.captions[3].setText(labels[1])
-            self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n" + "\n".join(
-                f"{label}: {result.figures(image).text()}" for label, image
-                in zip(labels, (result.reconstruction, result.compared))))
+            for caption, label, image in zip(self.captions[2:], labels, (result.reconstruction, result.compared)):
+                figures = result.figures(image)
+                caption.setText(f"{label}\n{figures.short_text()}")
+                caption.setToolTip(f"{label}: {figures.text()}")
+            self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n{COMPARE_LEGEND}")
         else:
             self.captions[2].setText("reconstruction")
+            self.captions[2].setToolTip("")
             self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n"
                                 f"Pixel error (MSE): {result.mse:.4f}\nPSNR: {result.psnr:.1f} dB")
         self.centre_button.hide()

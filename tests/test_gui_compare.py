@@ -51,14 +51,15 @@ def test_reconstruct_shows_both_models_with_their_figures_until_turned_off(qtbot
     qtbot.waitUntil(lambda: item.result is not None, timeout=10_000)
     main, other = item.tiles[2].image_array(), item.tiles[3].image_array()
     assert shown(item.tile_boxes[3]) and other is not None and not np.array_equal(main, other)
-    assert [c.text() for c in item.captions[2:]] == ["VAE-GAN", "VAE (pixel loss)"]
-    assert item.status.text().count("sharpness") == 2 and "VAE (pixel loss): MSE" in item.status.text()
+    assert [c.text().split("\n")[0] for c in item.captions[2:]] == ["VAE-GAN", "VAE (pixel loss)"]
+    assert all("MSE 0." in c.text() and "sharp " in c.text() for c in item.captions[2:])
+    assert "VAE (pixel loss): MSE" in item.captions[3].toolTip()
     assert app_settings().value(COMPARE_SETTING) == str(twin)
 
     window.compare_off_action.trigger()
     qtbot.waitUntil(lambda: panel.items[0].result is not None, timeout=10_000)
     assert not shown(panel.items[0].tile_boxes[3]) and panel.items[0].captions[2].text() == "reconstruction"
-    assert "sharpness" not in panel.items[0].status.text()
+    assert "sharpness" not in panel.items[0].status.text() and "PSNR" in panel.items[0].status.text()
     assert app_settings().value(COMPARE_SETTING) == ""
 
 
