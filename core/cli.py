@@ -548,7 +548,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     faces = to_unit(torch.stack([face.pixels for _, found in pictures for face in found]))
     results = compare_models(first, second, faces)
     print(save_image(comparison_grid(faces, *results), target, overwrite=args.overwrite))
-    print(f"{len(faces)} faces; " + "; ".join(f"{r.label}: {r.mean().text()}" for r in results))
+    count = f"{len(faces)} face" + ("s" if len(faces) != 1 else "")
+    print(f"{count}; " + "; ".join(f"{r.label}: {r.mean().text()}" for r in results))
     return 0
 
 
