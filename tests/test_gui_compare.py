@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.bundle import save_inference_model
 from explorer import main_window
@@ -96,3 +97,25 @@ def test_choice_is_remembered_and_a_missing_twin_is_greyed_out(qtbot, tiny_model
     again = open_window(qtbot, tiny_model_path)
     qtbot.waitUntil(lambda: again.selection.compare_model is not None, timeout=10_000)
     assert again.compare_file_action.isChecked() and again.selection.compare_model.path == other
+
+
+def test_another_file_from_the_dialog_and_a_broken_one_explained(qtbot, tiny_model_path, bundled_folder, tmp_path,
+                                                                  monkeypatch):
+    window = open_window(qtbot, tiny_model_path)
+    other = save_inference_model(tiny_vae(seed=7), tmp_path / "mine.safetensors", half_precision=False)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a model")
+    chosen = iter([str(other), "", str(broken)])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (next(chosen), ""))
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, title, text: warnings.append(text))
+    window.compare_file_action.trigger()
+    qtbot.waitUntil(lambda: window.selection.compare_model is not None, timeout=10_000)
+    assert window.selection.compare_model.path == other and window.compare_file_action.isChecked()
+    window.compare_off_action.trigger()
+    window.compare_file_action.trigger()  # cancelled: still off
+    assert window.compare_off_action.isChecked() and window.selection.compare_model is None
+    window.compare_file_action.trigger()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=10_000)
+    assert "broken.safetensors" in warnings[0] and window.compare_off_action.isChecked()
+    assert app_settings().value(COMPARE_SETTING) == ""
