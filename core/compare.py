@@ -49,9 +49,14 @@ class Reconstructions:
         return FaceFigures(sum(f.mse for f in self.figures) / count, sum(f.sharpness for f in self.figures) / count)
 
 
+def twin_file(model_path: Path) -> Path:
+    """Where the pixel-VAE twin of a model file would be (faces64.safetensors -> faces64_vae.safetensors)."""
+    return model_path.with_name(f"{model_path.stem}{TWIN_MARK}{model_path.suffix}")
+
+
 def twin_path(model_path: Path) -> Path | None:
-    """The pixel-VAE twin beside a model file (faces64.safetensors -> faces64_vae.safetensors), None if absent."""
-    twin = model_path.with_name(f"{model_path.stem}{TWIN_MARK}{model_path.suffix}")
+    """The pixel-VAE twin beside a model file, None when there is none."""
+    twin = twin_file(model_path)
     return twin if twin.is_file() else None
 
 

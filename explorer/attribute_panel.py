@@ -24,7 +24,7 @@ from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
 from core.realism import RealismMeter
 from core.vector_quality import conditional_vectors, cross_fitted_separation
 from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
-from explorer.selection import FaceItem, Selection, reference_face
+from explorer.selection import FaceItem, Selection, comparison_input, reference_face
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ERROR_STYLE, CoalescedCall, EmptyStateStack, ImageView, start_worker
 
@@ -308,10 +308,8 @@ class AttributePanel(QWidget):
         self.compare_view.setVisible(labels is not None)
         self.compare_latent = None
         if labels is not None and self.face is not None:
-            image = self.face.image
-            if image is None or image.shape[-1] != other.image_size:
-                image = self.before_image
-            self.compare_latent = other.encode(image.float().unsqueeze(0))[0]
+            image = comparison_input(self.face, self.model, other.image_size)
+            self.compare_latent = other.encode(image.unsqueeze(0))[0]
         self._render_edit.request()  # at once, and in place of any render still queued
         self._render_edit.flush()
 

@@ -18,7 +18,7 @@ from core.compare import comparison_labels
 from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
-from explorer.selection import FaceItem, Selection, reference_face
+from explorer.selection import FaceItem, Selection, comparison_input, reference_face
 from explorer.widgets import CoalescedCall, EmptyStateStack, ImageView, push_button, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
@@ -331,7 +331,8 @@ class InterpolationPanel(QWidget):
         note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
         self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}.{self._notice}")
 
-    def _render_comparison(self, faces: list[FaceItem], path_of: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+    def _render_comparison(self, faces: list[FaceItem],
+                           path_of: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         """The comparison model's strip along `path_of` its own latents of the endpoints (their crops, else as
         the open model draws them); hidden without a comparison model or endpoints."""
         other = self.selection.comparison()
@@ -343,9 +344,8 @@ class InterpolationPanel(QWidget):
         main_name, other_name = comparison_labels(self.model, other)
         self.main_label.setText(main_name)
         self.compare_label.setText(other_name)
-        images = torch.stack([face.image if face.image is not None and face.image.shape[-1] == other.image_size
-                              else self.model.decode(face.latent.float().reshape(1, -1))[0] for face in faces])
-        frames = other.decode(path_of(other.encode(images.float())))
+        images = torch.stack([comparison_input(face, self.model, other.image_size) for face in faces])
+        frames = other.decode(path_of(other.encode(images)))
         self.compare_grid.set_frames(frames, keyframe_indices(len(faces), len(frames)))
 
     def frames(self) -> torch.Tensor | None:

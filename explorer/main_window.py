@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QS
                                QWidget)
 
 from core.api import Model, load_model
-from core.compare import check_comparable, comparison_labels, twin_path
+from core.compare import check_comparable, comparison_labels, twin_file, twin_path
 from core.errors import one_line
 from explorer.attribute_panel import AttributePanel
 from explorer.desktop_entry import install_entry
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         self.compare_twin_action = self._add_action(
             menu, "Compare with the &pixel VAE", lambda: self.compare_with(twin), None,
             f"Show {twin.name}, the same network trained with a pixel loss, beside the open model" if twin else
-            f"{BUNDLED_MODEL.stem}_vae{BUNDLED_MODEL.suffix} was not found beside the bundled model")
+            f"{twin_file(BUNDLED_MODEL).name} was not found beside the bundled model")
         self.compare_twin_action.setEnabled(twin is not None)
         self.compare_file_action = self._add_action(menu, "Compare with another model &file…",
                                                     self.choose_comparison, None,

@@ -68,7 +68,8 @@ class PictureResult:
     """The names of the open model and the comparison model, when comparing."""
 
 
-def reconstruct_faces(model: Model, source: ImageSource, crop: str, comparison: Model | None = None) -> PictureResult:
+def reconstruct_faces(model: Model, source: ImageSource, crop: str,
+                      comparison: Model | None = None) -> PictureResult:
     """Every face of a picture (one item for plain crops), encoded and decoded in one batch; the comparison
     model, if any, reconstructs the same crops."""
     original, prepared, latents = encode_picture(model, source, crop)

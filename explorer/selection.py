@@ -42,6 +42,14 @@ def picture_faces(model: Model, path: Path) -> list[FaceItem]:
             for name, face, latent in zip(names, faces, latents)]
 
 
+def comparison_input(face: FaceItem, model: Model, image_size: int) -> torch.Tensor:
+    """What a comparison model encodes for a face (3 x S x S in [0, 1]): its crop when it has one of that size, else
+    the open `model`'s decode of its latent (a random or map face)."""
+    if face.image is not None and face.image.shape[-1] == image_size:
+        return face.image.float()
+    return model.decode(face.latent.float().reshape(1, -1))[0]
+
+
 class Selection(QObject):
     """One per window. Panels listen to its signals and call its methods; they never talk directly."""
 

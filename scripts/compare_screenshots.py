@@ -1,6 +1,6 @@
 """Screenshots of View ▸ Compare with the pixel VAE (docs/screenshots/compare_*.png).
 
-    xvfb-run -s "-screen 0 1024x640x24" .venv/bin/python scripts/compare_screenshots.py PICTURE [MODEL] --size 1024x640
+    xvfb-run -s "-screen 0 1024x640x24" .venv/bin/python scripts/compare_screenshots.py PICTURE [MODEL]
 
 Opens the model (default: the bundled one) beside its pixel-VAE twin, reconstructs the picture's faces
 (compare_reconstruct.png) and edits its first face with Smiling +1.5 and Eyeglasses +1.5 (compare_attributes.png).
