@@ -1,5 +1,5 @@
-"""Headless command line: ``vaegan train | resume | reconstruct | sample | interpolate | edit | project | realism |
-vectors | directions | info``.
+"""Headless command line: ``vaegan train | resume | reconstruct | compare | sample | interpolate | edit | project |
+realism | vectors | directions | info``.
 
 Every command exits 0 on success and 2 on bad input, with exactly one ``vaegan: error: ...`` line on
 stderr and no traceback. Output files are never replaced without ``--overwrite``.
@@ -43,6 +43,7 @@ from tqdm import tqdm
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
     model_config_of, validated_meta, write_text_atomically
+from core.compare import compare_models, comparison_grid
 from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progress, load_image_folder, load_run_data,
                        prepare_faces, prepare_image)
 from core.dataset import FaceDataset, to_unit
@@ -256,9 +257,11 @@ def resolve_attribute(name: str, available: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------------------- models and images
 
 
-def open_model(args: argparse.Namespace) -> Model:
-    existing_path(args.model, "model file or run folder")
-    return load_model(args.model, device=args.device or "auto")
+def open_model(args: argparse.Namespace, path: str | None = None) -> Model:
+    """The model named by `path`, else by the command's MODEL argument, on --device."""
+    path = path or args.model
+    existing_path(path, "model file or run folder")
+    return load_model(path, device=args.device or "auto")
 
 
 def model_crop(model: Model, requested: str | None) -> str:
@@ -534,6 +537,19 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         written = [save_image(image, target, overwrite=args.overwrite)
                    for pair, images in zip(targets, zip(crops, recon)) for target, image in zip(pair, images)]
     print("\n".join(map(str, written)))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """A grid with a row per face (original, A's and B's reconstructions) and the mean figures of each model."""
+    target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
+    first, second = open_model(args, args.model_a), open_model(args, args.model_b)
+    pictures = read_all_faces(args.images, first, args.crop)
+    faces = to_unit(torch.stack([face.pixels for _, found in pictures for face in found]))
+    results = compare_models(first, second, faces)
+    print(save_image(comparison_grid(faces, *results), target, overwrite=args.overwrite))
+    count = f"{len(faces)} face" + ("s" if len(faces) != 1 else "")
+    print(f"{count}; " + "; ".join(f"{r.label}: {r.mean().text()}" for r in results))
     return 0
 
 
@@ -884,6 +900,14 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--out", required=True, metavar="FILE_OR_DIR",
                    help="an image file (originals above reconstructions) or a folder (one file per image)")
     p.set_defaults(handler=cmd_reconstruct)
+
+    p = sub.add_parser("compare", parents=both, help="reconstruct the same pictures with two models: a row per "
+                                                     "face (original, A, B) and each model's mean figures")
+    p.add_argument("model_a", metavar="MODEL_A")
+    p.add_argument("model_b", metavar="MODEL_B")
+    p.add_argument("images", nargs="+", metavar="PICTURE", help="pictures, aligned by MODEL_A's rule (--crop)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the grid image (.png or .jpg)")
+    p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser("sample", parents=both, help="decode random faces into a grid")
     p.add_argument("model", metavar="MODEL")

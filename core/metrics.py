@@ -52,6 +52,11 @@ def mean_squared_error(images: Tensor, reference: Tensor) -> float:
     return float(F.mse_loss(images.float(), reference.float()))
 
 
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB of a mean squared error of images in [0, 1]."""
+    return 10 * math.log10(1 / max(mse, 1e-10))
+
+
 def _separable_filter(images: Tensor, taps: Tensor) -> Tensor:
     """Depthwise 2D filtering with the outer product of a 1D kernel, reflect-padded (size preserved)."""
     channels, radius = images.shape[1], taps.numel() // 2

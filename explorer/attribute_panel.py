@@ -17,6 +17,7 @@ from superqt.utils import qthrottled
 
 from core.api import Model
 from core.checkpoint import CheckpointError
+from core.compare import comparison_labels
 from core.directions import PrincipalDirections, model_directions, traversal_grid
 from core.export import make_strip, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
@@ -24,7 +25,7 @@ from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
 from core.realism import RealismMeter
 from core.vector_quality import conditional_vectors, cross_fitted_separation
 from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
-from explorer.selection import FaceItem, Selection, reference_face
+from explorer.selection import FaceItem, Selection, comparison_input, reference_face
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ERROR_STYLE, ImageView, Panel, start_worker
 
@@ -112,7 +113,9 @@ class AttributePanel(Panel):
     named vector, saved into the model file. "Sliders: Principal directions" swaps the attribute vectors for the
     principal components of the training latents (core.directions), a slider unit being one standard
     deviation; everything else works the same with them. The realism meter (core.realism) shows how typical the edited
-    face is and shades each slider's strengths that would take it out of the training faces' region.
+    face is and shades each slider's strengths that would take it out of the training faces' region. When View ▸
+    Compare with is on, the comparison model's edit of the same face shows beside the main one: the face encoded by
+    that model, moved by the same strengths along its own vectors of the same names (ones it lacks are skipped).
 
     For the main window: export_current(path, scale=1, mode="smooth") saves the edited face,
     export_before_after(path, scale=1, mode="smooth") the pair side by side, current_image() returns
@@ -134,6 +137,9 @@ class AttributePanel(Panel):
         self.before_image: torch.Tensor | None = None
         self.after_image: torch.Tensor | None = None
         self.edited_latent: torch.Tensor | None = None
+        self.compare_latent: torch.Tensor | None = None
+        """The face as the comparison model encodes it, when comparing."""
+        self.compare_image: torch.Tensor | None = None
         self._preview: tuple[Image.Image, np.ndarray] | None = None
         self._folder_worker = None
         self._render_edit = qthrottled(self.render_edit, timeout=0, leading=False, parent=self)
@@ -142,6 +148,7 @@ class AttributePanel(Panel):
         selection.faceSelected.connect(self.set_face)
         selection.groupsSent.connect(self.ask_for_vector_from_groups)
         selection.attributesChanged.connect(self._rebuild_rows)
+        selection.compareModelChanged.connect(lambda _model: self._compare_face())
         self.set_model(selection.model)
 
     # ------------------------------------------------------------------ layout
@@ -167,8 +174,11 @@ class AttributePanel(Panel):
         self.photo_view = ImageView("", min_side=150, caption="Whole photo, edited")
         self.photo_view.setToolTip("The edit pasted back into the photo the face came from: only what the edit "
                                    "changes moves, the photo keeps its own detail and size")
+        self.compare_view = ImageView("", min_side=150)
+        self.compare_view.hide()
         pair.addWidget(self.before_view)
         pair.addWidget(self.after_view)
+        pair.addWidget(self.compare_view)
         pair.addWidget(self.photo_view)
         column.addLayout(pair, 1)
         self.realism_view = RealismView()
@@ -282,6 +292,20 @@ class AttributePanel(Panel):
         self.save_photo_action.setEnabled(has_photo)
         self.before_image = self.model.decode(face.latent.float().reshape(1, -1))[0]
         self.before_view.set_image(self.before_image)
+        self._compare_face()
+
+    def _compare_face(self) -> None:
+        """Encode the face with the comparison model (its crop, else as the open model draws it) and label both
+        edits; without a comparison model the panel is as before."""
+        other = self.selection.comparison()
+        labels = comparison_labels(self.model, other) if other is not None and self.model is not None else None
+        self.after_view.set_caption(f"After · {labels[0]}" if labels else "After")
+        self.compare_view.set_caption(f"After · {labels[1]}" if labels else "")
+        self.compare_view.setVisible(labels is not None)
+        self.compare_latent = None
+        if labels is not None and self.face is not None:
+            image = comparison_input(self.face, self.model, other.image_size)
+            self.compare_latent = other.encode(image.unsqueeze(0))[0]
         self._render_edit()  # at once, and in place of any render still queued
         self._render_edit.flush()
 
@@ -361,16 +385,21 @@ class AttributePanel(Panel):
         for row in self.rows.values():
             row.set_strength(0.0)
 
-    def held_vectors(self) -> dict[str, torch.Tensor]:
-        return {name: self.vectors[name] for name, row in self.rows.items() if row.held()}
+    def held_vectors(self, vectors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The held sliders' vectors, from `vectors` (default: the sliders' own) where it has them."""
+        vectors = self.vectors if vectors is None else vectors
+        return {name: vectors[name] for name, row in self.rows.items() if row.held() and name in vectors}
 
-    def edit_vectors(self) -> dict[str, torch.Tensor]:
-        """The vectors the sliders add: orthogonalised in the order they were moved when asked to, and without
-        their components along the held attributes."""
-        active = {name: self.vectors[name] for name in self._moved_order}
+    def edit_vectors(self, vectors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The vectors the sliders add, from `vectors` (default: the sliders' own; moved sliders it lacks are
+        left out): orthogonalised in the order they were moved when asked to, and without their components along
+        the held attributes."""
+        vectors = self.vectors if vectors is None else vectors
+        order = [name for name in self._moved_order if name in vectors]
+        active = {name: vectors[name] for name in order}
         if self.orthogonal_check.isChecked():
-            active = orthogonalize(active, self._moved_order)
-        return conditional_vectors(active, self.held_vectors())
+            active = orthogonalize(active, order)
+        return conditional_vectors(active, self.held_vectors(vectors))
 
     def slider_vectors(self) -> dict[str, torch.Tensor]:
         """What each slider adds per unit of strength: its edit vector once moved, else its own (held ones
@@ -389,7 +418,22 @@ class AttributePanel(Panel):
         if self._preview is not None:
             self.photo_view.set_image(self.pasted(*self._preview))
         self.edits_label.setText(self._edits_summary())
+        self._render_comparison()
         self._show_realism()
+
+    def _render_comparison(self) -> None:
+        """The comparison model's edit: the same strengths along its own vectors of the same names."""
+        other = self.selection.comparison()
+        if other is None or self.compare_latent is None:
+            self.compare_image = None
+            return
+        vectors = self.edit_vectors({name: vector.float() for name, vector in other.attributes.items()})
+        strengths = {name: value for name, value in self.strengths().items() if name in vectors}
+        self.compare_image = other.decode(apply_edits(self.compare_latent, strengths, vectors).unsqueeze(0))[0]
+        self.compare_view.set_image(self.compare_image)
+        lacking = [display_name(name) for name in self.strengths() if name not in vectors]
+        self.compare_view.setToolTip("The comparison model's edit of the same face" + (
+            f"; it has no vector for {', '.join(lacking)}, so that edit is left out" if lacking else ""))
 
     def _show_realism(self) -> None:
         """The meter for the edited face and every slider's safe range: a few products with whitened vectors,

@@ -15,10 +15,11 @@ from superqt import QLabeledSlider
 from superqt.utils import qthrottled
 
 from core.api import Model
+from core.compare import comparison_labels
 from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
-from explorer.selection import FaceItem, Selection, reference_face
+from explorer.selection import FaceItem, Selection, comparison_input, reference_face
 from explorer.widgets import ImageView, Panel, push_button, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
@@ -84,7 +85,8 @@ class InterpolationPanel(Panel):
     """Decoded strips between two or more endpoints, linearly or along great circles (slerp).
 
     Endpoints come from Selection.endpointsSent, the current face, image files or random faces; the
-    strip redraws as soon as a setting changes (all frames decoded in one batch).
+    strip redraws as soon as a setting changes (all frames decoded in one batch). When View ▸ Compare with is on,
+    a second strip under it follows the same path between the endpoints as the comparison model encodes them.
 
     For the main window: export_current(path, ...) saves by suffix (.gif: animation, else the strip);
     export_strip(path, scale=1, mode="smooth"), export_grid(path, columns=None, scale=1, mode="smooth"),
@@ -106,6 +108,7 @@ class InterpolationPanel(Panel):
         selection.endpointsSent.connect(self.set_endpoints)
         selection.endpointsAdded.connect(lambda faces: [self.add_face(face) for face in faces])
         selection.faceSelected.connect(lambda _face: self._refresh_buttons())
+        selection.compareModelChanged.connect(lambda _model: self._render())
         self.set_model(selection.model)
 
     # ------------------------------------------------------------------ layout
@@ -148,7 +151,13 @@ class InterpolationPanel(Panel):
         column = QVBoxLayout()
         column.addLayout(self._build_settings())
         self.frame_grid = FrameGrid()
-        column.addWidget(self.frame_grid, 1)
+        self.main_label = QLabel(visible=False)
+        self.compare_label = QLabel(visible=False)
+        self.compare_grid = FrameGrid()
+        self.compare_grid.hide()
+        for widget, stretch in ((self.main_label, 0), (self.frame_grid, 1), (self.compare_label, 0),
+                                (self.compare_grid, 1)):
+            column.addWidget(widget, stretch)
         column.addLayout(self._build_player_and_export(), 0)
         return column
 
@@ -304,6 +313,7 @@ class InterpolationPanel(Panel):
         faces = self.endpoints()
         if self.model is None or len(faces) < 2:
             self._frames = None
+            self._render_comparison([], path_of=None)
             self.frame_grid.set_frames(torch.empty(0, 3, 1, 1), [])
             self.player_view.set_image(None)
             self.player_view.set_placeholder("Add at least two endpoints")
@@ -313,8 +323,26 @@ class InterpolationPanel(Panel):
         path = interpolate_path(torch.stack([f.latent.float().reshape(-1) for f in faces]), steps, method)
         self._frames = self.model.decode(path)
         self.frame_grid.set_frames(self._frames, keyframe_indices(len(faces), steps))
+        self._render_comparison(faces, path_of=lambda points: interpolate_path(points, steps, method))
         note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
         self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}.{self._notice}")
+
+    def _render_comparison(self, faces: list[FaceItem],
+                           path_of: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        """The comparison model's strip along `path_of` its own latents of the endpoints (their crops, else as
+        the open model draws them); hidden without a comparison model or endpoints."""
+        other = self.selection.comparison()
+        shown = other is not None and path_of is not None
+        for widget in (self.main_label, self.compare_label, self.compare_grid):
+            widget.setVisible(shown)
+        if not shown:
+            return
+        main_name, other_name = comparison_labels(self.model, other)
+        self.main_label.setText(main_name)
+        self.compare_label.setText(other_name)
+        images = torch.stack([comparison_input(face, self.model, other.image_size) for face in faces])
+        frames = other.decode(path_of(other.encode(images)))
+        self.compare_grid.set_frames(frames, keyframe_indices(len(faces), len(frames)))
 
     def frames(self) -> torch.Tensor | None:
         """The decoded frames (N x 3 x H x W in [0, 1]) as currently shown."""

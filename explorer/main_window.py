@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget
 
 from core.api import Model, load_model
+from core.compare import check_comparable, comparison_labels, twin_file, twin_path
 from core.errors import one_line
 from explorer.attribute_panel import AttributePanel
 from explorer.desktop_entry import install_entry
@@ -22,7 +23,8 @@ from explorer.panels import PANELS
 from explorer.reconstruction_panel import ReconstructionPanel
 from core.data import IMAGE_EXTENSIONS, ImageLoadError
 from explorer.selection import FaceItem, Selection, picture_faces
-from explorer.settings import add_recent_file, app_settings, folder_setting, recent_files
+from explorer.settings import (add_recent_file, app_settings, compare_choice, folder_setting, recent_files,
+                                remember_compare_choice)
 from explorer.training_panel import TrainingPanel
 from explorer.widgets import Panel, start_worker
 
@@ -59,6 +61,8 @@ class MainWindow(QMainWindow):
         self.settings = app_settings()
         self.selection = Selection(self)
         self.loading = False
+        self.compare_request: Path | None = None
+        """The comparison model asked for last (a load finishing after another choice is dropped)."""
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.panels: dict[str, Panel] = {spec.key: PANEL_CLASSES[spec.key](self.selection) for spec in PANELS}
@@ -79,6 +83,7 @@ class MainWindow(QMainWindow):
         self._restore_window_state()
         self.setAcceptDrops(True)
         self.open_model(model_path or BUNDLED_MODEL, startup=True)
+        self.compare_with(compare_choice(self.settings))
 
     # ----- pictures dropped on a panel that has no drop target of its own -----
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -159,6 +164,8 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             action.setData(spec.key)
             self.view_group.addAction(action)
+        view_menu.addSeparator()
+        self._build_compare_menu(view_menu.addMenu("&Compare with"))
 
         help_menu = bar.addMenu("&Help")
         self._add_action(help_menu, f"&About {APP_NAME}", self.show_about, None, "The paper and the data licence")
@@ -167,6 +174,26 @@ class MainWindow(QMainWindow):
                              "Create a menu entry so you can start the app from your desktop's menu")
         for menu in (file_menu, view_menu, help_menu):
             menu.setToolTipsVisible(True)
+
+    def _build_compare_menu(self, menu) -> None:
+        """The second model shown beside the open one: the bundled model's pixel-VAE twin, any file, or none."""
+        menu.setToolTipsVisible(True)
+        twin = twin_path(BUNDLED_MODEL)
+        self.compare_twin_action = self._add_action(
+            menu, "Compare with the &pixel VAE", lambda: self.compare_with(twin), None,
+            f"Show {twin.name}, the same network trained with a pixel loss, beside the open model" if twin else
+            f"{twin_file(BUNDLED_MODEL).name} was not found beside the bundled model")
+        self.compare_twin_action.setEnabled(twin is not None)
+        self.compare_file_action = self._add_action(menu, "Compare with another model &file…",
+                                                    self.choose_comparison, None,
+                                                    "Show another model file beside the open model")
+        self.compare_off_action = self._add_action(menu, "&Off", lambda: self.compare_with(None), None,
+                                                   "Show the open model alone")
+        self.compare_group = QActionGroup(self)
+        for action in (self.compare_twin_action, self.compare_file_action, self.compare_off_action):
+            action.setCheckable(True)
+            self.compare_group.addAction(action)
+        self.compare_off_action.setChecked(True)
 
     def _add_action(self, menu, text: str, slot, shortcut, tip: str) -> QAction:
         action = menu.addAction(text)
@@ -216,6 +243,57 @@ class MainWindow(QMainWindow):
         self.selection.set_model(model)
         self.show_status(f"Opened {path}")
 
+    # ----- the comparison model -----
+    def choose_comparison(self) -> None:
+        start = folder_setting(self.settings, "models/folder", BUNDLED_MODEL.parent)
+        path, _ = QFileDialog.getOpenFileName(self, "Compare with a model", start,
+                                              "VAE-GAN models (*.safetensors);;All files (*)")
+        if path:
+            self.compare_with(Path(path))
+        else:  # cancelled: the menu shows the choice still in force
+            self._check_compare_action(self.compare_request)
+
+    def compare_with(self, path: Path | None) -> None:
+        """Load `path` in the background as the model shown beside the open one; None turns comparing off."""
+        self.compare_request = path
+        remember_compare_choice(self.settings, path)
+        self._check_compare_action(path)
+        if path is None:
+            self.selection.set_compare_model(None)
+            return
+        self.show_status(f"Opening {path.name} to compare with…")
+        start_worker(load_model, path, on_result=lambda model: self._comparison_loaded(path, model),
+                     on_error=lambda exc: self._comparison_failed(path, exc))
+
+    def _check_compare_action(self, path: Path | None) -> None:
+        twin = twin_path(BUNDLED_MODEL)
+        action = (self.compare_off_action if path is None else
+                  self.compare_twin_action if twin is not None and path == twin else self.compare_file_action)
+        action.setChecked(True)
+
+    def _comparison_loaded(self, path: Path, model: Model) -> None:
+        if path != self.compare_request:
+            return
+        self.selection.set_compare_model(model)
+        self._say_comparison()
+
+    def _comparison_failed(self, path: Path, exc: Exception) -> None:
+        if path == self.compare_request:
+            self.compare_with(None)
+            QMessageBox.warning(self, "Cannot compare with this model", one_line(exc))
+
+    def _say_comparison(self) -> None:
+        """The status line: which models are side by side, or why the comparison model cannot be shown."""
+        main, other = self.selection.model, self.selection.compare_model
+        if main is None or other is None:
+            return
+        try:
+            check_comparable(main, other)
+        except ValueError as exc:
+            self.show_status(f"Cannot compare: {one_line(exc)}")
+            return
+        self.show_status("Comparing {} with {}".format(*comparison_labels(main, other)))
+
     def _model_failed(self, path: Path, exc: Exception, startup: bool) -> None:
         self.loading = False
         message = one_line(exc)
@@ -231,6 +309,7 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.empty_state)
             return
         self.model_info.setText(model.info_line())
+        self._say_comparison()
         self.setWindowTitle(f"{Path(model.path).name if model.path else 'model'} — {APP_NAME}")
         self.stack.setCurrentWidget(self.tabs)
 

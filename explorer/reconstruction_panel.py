@@ -1,7 +1,7 @@
-"""Reconstruct: drop, paste or open face pictures; see each one's crop and the model's reconstruction."""
+"""Reconstruct: drop, paste or open face pictures; see each one's crop and the model's reconstruction (and the
+comparison model's, when View ▸ Compare with is on)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxL
                                QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model
+from core.compare import FaceFigures, comparison_labels, face_figures
 from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folder
+from core.metrics import psnr
+from core.dataset import to_unit
 from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
@@ -27,6 +30,8 @@ CROP_CHOICES = (("Automatic", ""), ("Align faces", "face"), ("CelebA box", "cele
 """The crop combo: (label, crop mode); "" is the model's own rule (automatic face alignment for face models)."""
 
 ImageSource = Path | Image.Image
+COMPARE_LEGEND = ("Under each reconstruction: its pixel error (MSE) and sharpness against the crop (1 = as sharp, "
+                  "below 1 blurred)")
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Reconstruction:
     latent: torch.Tensor          # D
     method: str                   # how the crop was made (core.data.CROP_METHODS)
     to_crop: np.ndarray           # 2 x 3: original pixels -> crop pixels
+    compared: torch.Tensor | None = None
+    """The comparison model's reconstruction of the same crop (3 x S x S in [0, 1]), when comparing."""
 
     @property
     def mse(self) -> float:
@@ -45,7 +52,11 @@ class Reconstruction:
 
     @property
     def psnr(self) -> float:
-        return 10 * math.log10(1 / max(self.mse, 1e-10))
+        return psnr(self.mse)
+
+    def figures(self, image: torch.Tensor) -> FaceFigures:
+        """Pixel error and sharpness ratio of a reconstruction of this crop."""
+        return face_figures(to_unit(self.pixels).unsqueeze(0), image.unsqueeze(0))[0]
 
 
 @dataclass
@@ -53,15 +64,23 @@ class PictureResult:
     original: Image.Image
     faces: list[Reconstruction]
     """One per face; empty when the crop looked for a face and found none."""
+    labels: tuple[str, str] | None = None
+    """The names of the open model and the comparison model, when comparing."""
 
 
-def reconstruct_faces(model: Model, source: ImageSource, crop: str) -> PictureResult:
-    """Every face of a picture (one item for plain crops), encoded and decoded in one batch."""
+def reconstruct_faces(model: Model, source: ImageSource, crop: str,
+                      comparison: Model | None = None) -> PictureResult:
+    """Every face of a picture (one item for plain crops), encoded and decoded in one batch; the comparison
+    model, if any, reconstructs the same crops."""
     original, prepared, latents = encode_picture(model, source, crop)
     decoded = model.decode(latents) if len(latents) else latents
+    compared = [None] * len(prepared)
+    if comparison is not None and prepared:
+        compared = list(comparison.reconstruct(to_unit(torch.stack([p.pixels for p in prepared]))))
     return PictureResult(original, [
-        Reconstruction(p.original, p.cropped, p.pixels, image, latent, p.method, p.to_crop)
-        for p, image, latent in zip(prepared, decoded, latents)])
+        Reconstruction(p.original, p.cropped, p.pixels, image, latent, p.method, p.to_crop, other)
+        for p, image, latent, other in zip(prepared, decoded, latents, compared)],
+        comparison_labels(model, comparison) if comparison is not None else None)
 
 
 def describe_error(exc: Exception) -> str:
@@ -70,7 +89,7 @@ def describe_error(exc: Exception) -> str:
     return f"Reconstruction failed: {exc}"
 
 
-def captioned(view: ImageView, caption: str) -> QWidget:
+def captioned(view: ImageView, caption: str) -> tuple[QWidget, QLabel]:
     label = QLabel(caption, alignment=Qt.AlignmentFlag.AlignCenter)
     label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
     box = QWidget()
@@ -79,7 +98,7 @@ def captioned(view: ImageView, caption: str) -> QWidget:
     layout.setSpacing(2)
     layout.addWidget(view)
     layout.addWidget(label)
-    return box
+    return box, label
 
 
 def tile() -> ImageView:
@@ -89,7 +108,8 @@ def tile() -> ImageView:
 
 
 class ReconstructionItem(QFrame):
-    """One picture: original, crop and reconstruction side by side, the error, and where to send it."""
+    """One picture: original, crop and reconstruction side by side (and the comparison model's reconstruction
+    when comparing), the error, and where to send it."""
 
     removed = Signal(object)
     sendToAttributes = Signal(object)     # FaceItem
@@ -106,10 +126,11 @@ class ReconstructionItem(QFrame):
         self.crop_override: str | None = None
         self.result: Reconstruction | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.tiles = [tile(), tile(), tile()]
+        self.tiles = [tile(), tile(), tile(), tile()]
         self.tiles[0].setToolTip("The picture as loaded")
         self.tiles[1].setToolTip("The crop the encoder sees, cropped the way the training faces were")
         self.tiles[2].setToolTip("Decoder output for the crop's latent vector (posterior mean)")
+        self.tiles[3].setToolTip("The comparison model's reconstruction of the same crop (View ▸ Compare with)")
         self.title = QLabel(f"<b>{name}</b>")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status = QLabel("Reconstructing…")
@@ -143,8 +164,10 @@ class ReconstructionItem(QFrame):
         for button in self.actions:
             side.addWidget(button)
         row = QHBoxLayout(self)
-        self.tile_boxes = [captioned(view, caption) for view, caption
-                           in zip(self.tiles, ("original", "crop (model input)", "reconstruction"))]
+        boxes = [captioned(view, caption) for view, caption
+                 in zip(self.tiles, ("original", "crop (model input)", "reconstruction", "comparison"))]
+        self.tile_boxes = [box for box, _ in boxes]
+        self.captions = [label for _, label in boxes]
         for box in self.tile_boxes:
             row.addWidget(box, 0, Qt.AlignmentFlag.AlignTop)
         row.addSpacing(8)
@@ -160,24 +183,39 @@ class ReconstructionItem(QFrame):
         return FaceItem(self.name, self.result.latent, self.result.pixels.float() / 255, "reconstruction",
                         self.result.original, self.result.to_crop)
 
-    def set_result(self, result: Reconstruction) -> None:
+    def set_result(self, result: Reconstruction, labels: tuple[str, str] | None = None) -> None:
+        """Show a reconstruction; with `labels` (the two models' names) also the comparison model's."""
         self.result = result
         self.tiles[0].set_image(result.original)
         self.tiles[1].set_image(result.cropped)
         self.tiles[2].set_image(result.reconstruction)
+        self.tiles[3].set_image(result.compared)
         self.status.setForegroundRole(QPalette.ColorRole.WindowText)
-        self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n"
-                            f"Pixel error (MSE): {result.mse:.4f}\nPSNR: {result.psnr:.1f} dB")
+        if result.compared is not None and labels is not None:
+            for caption, label, image in zip(self.captions[2:], labels, (result.reconstruction, result.compared)):
+                figures = result.figures(image)
+                caption.setText(f"{label}\n{figures.short_text()}")
+                caption.setToolTip(f"{label}: {figures.text()}")
+            self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n{COMPARE_LEGEND}")
+        else:
+            self.captions[2].setText("reconstruction")
+            self.captions[2].setToolTip("")
+            self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n"
+                                f"Pixel error (MSE): {result.mse:.4f}\nPSNR: {result.psnr:.1f} dB")
         self.centre_button.hide()
         self.status.setToolTip("Mean squared error over pixels in [0, 1] and peak signal-to-noise ratio; "
-                               "the VAE-GAN trades pixel accuracy for sharpness, so expect moderate values")
+                               "the VAE-GAN trades pixel accuracy for sharpness, so expect moderate values. "
+                               "Sharpness: the Laplacian variance of the reconstruction over the crop's (1 = as "
+                               "sharp, below 1 blurred)")
         for button in self.actions:
             button.setEnabled(True)
         self._show_tiles(True)
 
     def _show_tiles(self, visible: bool) -> None:
-        for box in self.tile_boxes:
+        compared = self.result is not None and self.result.compared is not None
+        for box in self.tile_boxes[:3]:
             box.setVisible(visible)
+        self.tile_boxes[3].setVisible(visible and compared)
 
     def set_error(self, message: str) -> None:
         self.result = None
@@ -218,6 +256,7 @@ class ReconstructionPanel(Panel):
         self.items: list[ReconstructionItem] = []
         self.setAcceptDrops(True)
         self._build_ui()
+        selection.compareModelChanged.connect(lambda _model: self.rerun_all())
         QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste)
         self.set_model(selection.model)
 
@@ -346,6 +385,7 @@ class ReconstructionPanel(Panel):
             return
         item.set_pending()
         worker = start_worker(reconstruct_faces, model, item.source, self.crop_mode(item),
+                              self.selection.comparison(),
                               on_result=lambda result: self._finished(item, worker, result),
                               on_error=lambda exc: self._failed(item, worker, exc))
         item.worker = worker
@@ -359,11 +399,11 @@ class ReconstructionPanel(Panel):
         if not result.faces:
             item.set_no_face(result.original)
         else:
-            item.set_result(result.faces[0])
+            item.set_result(result.faces[0], result.labels)
             previous = item
             for index, face in enumerate(result.faces[1:], start=2):
                 previous = self._add_item(f"{item.name} · face {index}", item.source, index - 1, after=previous)
-                previous.set_result(face)
+                previous.set_result(face, result.labels)
             if len(result.faces) > 1:
                 item.title.setText(f"<b>{item.name} · face 1</b>")
         self._update_hint()

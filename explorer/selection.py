@@ -10,6 +10,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from core.api import Model, ReferenceMap
+from core.compare import check_comparable
 from core.photo import encode_picture
 
 
@@ -41,10 +42,19 @@ def picture_faces(model: Model, path: Path) -> list[FaceItem]:
             for name, face, latent in zip(names, faces, latents)]
 
 
+def comparison_input(face: FaceItem, model: Model, image_size: int) -> torch.Tensor:
+    """What a comparison model encodes for a face (3 x S x S in [0, 1]): its crop when it has one of that size, else
+    the open `model`'s decode of its latent (a random or map face)."""
+    if face.image is not None and face.image.shape[-1] == image_size:
+        return face.image.float()
+    return model.decode(face.latent.float().reshape(1, -1))[0]
+
+
 class Selection(QObject):
     """One per window. Panels listen to its signals and call its methods; they never talk directly."""
 
     modelChanged = Signal(object)          # core.Model | None
+    compareModelChanged = Signal(object)   # core.Model | None: a second model shown beside the open one
     faceSelected = Signal(object)          # FaceItem: the current face (attribute panel edits it)
     facesAdded = Signal(list)              # list[FaceItem]: new faces to highlight on the latent map
     endpointsSent = Signal(list)           # list[FaceItem]: endpoints for the interpolation panel
@@ -55,12 +65,27 @@ class Selection(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model: Model | None = None
+        self.compare_model: Model | None = None
         self.current: FaceItem | None = None
 
     def set_model(self, model: Model | None) -> None:
         self.model = model
         self.current = None
         self.modelChanged.emit(model)
+
+    def set_compare_model(self, model: Model | None) -> None:
+        self.compare_model = model
+        self.compareModelChanged.emit(model)
+
+    def comparison(self) -> Model | None:
+        """The model to show beside the open one, when there is one that takes faces of the same size."""
+        if self.model is None or self.compare_model is None:
+            return None
+        try:
+            check_comparable(self.model, self.compare_model)
+        except ValueError:
+            return None
+        return self.compare_model
 
     def select_face(self, face: FaceItem) -> None:
         self.current = face

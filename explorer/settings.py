@@ -36,3 +36,17 @@ def folder_setting(settings: QSettings, key: str, default: Path | None = None) -
     if folder and Path(folder).is_dir():
         return folder
     return str(default or Path.home())
+
+
+COMPARE_SETTING = "compare/model"
+"""The model file shown beside the open one (View ▸ Compare with); empty when comparing is off."""
+
+
+def compare_choice(settings: QSettings) -> Path | None:
+    """The remembered comparison model, when comparing is on and its file is still there."""
+    path = Path(str(settings.value(COMPARE_SETTING, "") or ""))
+    return path if path.name and path.is_file() else None
+
+
+def remember_compare_choice(settings: QSettings, path: Path | None) -> None:
+    settings.setValue(COMPARE_SETTING, str(path or ""))

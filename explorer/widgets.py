@@ -79,6 +79,10 @@ class ImageView(QWidget):
         self._placeholder = text
         self.update()
 
+    def set_caption(self, caption: str) -> None:
+        self._caption = caption
+        self.update()
+
     def set_smooth(self, smooth: bool) -> None:
         self._smooth = smooth
         self.update()
