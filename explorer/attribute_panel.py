@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -532,6 +533,39 @@ class AttributePanel(Panel):
     def current_image(self) -> torch.Tensor | None:
         self.flush()
         return self.after_image
+
+    def current_face(self) -> FaceItem | None:
+        """The edited face (the base face when no slider is moved)."""
+        self.flush()
+        if self.face is None or self.edited_latent is None:
+            return None
+        edits = self._edits_summary() if self.strengths() else ""
+        return FaceItem(f"{self.face.name}{f' ({edits})' if edits else ''}", self.edited_latent.clone(),
+                        self.after_image, self.face.source)
+
+    def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
+        state = {"sliders": self.source_combo.currentData(), "strengths": self.strengths(),
+                 "held": [name for name, row in self.rows.items() if row.held()],
+                 "orthogonalise": self.orthogonal_check.isChecked()}
+        return state, [self.face] if self.face is not None else []
+
+    def restore_session_state(self, state: dict[str, Any], faces: list[FaceItem]) -> None:
+        index = self.source_combo.findData(state.get("sliders"))
+        if index >= 0:
+            self.source_combo.setCurrentIndex(index)
+        self.orthogonal_check.setChecked(state.get("orthogonalise") is True)
+        if faces:
+            self.set_face(faces[0])
+        self.reset()
+        held = state.get("held")
+        for name in held if isinstance(held, list) else []:
+            if isinstance(name, str) and name in self.rows:
+                self.rows[name].hold_button.setChecked(True)
+        strengths = state.get("strengths")
+        self.set_strengths({name: float(value) for name, value in (strengths.items() if isinstance(strengths, dict)
+                                                                    else ())
+                            if name in self.rows and isinstance(value, (int, float)) and math.isfinite(value)})
+        self.flush()
 
     def export_current(self, path: str | Path, scale: int = 1, mode: str = "smooth", overwrite: bool = True) -> Path:
         """Save the edited face as an image file."""

@@ -307,6 +307,20 @@ class InterpolationPanel(Panel):
     def settings(self) -> tuple[str, int]:
         return self.method_combo.currentData(), self.steps_slider.value()
 
+    def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
+        method, frames = self.settings()
+        return {"method": method, "frames": frames}, self.endpoints()
+
+    def restore_session_state(self, state: dict[str, Any], faces: list[FaceItem]) -> None:
+        index = self.method_combo.findData(state.get("method"))
+        if index >= 0:
+            self.method_combo.setCurrentIndex(index)
+        frames = state.get("frames")
+        if isinstance(frames, int) and not isinstance(frames, bool):
+            self.steps_slider.setValue(min(max(frames, MIN_STEPS), MAX_STEPS))
+        self.set_endpoints(faces)
+        self._render.flush()
+
     def render_frames(self) -> None:
         """Decode the whole path in one batch and show it."""
         self._refresh_buttons()

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QByteArray
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget
 
@@ -26,6 +26,7 @@ from explorer.selection import FaceItem, Selection, picture_faces
 from explorer.settings import (add_recent_file, app_settings, compare_choice, folder_setting, recent_files,
                                 remember_compare_choice)
 from explorer.training_panel import TrainingPanel
+from explorer.sessions import BookmarksDock, SessionKeeper
 from explorer.widgets import Panel, start_worker
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "faces64.safetensors"
@@ -60,7 +61,7 @@ class MainWindow(QMainWindow):
         self.persist = persist
         self.settings = app_settings()
         self.selection = Selection(self)
-        self.loading = False
+        self.loading_path: Path | None = None  # the model file being opened, if one is
         self.compare_request: Path | None = None
         """The comparison model asked for last (a load finishing after another choice is dropped)."""
         self.setWindowTitle(APP_NAME)
@@ -78,12 +79,22 @@ class MainWindow(QMainWindow):
         self.model_info = QLabel("No model open")
         self.model_info.setToolTip("The open model: resolution, kind, latent size, training images, attributes")
         self.statusBar().addPermanentWidget(self.model_info)
+        self.bookmarks = BookmarksDock(self.selection, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.bookmarks)
+        self.bookmarks.hide()
+        self.sessions = SessionKeeper(self, autosave=persist)
         self._build_menus()
         self._connect_panels()
         self._restore_window_state()
         self.setAcceptDrops(True)
         self.open_model(model_path or BUNDLED_MODEL, startup=True)
+        if persist:
+            self.sessions.offer_restore()
         self.compare_with(compare_choice(self.settings))
+
+    @property
+    def loading(self) -> bool:
+        return self.loading_path is not None
 
     # ----- pictures dropped on a panel that has no drop target of its own -----
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -136,6 +147,7 @@ class MainWindow(QMainWindow):
             panel.navigate.connect(self.show_panel)
             panel.statusMessage.connect(self.show_status)
         self.panels["train"].openModelRequested.connect(self.open_model)
+        self.bookmarks.navigate.connect(self.show_panel)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -154,6 +166,11 @@ class MainWindow(QMainWindow):
         self._add_action(export_menu, "&Samples grid…", lambda: self.export(ExportKind.SAMPLES),
                          None, "Save a grid of random faces drawn from the prior")
         file_menu.addSeparator()
+        self._add_action(file_menu, "Open &session…", self.sessions.open_dialog, QKeySequence("Ctrl+Shift+O"),
+                         "Restore saved faces, edits, bookmarks, map selections and paths")
+        self._add_action(file_menu, "Sa&ve session…", self.sessions.save_dialog, QKeySequence.StandardKey.Save,
+                         "Save the faces, edits, bookmarks, map selection and paths (not the pictures) to a file")
+        file_menu.addSeparator()
         self._add_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the app")
 
         view_menu = bar.addMenu("&View")
@@ -166,6 +183,10 @@ class MainWindow(QMainWindow):
             self.view_group.addAction(action)
         view_menu.addSeparator()
         self._build_compare_menu(view_menu.addMenu("&Compare with"))
+        view_menu.addSeparator()
+        self._add_action(view_menu, "&Bookmark this face", self.bookmark_current_face, QKeySequence("Ctrl+D"),
+                         "Keep the face on screen in the Bookmarks list")
+        view_menu.addAction(self.bookmarks.toggleViewAction())
 
         help_menu = bar.addMenu("&Help")
         self._add_action(help_menu, f"&About {APP_NAME}", self.show_about, None, "The paper and the data licence")
@@ -229,7 +250,7 @@ class MainWindow(QMainWindow):
             self.empty_state.show_no_model(f"The bundled model {path.name} was not found.")
             self.show_status(f"No model at {path}")
             return
-        self.loading = True
+        self.loading_path = path
         if self.selection.model is None:
             self.empty_state.show_loading(path.name)
         self.show_status(f"Opening {path}…")
@@ -237,7 +258,9 @@ class MainWindow(QMainWindow):
                      on_error=lambda exc: self._model_failed(path, exc, startup))
 
     def _model_loaded(self, path: Path, model: Model) -> None:
-        self.loading = False
+        if path != self.loading_path:  # a model asked for later replaces this one
+            return
+        self.loading_path = None
         add_recent_file(self.settings, model.path or path)  # a run folder is remembered as its model file
         self._fill_recent_menu()
         self.selection.set_model(model)
@@ -295,7 +318,9 @@ class MainWindow(QMainWindow):
         self.show_status("Comparing {} with {}".format(*comparison_labels(main, other)))
 
     def _model_failed(self, path: Path, exc: Exception, startup: bool) -> None:
-        self.loading = False
+        if path != self.loading_path:
+            return
+        self.loading_path = None
         message = one_line(exc)
         self.show_status(f"Could not open {path.name}")
         if self.selection.model is None:
@@ -327,6 +352,14 @@ class MainWindow(QMainWindow):
 
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
+
+    def bookmark_current_face(self) -> None:
+        face = self.panels[self.current_panel_key()].current_face()
+        if face is None:
+            self.show_status("No face to bookmark here: choose or edit a face first")
+            return
+        self.bookmarks.add(face)
+        self.show_status(f"Bookmarked {face.name}")
 
     # ----- export -----
     def current_image(self) -> torch.Tensor | None:
@@ -389,4 +422,5 @@ class MainWindow(QMainWindow):
             return
         if self.persist:
             self.save_window_state()
+        self.sessions.closed_cleanly()
         event.accept()

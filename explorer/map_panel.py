@@ -614,6 +614,22 @@ class MapPanel(Panel):
     def selected_faces(self) -> list[FaceItem]:
         return [self.data.face(i) for i in self._selected] if self.data else []
 
+    def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
+        """The selection on the reference map (a folder's map is not kept: its faces would need encoding again)
+        and the faces marked from other panels."""
+        showing_reference = self.data is not None and self.data.is_reference
+        return {"selected": self.selected_indices() if showing_reference else []}, list(self._added)
+
+    def restore_session_state(self, state: dict[str, Any], faces: list[FaceItem]) -> None:
+        self._added = []
+        self.add_faces(faces)
+        if self.data is None or not self.data.is_reference:
+            return
+        selected = state.get("selected")
+        count = len(self.data.latents)
+        self.select_indices([i for i in (selected if isinstance(selected, list) else [])
+                             if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count])
+
     def _refresh_selection(self) -> None:
         count = len(self._selected)
         coords = self.data.coords[self._selected] if self.data is not None and count else np.empty((0, 2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -351,6 +352,21 @@ class ReconstructionPanel(Panel):
         if files:
             settings.setValue("pictures/folder", str(Path(files[0]).parent))
             self.add_sources([(Path(f).name, Path(f)) for f in files])
+
+    # ----- sessions -----
+    def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
+        """The picture files (a pasted picture has no file and is not kept); each reconstructs again on restore."""
+        pictures = list(dict.fromkeys(str(i.source) for i in self.items if isinstance(i.source, Path)))
+        return {"pictures": pictures}, []
+
+    def restore_session_state(self, state: dict[str, Any], faces: list[FaceItem]) -> None:
+        pictures = state.get("pictures")
+        paths = [Path(p) for p in (pictures if isinstance(pictures, list) else []) if isinstance(p, str)]
+        self.clear()
+        self.add_sources([(path.name, path) for path in paths if path.is_file()])
+        missing = [path.name for path in paths if not path.is_file()]
+        if missing:
+            self.statusMessage.emit(f"Not found, left out of Reconstruct: {', '.join(missing)}")
 
     # ----- items -----
     def add_sources(self, sources: list[tuple[str, ImageSource]]) -> None:

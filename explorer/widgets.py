@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSizePolicy, QStackedW
 from superqt.utils import WorkerBase, create_worker
 
 from core.api import Model
-from explorer.selection import Selection
+from explorer.selection import FaceItem, Selection
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
 ERROR_STYLE = "color: #d32f2f;"
@@ -185,6 +185,17 @@ class Panel(QWidget):
     def current_image(self) -> torch.Tensor | None:
         """The panel's image for export (3 x H x W in [0, 1]); None lets the window use the selected face."""
         return None
+
+    def current_face(self) -> FaceItem | None:
+        """The face on screen, for a bookmark (Ctrl+D); by default the selected face."""
+        return self.selection.current
+
+    def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
+        """What a session keeps of this panel: its settings as plain JSON values, and the faces it shows."""
+        return {}, []
+
+    def restore_session_state(self, state: dict[str, Any], faces: list[FaceItem]) -> None:
+        """Take back what session_state gave (from a file: check every value before using it)."""
 
     def show_behind_empty_state(self, content: QWidget, message: str) -> EmptyStateStack:
         """Fill the panel with `content`, which `message` replaces while `self.stack.show_message()` is on."""
