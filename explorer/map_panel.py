@@ -29,7 +29,7 @@ from explorer.widgets import ImageView, Panel, push_button, start_worker
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 MAX_ENDPOINTS = 16
 POINT_SIZE = 7
-PLAIN_BRUSH = QBrush(QColor(110, 170, 235, 170))
+PLAIN_BRUSH = QBrush(QColor(70, 140, 225, 180))  # stands out on the white map of the light theme and the dark one
 HAS_LABEL_BRUSH = QBrush(QColor(255, 170, 60, 220))
 LACKS_LABEL_BRUSH = QBrush(QColor(110, 140, 190, 110))
 UNKNOWN_LABEL_BRUSH = QBrush(QColor(128, 128, 128, 90))

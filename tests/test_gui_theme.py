@@ -1,8 +1,10 @@
-"""Look and feel: View ▸ Theme switches palettes and plots live and is remembered; Help ▸ Keyboard shortcuts."""
+"""Look and feel: View ▸ Theme switches palettes and plots live and is remembered; Help ▸ Keyboard shortcuts;
+crisp pixels on HiDPI screens."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
@@ -12,7 +14,7 @@ from explorer.settings import SETTINGS_ENV, app_settings, theme_choice
 from explorer.shortcuts_dialog import ShortcutsDialog
 from explorer.theme import DARK_COLOURS, LIGHT_COLOURS
 from explorer.training_live import LiveView
-from explorer.widgets import ERROR_STYLE
+from explorer.widgets import ERROR_STYLE, ImageView
 
 Role = QPalette.ColorRole
 
@@ -107,3 +109,16 @@ def test_shortcuts_dialog_lists_menu_and_panel_shortcuts(qtbot, tiny_model_path)
     assert rows["Help ▸ Keyboard shortcuts"]
     assert rows["Reconstruct: Paste a picture or a copied image file"].startswith("Ctrl+V")
     dialog.close()
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.5, 2.0])
+def test_crisp_upscaling_uses_whole_screen_pixels_on_hidpi_screens(qtbot, monkeypatch, ratio):
+    view = ImageView(smooth=False)
+    qtbot.addWidget(view)
+    view.resize(200, 200)
+    view.set_image(np.zeros((64, 64, 3), np.uint8))
+    monkeypatch.setattr(view, "devicePixelRatioF", lambda: ratio)
+    target = view.target_rect()
+    screen_pixels_per_image_pixel = target.width() * ratio / 64
+    assert screen_pixels_per_image_pixel == int(200 / 64 * ratio)
+    assert (target.left() * ratio).is_integer() and (target.top() * ratio).is_integer()
