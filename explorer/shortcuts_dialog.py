@@ -15,8 +15,9 @@ def plain_title(text: str) -> str:
     return text.replace("&&", "\0").replace("&", "").replace("\0", "&")
 
 
-def key_text(keys: list[QKeySequence]) -> str:
-    return ", ".join(key.toString(QKeySequence.SequenceFormat.NativeText) for key in keys)
+def key_text(key: QKeySequence) -> str:
+    """The key as this platform writes it; of a standard key's bindings (Paste: Ctrl+V, Shift+Ins, F18…) the first."""
+    return key.toString(QKeySequence.SequenceFormat.NativeText)
 
 
 def menu_shortcuts(menu: QMenu, path: str) -> list[ShortcutRow]:
@@ -26,8 +27,8 @@ def menu_shortcuts(menu: QMenu, path: str) -> list[ShortcutRow]:
         title = f"{path} ▸ {plain_title(action.text())}"
         if action.menu() is not None:
             rows += menu_shortcuts(action.menu(), title)
-        elif action.shortcuts():
-            rows.append((title, key_text(action.shortcuts())))
+        elif not action.shortcut().isEmpty():
+            rows.append((title, key_text(action.shortcut())))
     return rows
 
 
@@ -38,7 +39,7 @@ def menu_bar_shortcuts(bar: QMenuBar) -> list[ShortcutRow]:
 
 def panel_shortcuts(panels: dict[str, QWidget]) -> list[ShortcutRow]:
     """The QShortcuts of each panel (titles as keys), described by their What's This text."""
-    return [(f"{title}: {shortcut.whatsThis()}", key_text(shortcut.keys()))
+    return [(f"{title}: {shortcut.whatsThis()}", key_text(shortcut.key()))
             for title, panel in panels.items() for shortcut in panel.findChildren(QShortcut)]
 
 
