@@ -50,7 +50,7 @@ class Theme(QObject):
     def __init__(self, choice: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.choice = choice
-        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.apply)  # is_dark() asks the system anew
         self.apply()
 
     def choose(self, choice: str) -> None:
@@ -63,10 +63,6 @@ class Theme(QObject):
     def apply(self) -> None:
         QApplication.setPalette(theme_palette(self.is_dark()))
         restyle_style_sheets()
-
-    def _follow_system(self) -> None:
-        if self.choice == SYSTEM_THEME:
-            self.apply()
 
 
 def restyle_style_sheets() -> None:

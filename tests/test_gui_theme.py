@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
 from explorer.main_window import MainWindow
 from explorer.settings import SETTINGS_ENV, app_settings, theme_choice
 from explorer.shortcuts_dialog import ShortcutsDialog
+from explorer import theme
 from explorer.theme import DARK_COLOURS, LIGHT_COLOURS
 from explorer.training_live import LiveView
 from explorer.widgets import ERROR_STYLE, ImageView
@@ -78,6 +80,21 @@ def test_theme_menu_switches_window_and_plots_live_and_is_remembered(qtbot, tiny
     reopened = open_window(qtbot, tiny_model_path)
     assert menu_action(reopened, "View", "Theme", "Light").isChecked()
     assert reopened.palette().color(Role.Window) == QColor(LIGHT_COLOURS[Role.Window])
+
+
+def test_system_theme_follows_the_system_live_unless_overridden(qtbot, tiny_model_path, monkeypatch):
+    window = open_window(qtbot, tiny_model_path)
+    assert menu_action(window, "View", "Theme", "System").isChecked()
+    monkeypatch.setattr(theme, "system_is_dark", lambda: True)
+    scheme_changed = QGuiApplication.styleHints().colorSchemeChanged
+    scheme_changed.emit(Qt.ColorScheme.Dark)
+    qtbot.wait(10)  # the window takes the application's new palette on the event loop
+    assert window.palette().color(Role.Window) == QColor(DARK_COLOURS[Role.Window])
+
+    menu_action(window, "View", "Theme", "Light").trigger()
+    scheme_changed.emit(Qt.ColorScheme.Dark)
+    qtbot.wait(10)
+    assert window.palette().color(Role.Window) == QColor(LIGHT_COLOURS[Role.Window])
 
 
 def test_error_text_takes_the_red_of_each_theme(qtbot, tiny_model_path):
