@@ -62,6 +62,7 @@ def launch(argv: list[str]):
     from explorer.icon import app_icon
     from explorer.main_window import APP_NAME, MainWindow
 
+    app.setStyle("Fusion")  # the light and dark palettes of explorer.theme are made for it, on every platform
     app.setApplicationName("vaegan-explorer")
     app.setApplicationDisplayName(APP_NAME)
     app.setWindowIcon(app_icon())

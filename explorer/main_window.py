@@ -24,7 +24,9 @@ from explorer.reconstruction_panel import ReconstructionPanel
 from core.data import IMAGE_EXTENSIONS, ImageLoadError
 from explorer.selection import FaceItem, Selection, picture_faces
 from explorer.settings import (add_recent_file, app_settings, compare_choice, folder_setting, recent_files,
-                                remember_compare_choice)
+                                remember_compare_choice, remember_theme_choice, theme_choice)
+from explorer.shortcuts_dialog import ShortcutsDialog
+from explorer.theme import SYSTEM_THEME, THEMES, Theme
 from explorer.training_panel import TrainingPanel
 from explorer.sessions import BookmarksDock, SessionKeeper
 from explorer.widgets import Panel, start_worker
@@ -66,6 +68,7 @@ class MainWindow(QMainWindow):
         """The comparison model asked for last (a load finishing after another choice is dropped)."""
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
+        self.theme = Theme(theme_choice(self.settings), self)
         self.panels: dict[str, Panel] = {spec.key: PANEL_CLASSES[spec.key](self.selection) for spec in PANELS}
         self.tabs = QTabWidget(documentMode=True)
         for spec in PANELS:
@@ -183,12 +186,15 @@ class MainWindow(QMainWindow):
             self.view_group.addAction(action)
         view_menu.addSeparator()
         self._build_compare_menu(view_menu.addMenu("&Compare with"))
+        self._build_theme_menu(view_menu.addMenu("&Theme"))
         view_menu.addSeparator()
         self._add_action(view_menu, "&Bookmark this face", self.bookmark_current_face, QKeySequence("Ctrl+D"),
                          "Keep the face on screen in the Bookmarks list")
         view_menu.addAction(self.bookmarks.toggleViewAction())
 
         help_menu = bar.addMenu("&Help")
+        self._add_action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
+                         "Every shortcut of the menus and the panels")
         self._add_action(help_menu, f"&About {APP_NAME}", self.show_about, None, "The paper and the data licence")
         if sys.platform.startswith("linux"):
             self._add_action(help_menu, "Add to applications &menu", self.add_to_applications_menu, None,
@@ -215,6 +221,22 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             self.compare_group.addAction(action)
         self.compare_off_action.setChecked(True)
+
+    def _build_theme_menu(self, menu) -> None:
+        """Light or dark as the system says, or always one of them."""
+        menu.setToolTipsVisible(True)
+        group = QActionGroup(self)
+        for choice, title in THEMES.items():
+            action = self._add_action(menu, title, lambda _=False, c=choice: self.set_theme(c), None,
+                                      "Follow the system's light or dark setting" if choice == SYSTEM_THEME else
+                                      f"Always use the {choice} palette")
+            action.setCheckable(True)
+            action.setChecked(choice == self.theme.choice)
+            group.addAction(action)
+
+    def set_theme(self, choice: str) -> None:
+        remember_theme_choice(self.settings, choice)
+        self.theme.choose(choice)
 
     def _add_action(self, menu, text: str, slot, shortcut, tip: str) -> QAction:
         action = menu.addAction(text)
@@ -382,6 +404,9 @@ class MainWindow(QMainWindow):
     # ----- help -----
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}", ABOUT_TEXT)
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.menuBar(), {spec.title: self.panels[spec.key] for spec in PANELS}, self).open()
 
     def add_to_applications_menu(self) -> None:
         try:

@@ -23,12 +23,13 @@ from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.pipeline import encode_folder
 from explorer.selection import FaceItem, Selection
+from explorer.theme import ThemedPlotWidget
 from explorer.widgets import ImageView, Panel, push_button, start_worker
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 MAX_ENDPOINTS = 16
 POINT_SIZE = 7
-PLAIN_BRUSH = QBrush(QColor(110, 170, 235, 170))
+PLAIN_BRUSH = QBrush(QColor(70, 140, 225, 180))  # stands out on the white map of the light theme and the dark one
 HAS_LABEL_BRUSH = QBrush(QColor(255, 170, 60, 220))
 LACKS_LABEL_BRUSH = QBrush(QColor(110, 140, 190, 110))
 UNKNOWN_LABEL_BRUSH = QBrush(QColor(128, 128, 128, 90))
@@ -174,7 +175,7 @@ class SelectingViewBox(pg.ViewBox):
         super().__init__()
         self.drag_mode = "pan"
         self._outline_points: list[QPointF] = []
-        self._outline = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255), width=1.5, style=Qt.PenStyle.DashLine))
+        self._outline = pg.PlotCurveItem()
         self._outline.setZValue(100)
         self.addItem(self._outline, ignoreBounds=True)
 
@@ -193,6 +194,9 @@ class SelectingViewBox(pg.ViewBox):
         ev.accept()
         start = self.mapSceneToView(ev.buttonDownScenePos())
         here = self.mapSceneToView(ev.scenePos())
+        if ev.isStart():  # in the theme's text colour, which stands out from the plot's background
+            self._outline.setPen(pg.mkPen(self.palette().color(QPalette.ColorRole.Text), width=1.5,
+                                          style=Qt.PenStyle.DashLine))
         if mode == "rectangle":
             self._outline_points = [start, QPointF(here.x(), start.y()), here, QPointF(start.x(), here.y())]
         else:
@@ -336,7 +340,7 @@ class MapPanel(Panel):
     def _build_plot(self) -> pg.PlotWidget:
         self.view_box = SelectingViewBox()
         self.view_box.regionSelected.connect(self.select_in_polygon)
-        self.plot_widget = pg.PlotWidget(viewBox=self.view_box)
+        self.plot_widget = ThemedPlotWidget(viewBox=self.view_box)
         self.plot_widget.setMinimumSize(360, 300)
         self.plot_widget.setAspectLocked(True)
         self.plot_widget.hideAxis("left")

@@ -14,10 +14,10 @@ from core.api import Model
 from core.realism import INSIDE_SHARE, Realism
 from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, entanglement_order,
                                  most_entangled)
-from explorer.widgets import ImageView, start_worker
+from explorer.widgets import ERROR_STYLE, ImageView, start_worker
 
 UNSAFE_COLOUR = QColor(214, 64, 64, 170)
-WARNING_STYLE = "color: #d04040; font-weight: bold;"
+WARNING_STYLE = f"{ERROR_STYLE} font-weight: bold;"
 NEAREST_SIDE = 64
 
 

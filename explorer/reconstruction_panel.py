@@ -258,7 +258,8 @@ class ReconstructionPanel(Panel):
         self.setAcceptDrops(True)
         self._build_ui()
         selection.compareModelChanged.connect(lambda _model: self.rerun_all())
-        QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste)
+        QShortcut(QKeySequence.StandardKey.Paste, self, activated=self.paste,
+                  whatsThis="Paste a picture or a copied image file")
         self.set_model(selection.model)
 
     # ----- UI -----

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from explorer.theme import SYSTEM_THEME, THEMES
+
 SETTINGS_ENV = "VAEGAN_EXPLORER_SETTINGS"
 MAX_RECENT = 8
 
@@ -50,3 +52,16 @@ def compare_choice(settings: QSettings) -> Path | None:
 
 def remember_compare_choice(settings: QSettings, path: Path | None) -> None:
     settings.setValue(COMPARE_SETTING, str(path or ""))
+
+
+THEME_SETTING = "view/theme"
+"""View ▸ Theme: follow the system, or always light or dark (explorer.theme.THEMES)."""
+
+
+def theme_choice(settings: QSettings) -> str:
+    choice = str(settings.value(THEME_SETTING, SYSTEM_THEME))
+    return choice if choice in THEMES else SYSTEM_THEME
+
+
+def remember_theme_choice(settings: QSettings, choice: str) -> None:
+    settings.setValue(THEME_SETTING, choice)

@@ -17,6 +17,7 @@ from core.export import make_grid
 from core.steps import D_PRIOR, D_REAL, D_REC, DIS_FAKE, DIS_REAL, FEATURE, GAN, KL, PIXEL, STEP_METRICS
 from core.trainer import ELAPSED_S, EPOCH, ETA_S, IMAGES_PER_S, STEP, Preview
 from explorer.export_dialog import reconstruction_grid
+from explorer.theme import ThemedPlotWidget
 from explorer.widgets import ImageView
 
 PLOTS: dict[str, tuple[str, ...]] = {
@@ -167,15 +168,9 @@ class LiveView(QWidget):
         layout.addWidget(self.log)
 
     def _make_plot(self, title: str) -> pg.PlotWidget:
-        palette = self.palette()
         log_scale = title != "Discriminator outputs"
-        plot = pg.PlotWidget(background=palette.color(QPalette.ColorRole.Base),
-                             axisItems={"left": ReadableLogAxis()} if log_scale else None)
+        plot = ThemedPlotWidget(axisItems={"left": ReadableLogAxis()} if log_scale else None)
         plot.setToolTip(PLOT_TIPS[title] + "; the horizontal axis counts training steps")
-        text = palette.color(QPalette.ColorRole.Text)
-        for axis in ("left", "bottom"):
-            plot.getAxis(axis).setTextPen(text)
-            plot.getAxis(axis).setPen(palette.color(QPalette.ColorRole.Mid))
         plot.setLogMode(y=log_scale)
         plot.plotItem.titleLabel.setMaximumHeight(2 * self.fontMetrics().height())
         self._show_title(title, plot)
@@ -189,9 +184,7 @@ class LiveView(QWidget):
         """The title, followed by each curve's name in its colour: the legend, outside the curves."""
         names = "&nbsp;&nbsp;".join(f"<span style='color:{curve.opts['pen'].color().name()}'>━&nbsp;"
                                     f"{CURVE_NAMES.get(key, key)}</span>" for key, curve in self.curves[title].items())
-        colour = self.palette().color(QPalette.ColorRole.Text).name()
-        plot.setTitle(f"<span style='color:{colour}'>{title}</span>" + (f"&nbsp;&nbsp;&nbsp;{names}" if names else ""),
-                      size="9pt")
+        plot.setTitle(title + (f"&nbsp;&nbsp;&nbsp;{names}" if names else ""), size="9pt")
 
     @staticmethod
     def _show_default_range(plot: pg.PlotWidget) -> None:

@@ -16,8 +16,9 @@ from core.api import Model
 from explorer.selection import FaceItem, Selection
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
-ERROR_STYLE = "color: #d32f2f;"
-"""The one red of error messages in every panel: it reads on light and dark palettes."""
+ERROR_STYLE = "color: palette(bright-text);"
+"""The one red of error messages in every panel: the palette's BrightText, a red chosen for each theme
+(explorer.theme), so it reads on light and dark."""
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:
@@ -103,14 +104,18 @@ class ImageView(QWidget):
         return self.fontMetrics().height() + 4 if self._caption else 0
 
     def target_rect(self) -> QRectF:
-        """Where the image is drawn: as large as fits above the caption, the pair centred."""
+        """Where the image is drawn: as large as fits above the caption, the pair centred. Crisp upscaling
+        uses whole numbers of screen pixels per image pixel and starts on a screen pixel (on HiDPI screens a
+        logical pixel is 1.5 or 2 of them)."""
         h, w, _ = self._array.shape if self._array is not None else (1, 1, 3)
         caption = self._caption_height()
+        ratio = self.devicePixelRatioF()
         scale = min(self.width() / w, (self.height() - caption) / h)
-        if not self._smooth and scale >= 1:
-            scale = float(int(scale))
+        if not self._smooth and scale * ratio >= 1:
+            scale = int(scale * ratio) / ratio
         dw, dh = w * scale, h * scale
-        return QRectF((self.width() - dw) / 2, (self.height() - dh - caption) / 2, dw, dh)
+        left, top = (self.width() - dw) / 2, (self.height() - dh - caption) / 2
+        return QRectF(round(left * ratio) / ratio, round(top * ratio) / ratio, dw, dh)
 
     def paintEvent(self, event: Any) -> None:
         painter = QPainter(self)

@@ -22,3 +22,9 @@ for panel in map attributes interpolate reconstruct train; do
         --screenshot "docs/screenshots/$panel.png"
     echo "docs/screenshots/$panel.png"
 done
+for theme in light dark; do  # View ▸ Theme, on the map (its plot follows the palette)
+    printf '[view]\ntheme=%s\n' "$theme" > "$SETTINGS"
+    VAEGAN_EXPLORER_SETTINGS="$SETTINGS" QT_QPA_PLATFORM=offscreen \
+        "$PYTHON" main.py "$MODEL" --panel map --size 1280x800 --screenshot "docs/screenshots/theme_$theme.png"
+    echo "docs/screenshots/theme_$theme.png"
+done

@@ -18,6 +18,7 @@ from explorer import app
 from explorer.export_dialog import ExportDialog, ExportKind
 from explorer.main_window import DEFAULT_SIZE, MainWindow
 from explorer.settings import SETTINGS_ENV, app_settings
+from explorer.widgets import ERROR_STYLE
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +64,7 @@ def test_dropped_picture_is_reconstructed_and_a_corrupt_one_explained(qtbot, win
     reconstruction = good.tiles[2].image_array()
     assert reconstruction.shape == (64, 64, 3) and reconstruction.std() > 1.0
     assert "PSNR" in good.status.text() and good.actions[0].isEnabled()
-    assert "red" in bad.status.styleSheet() or "#d32f2f" in bad.status.styleSheet()
+    assert bad.status.styleSheet() == ERROR_STYLE
     assert not any(b.isEnabled() for b in bad.actions)
 
 
