@@ -539,8 +539,8 @@ class AttributePanel(Panel):
         self.flush()
         if self.face is None or self.edited_latent is None:
             return None
-        edits = self._edits_summary() if self.strengths() else ""
-        return FaceItem(f"{self.face.name}{f' ({edits})' if edits else ''}", self.edited_latent.clone(),
+        edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
+        return FaceItem(f"{self.face.name}{f', {edits}' if edits else ''}", self.edited_latent.clone(),
                         self.after_image, self.face.source)
 
     def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:

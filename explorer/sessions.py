@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem, QMessageBox,
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGridLayout, QListWidget, QListWidgetItem, QMessageBox,
                                QVBoxLayout, QWidget)
 
 from core.api import Model
@@ -47,16 +47,19 @@ class BookmarksDock(QDockWidget):
         super().__init__("Bookmarks", parent)
         self.setObjectName("bookmarks")
         self.selection = selection
-        self.list = QListWidget(selectionMode=QListWidget.SelectionMode.ExtendedSelection)
+        self.list = QListWidget(selectionMode=QListWidget.SelectionMode.ExtendedSelection,
+                                textElideMode=Qt.TextElideMode.ElideMiddle,
+                                horizontalScrollBarPolicy=Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemDoubleClicked.connect(self.list.editItem)
         self.list.itemSelectionChanged.connect(self._refresh_buttons)
         self.edit_button = push_button("Edit", "Edit the chosen face in the Attributes panel", self.edit_chosen)
         self.interpolate_button = push_button("Interpolate", "Add the chosen faces to the Interpolate panel's "
                                               "endpoints, in list order", self.interpolate_chosen)
         self.remove_button = push_button("Remove", "Forget the chosen bookmarks", self.remove_chosen)
-        buttons = QHBoxLayout()
-        for button in (self.edit_button, self.interpolate_button, self.remove_button):
-            buttons.addWidget(button)
+        buttons = QGridLayout()   # two rows: the dock stays narrow enough for a 1024-pixel screen
+        buttons.addWidget(self.edit_button, 0, 0)
+        buttons.addWidget(self.remove_button, 0, 1)
+        buttons.addWidget(self.interpolate_button, 1, 0, 1, 2)
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self.list)
