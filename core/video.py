@@ -99,7 +99,8 @@ def write_video(model: Model, keyframes: Tensor, path: str | os.PathLike[str], s
     if video_format == "MP4":
         return _write_mp4(batches, target, settings)
     frames = [frame for batch in batches for frame in batch]
-    return save_gif(frames, target, frame_ms=round(1000 / settings.fps), overwrite=overwrite)
+    return save_gif(frames, target, frame_ms=round(1000 / settings.fps), overwrite=overwrite,
+                    palette=Image.Quantize.FASTOCTREE)
 
 
 def _check_format_limits(video_format: str, settings: VideoSettings, frames: int) -> None:
