@@ -27,9 +27,7 @@ _sigint_before_import = signal.signal(signal.SIGINT, _interrupted_while_starting
     if threading.current_thread() is threading.main_thread() else None
 # The imports below take a second or two (torch), so they come after that handler.
 import argparse
-import csv
 import hashlib
-import io
 import json
 from contextlib import contextmanager
 from dataclasses import replace
@@ -42,7 +40,7 @@ from tqdm import tqdm
 
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
-    model_config_of, validated_meta, write_text_atomically
+    model_config_of, validated_meta
 from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progress, load_image_folder, load_run_data,
                        prepare_faces, prepare_image)
 from core.dataset import FaceDataset, to_unit
@@ -50,6 +48,7 @@ from core.device import DeviceError, resolve_device
 from core.errors import one_line
 from core.directions import DEFAULT_COLUMNS, DEFAULT_COUNT, DEFAULT_STRENGTH, model_directions, traversal_grid
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
+from core.map_export import save_csv
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.options import Option, options_of
@@ -647,10 +646,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def write_csv(target: Path, rows: Sequence[Sequence[Any]]) -> None:
     """Write rows (the first is the header) to `target` in one atomic step."""
-    table = io.StringIO()
-    csv.writer(table).writerows(rows)
     try:
-        write_text_atomically(target, table.getvalue())
+        save_csv(rows, target, overwrite=True)
     except OSError as exc:
         raise CliError(f"{target}: could not write ({exc.strerror or exc}); any earlier file is unchanged") from exc
 

@@ -12,7 +12,7 @@ temporary file beside it, then a rename). A cancelled or failed export leaves ne
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from core.api import Model
 from core.checkpoint import atomic_file
+from core.data import Cancel, Progress
 from core.export import MIN_FRAME_MS, _target, save_gif, tensor_to_pil, upscale
 from core.latent import EASINGS, keyframe_path
 
@@ -36,12 +37,6 @@ GIF_MAX_PIXELS = 400_000_000
 """Frames x width x height of a GIF: all its frames are held in memory before the write (about 4 bytes a pixel)."""
 DECODE_BATCH = 32
 H264_CRF = 20                # x264's constant quality: 0 is lossless, 23 its default, 51 the worst
-
-Progress = Callable[[int, int], None]
-"""progress(frames done, frames in all)."""
-CancelCheck = Callable[[], bool]
-"""True once the export should stop (e.g. threading.Event().is_set)."""
-
 
 class Cancelled(Exception):
     """The export was cancelled; nothing was written."""
@@ -85,11 +80,11 @@ def frame_latents(keyframes: Tensor, settings: VideoSettings) -> Tensor:
 
 def write_video(model: Model, keyframes: Tensor, path: str | os.PathLike[str], settings: VideoSettings = VideoSettings(),
                 overwrite: bool = False, progress: Progress | None = None,
-                cancelled: CancelCheck | None = None) -> Path:
+                cancelled: Cancel | None = None) -> Path:
     """Decode the path through `keyframes` (K x D) and write it as .mp4 or .gif (by suffix); returns the path.
 
-    progress(done, total) follows the frames decoded and written; cancelled() is asked before each batch and a
-    True ends the export with Cancelled. A GIF is written in one step once every frame is decoded (GIF delays
+    progress(done, total) follows the frames decoded and written; cancelled() (e.g. threading.Event().is_set) is
+    asked before each batch and a True ends the export with Cancelled. A GIF is written in one step once every frame is decoded (GIF delays
     are whole hundredths of a second, so 30 fps plays at 1 / 0.03 s = 33 fps)."""
     target, video_format = _target(path, VIDEO_FORMATS, overwrite)
     latents = frame_latents(keyframes, settings)
@@ -118,7 +113,7 @@ def _check_format_limits(video_format: str, settings: VideoSettings, frames: int
 
 
 def _frame_batches(model: Model, latents: Tensor, size: int, progress: Progress,
-                   cancelled: CancelCheck) -> Iterator[list[Image.Image]]:
+                   cancelled: Cancel) -> Iterator[list[Image.Image]]:
     """The frames as size x size RGB pictures, DECODE_BATCH at a time; progress counts the batches taken."""
     done = 0
     for chunk in latents.split(DECODE_BATCH):

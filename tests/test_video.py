@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.cli import main
 from core.video import Cancelled, VideoSettings, frame_latents, write_video
-from tests.conftest import make_tiny_model
+from conftest import make_tiny_model
 
 SMALL = VideoSettings(fps=5, seconds_per_segment=1.0, size=32)
 
