@@ -721,6 +721,7 @@ class MapPanel(QWidget):
         default: a MapData to show), an error to the status line after `failure`. What a cancelled job returns or
         raises is never shown."""
         self.cancel_work()
+        self._set_status("")
         cancelled = self._cancelled = threading.Event()
         self._show_stage(busy_text)
         self._show_progress(True)
