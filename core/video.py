@@ -38,6 +38,7 @@ GIF_MAX_PIXELS = 400_000_000
 DECODE_BATCH = 32
 H264_CRF = 20                # x264's constant quality: 0 is lossless, 23 its default, 51 the worst
 
+
 class Cancelled(Exception):
     """The export was cancelled; nothing was written."""
 
