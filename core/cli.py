@@ -1,5 +1,5 @@
-"""Headless command line: ``vaegan train | resume | reconstruct | compare | sample | interpolate | edit | project |
-realism | vectors | directions | info``.
+"""Headless command line: ``vaegan train | resume | reconstruct | compare | sample | interpolate | path | edit |
+project | realism | vectors | directions | info``.
 
 Every command exits 0 on success and 2 on bad input, with exactly one ``vaegan: error: ...`` line on
 stderr and no traceback. Output files are never replaced without ``--overwrite``.
@@ -27,9 +27,7 @@ _sigint_before_import = signal.signal(signal.SIGINT, _interrupted_while_starting
     if threading.current_thread() is threading.main_thread() else None
 # The imports below take a second or two (torch), so they come after that handler.
 import argparse
-import csv
 import hashlib
-import io
 import json
 from contextlib import contextmanager
 from dataclasses import replace
@@ -42,7 +40,7 @@ from tqdm import tqdm
 
 from core.api import Model, load_model
 from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
-    model_config_of, validated_meta, write_text_atomically
+    model_config_of, validated_meta
 from core.compare import compare_models, comparison_grid
 from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progress, load_image_folder, load_run_data,
                        prepare_faces, prepare_image)
@@ -51,6 +49,7 @@ from core.device import DeviceError, resolve_device
 from core.errors import one_line
 from core.directions import DEFAULT_COLUMNS, DEFAULT_COUNT, DEFAULT_STRENGTH, model_directions, traversal_grid
 from core.export import MIN_FRAME_MS, make_grid, make_strip, save_gif, save_image
+from core.map_export import save_csv
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.options import Option, options_of
@@ -59,6 +58,8 @@ from core.pipeline import encode_folder, encode_images, finish_run
 from core.realism import RealismMeter, nearest_names
 from core.schema import (ATTRIBUTES, DATA, KIND, LABEL_NAMES, MODEL_CONFIG, PROVENANCE, RANDOM_FACES, REFERENCE, TRAIN_CONFIG,
                          TRAINING_STATE)
+from core.video import (MAX_FPS, MAX_SECONDS, MAX_SIZE, METHODS, MIN_FPS, MIN_SECONDS, MIN_SIZE,
+                        VIDEO_FORMATS, VideoSettings, write_video)
 from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, held_out_separation,
                                  most_entangled)
 from core.steps import D_PRIOR, D_REAL, FEATURE, GAN, KL, PIXEL
@@ -276,13 +277,18 @@ def read_faces(paths: Sequence[str], model: Model, crop: str | None) -> torch.Te
     return to_unit(torch.stack(pixels))
 
 
+def faces_of(paths: Sequence[str], model: Model, crop: str | None) -> list[list[PreparedImage]]:
+    """Every face of each picture, framed like the training faces, picture by picture."""
+    crop = model_crop(model, crop)
+    return [prepare_faces(existing_path(p, "image file"), model.image_size, crop) for p in paths]
+
+
 def read_all_faces(paths: Sequence[str], model: Model, crop: str | None) -> list[tuple[str, list[PreparedImage]]]:
     """(stem for output names, faces) per picture: one entry per face when a picture holds several."""
-    crop = model_crop(model, crop)
     stems = [Path(p).stem for p in paths]
     if len(set(stems)) != len(stems):
         raise CliError("two input images share a file name; write them to a single grid file instead")
-    return [(stem, prepare_faces(existing_path(p, "image file"), model.image_size, crop)) for stem, p in zip(stems, paths)]
+    return list(zip(stems, faces_of(paths, model, crop)))
 
 
 def face_names(stem: str, count: int) -> list[str]:
@@ -577,6 +583,29 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_path(args: argparse.Namespace) -> int:
+    """A keyframed .mp4 or .gif through the faces of the pictures in order (every face of a picture that holds
+    several; a picture may come more than once, e.g. first and last for a loop)."""
+    target = output_file(args.out, args.overwrite, tuple(VIDEO_FORMATS))
+    settings = VideoSettings(fps=args.fps, seconds_per_segment=args.seconds_per_segment,
+                             easing="smooth" if args.ease else "none", method=args.method, size=args.size)
+    model = open_model(args)
+    faces = [face for picture in faces_of(args.images, model, args.crop) for face in picture]
+    if len(faces) < 2:
+        raise CliError(f"path needs at least two faces; the pictures hold {len(faces)}")
+    keyframes = model.encode(to_unit(torch.stack([face.pixels for face in faces])))
+    bar = tqdm(total=settings.frame_count(len(faces)), desc=f"writing {target.name}", unit="frame",
+               disable=bar_disabled(is_main_process()), dynamic_ncols=True, leave=False)
+    try:
+        written = write_video(model, keyframes, target, settings, overwrite=args.overwrite,
+                              progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+    say(f"{settings.frame_count(len(faces))} frames through {len(faces)} faces")
+    print(written)
+    return 0
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
     """A photo: the whole photo with every face edited (or, with --face-only, the aligned face). A folder:
     every photo in it, into the folder --out."""
@@ -633,10 +662,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def write_csv(target: Path, rows: Sequence[Sequence[Any]]) -> None:
     """Write rows (the first is the header) to `target` in one atomic step."""
-    table = io.StringIO()
-    csv.writer(table).writerows(rows)
     try:
-        write_text_atomically(target, table.getvalue())
+        save_csv(rows, target, overwrite=True)
     except OSError as exc:
         raise CliError(f"{target}: could not write ({exc.strerror or exc}); any earlier file is unchanged") from exc
 
@@ -930,6 +957,23 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("--frame-ms", type=whole_number(MIN_FRAME_MS, 60_000), default=80)
     p.add_argument("--pingpong", action="store_true", help="play the GIF forwards then backwards")
     p.set_defaults(handler=cmd_interpolate)
+
+    p = sub.add_parser("path", parents=both, help="a keyframed video (.mp4 or .gif) through the faces of pictures")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("images", nargs="+", metavar="PICTURE",
+                   help="two or more faces, visited in order (a picture with several faces gives each in turn)")
+    p.add_argument("--out", required=True, metavar="FILE", help=".mp4 (H.264) or .gif")
+    p.add_argument("--fps", type=whole_number(MIN_FPS, MAX_FPS), default=VideoSettings.fps,
+                   help="frames per second (default %(default)s; a GIF plays at most 50)")
+    p.add_argument("--seconds-per-segment", type=finite_number(MIN_SECONDS, MAX_SECONDS),
+                   default=VideoSettings.seconds_per_segment, metavar="SECONDS",
+                   help="time from one face to the next (default %(default)s)")
+    p.add_argument("--ease", action="store_true", help="slow down near each face and speed up between them")
+    p.add_argument("--method", choices=METHODS, default=VideoSettings.method,
+                   help="slerp (default) keeps the latents' length; linear moves in a straight line")
+    p.add_argument("--size", type=whole_number(MIN_SIZE, MAX_SIZE), default=VideoSettings.size,
+                   help="frame width and height in pixels (default %(default)s)")
+    p.set_defaults(handler=cmd_path)
 
     p = sub.add_parser("edit", parents=both, help="move the faces of a photo (or a folder of photos) along "
                                                   "attribute vectors")

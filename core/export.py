@@ -146,29 +146,36 @@ def _repeat_of(frame: Image.Image) -> Image.Image:
     return repeat
 
 
-def _gif_frames(frames: list[Image.Image]) -> list[Image.Image]:
+def _gif_frames(frames: list[Image.Image], palette: Image.Quantize) -> list[Image.Image]:
     """Palette frames that Pillow writes one for one.
 
-    Pillow folds a frame identical to the previous one into it (one longer frame), which would change
-    the frame count. Within a run of identical frames the frames alternate between the run's first frame
-    and its _repeat_of, which differ in bytes only."""
+    Pillow folds a frame that looks identical to the previous one into it (one longer frame), which would change
+    the frame count; frames that differ only slightly can look identical once reduced to 255 colours. Within a
+    run of identical-looking frames the frames alternate between the run's first frame and its _repeat_of, which
+    differ in bytes only."""
     palette_frames: list[Image.Image] = []
-    run_start = 0
+    run_start, previous_look = 0, None
     for i, frame in enumerate(frames):
-        if i and ImageChops.difference(frame, frames[i - 1]).getbbox() is None:
+        quantized = frame.quantize(colors=_GIF_SPARE_INDEX, method=palette, dither=Image.Dither.NONE)
+        look = quantized.convert("RGB")
+        if previous_look is not None and ImageChops.difference(look, previous_look).getbbox() is None:
             first = palette_frames[run_start]
             palette_frames.append(_repeat_of(first) if (i - run_start) % 2 else first.copy())
         else:
             run_start = i
-            palette_frames.append(frame.quantize(colors=_GIF_SPARE_INDEX, dither=Image.Dither.NONE))
+            palette_frames.append(quantized)
+        previous_look = look
     return palette_frames
 
 
 def save_gif(frames: Images, path: str | os.PathLike[str], frame_ms: int = 80, pingpong: bool = False,
-             loop: int = 0, scale: float = 1, mode: str = "smooth", overwrite: bool = False) -> Path:
+             loop: int = 0, scale: float = 1, mode: str = "smooth", overwrite: bool = False,
+             palette: Image.Quantize = Image.Quantize.MEDIANCUT) -> Path:
     """Animated GIF with exactly one frame per image (pingpong: 0..n-1 then n-2..1, 2n - 2 frames).
 
-    frame_ms is stored in GIF's 10 ms units; loop=0 repeats forever, loop=k plays k extra times."""
+    frame_ms is stored in GIF's 10 ms units; loop=0 repeats forever, loop=k plays k extra times. palette: how
+    each frame's 255 colours are chosen; FASTOCTREE is about 100x faster than median cut on a 256 px face and
+    about 0.6 grey levels further from the true colours (for long videos)."""
     if frame_ms < MIN_FRAME_MS:
         raise ValueError(f"frame_ms must be at least {MIN_FRAME_MS} (browsers slow faster GIFs down), got {frame_ms}")
     if loop < 0:
@@ -177,6 +184,6 @@ def save_gif(frames: Images, path: str | os.PathLike[str], frame_ms: int = 80, p
     pictures = [upscale(p, scale, mode) for p in _to_pil_list(frames)]
     if pingpong:
         pictures += pictures[-2:0:-1]
-    first, *rest = _gif_frames(pictures)
+    first, *rest = _gif_frames(pictures, palette)
     return _write_atomically(target, lambda f: first.save(
         f, "GIF", save_all=True, append_images=rest, duration=frame_ms, loop=loop, optimize=False, disposal=1))

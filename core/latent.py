@@ -94,9 +94,33 @@ def _check_steps(steps: int, minimum: int) -> None:
         raise ValueError(f"steps must be an integer between {minimum} and {MAX_STEPS}, got {steps!r}")
 
 
-def _segment(a: Tensor, b: Tensor, steps: int, interpolator: Interpolator) -> Tensor:
+def smoothstep(t: Tensor) -> Tensor:
+    """Ease in and out: 3t^2 - 2t^3 starts and stops with zero speed and maps 0 and 1 to themselves exactly."""
+    return t * t * (3 - 2 * t)
+
+
+Easing = Callable[[Tensor], Tensor]
+EASINGS: dict[str, Easing | None] = {"none": None, "smooth": smoothstep}
+
+
+def _segment(a: Tensor, b: Tensor, steps: int, interpolator: Interpolator, easing: Easing | None = None) -> Tensor:
     t = torch.linspace(0, 1, steps, dtype=a.dtype)[:, None]  # linspace hits 0 and 1 exactly
-    return interpolator(a.expand(steps, -1), b.expand(steps, -1), t)
+    return interpolator(a.expand(steps, -1), b.expand(steps, -1), t if easing is None else easing(t))
+
+
+def _through(points: Tensor, moves: Sequence[int], interpolator: Interpolator, easing: Easing | None) -> Tensor:
+    """points[0], then moves[i] latents along segment i ending exactly on points[i + 1]."""
+    pieces = [points[:1]]
+    for (start, end), count in zip(pairwise(points), moves):
+        pieces.append(_segment(start, end, count + 1, interpolator, easing)[1:])
+    return torch.cat(pieces)
+
+
+def _path_points(points: Tensor | Sequence[Sequence[float]]) -> Tensor:
+    points = _matrix(points, "points")
+    if points.shape[0] < 2:
+        raise ValueError(f"a path needs at least 2 points, got {points.shape[0]}")
+    return points
 
 
 def interpolate(a: Tensor, b: Tensor, steps: int, method: str = "linear") -> Tensor:
@@ -112,17 +136,26 @@ def interpolate_path(points: Tensor, steps: int, method: str = "linear") -> Tens
 
     The steps - 1 moves are shared evenly between the K - 1 segments (earlier segments take the remainder)."""
     interpolator = _interpolator(method)
-    points = _matrix(points, "points")
-    if points.shape[0] < 2:
-        raise ValueError(f"a path needs at least 2 points, got {points.shape[0]}")
+    points = _path_points(points)
     _check_steps(steps, points.shape[0])
     segments = points.shape[0] - 1
     base, extra = divmod(steps - 1, segments)
-    pieces = [points[:1]]
-    for i, (start, end) in enumerate(pairwise(points)):
-        moves = base + (1 if i < extra else 0)
-        pieces.append(_segment(start, end, moves + 1, interpolator)[1:])
-    return torch.cat(pieces)
+    return _through(points, [base + (1 if i < extra else 0) for i in range(segments)], interpolator, None)
+
+
+def keyframe_path(points: Tensor, moves_per_segment: int, method: str = "linear", easing: str = "none") -> Tensor:
+    """(K - 1) * moves_per_segment + 1 latents through all K >= 2 keyframes, passing exactly through each:
+    the first keyframe, then each segment's moves, the last of which lands on the next keyframe.
+
+    easing "smooth" spaces each segment's steps by smoothstep (slow near the keyframes, fast between them);
+    "none" spaces them evenly. Unlike interpolate_path the length has no cap (a video can be long)."""
+    interpolator = _interpolator(method)
+    if easing not in EASINGS:
+        raise ValueError(f"unknown easing {easing!r}; use one of: {', '.join(EASINGS)}")
+    if not isinstance(moves_per_segment, int) or moves_per_segment < 1:
+        raise ValueError(f"moves per segment must be a whole number of at least 1, got {moves_per_segment!r}")
+    points = _path_points(points)
+    return _through(points, [moves_per_segment] * (points.shape[0] - 1), interpolator, EASINGS[easing])
 
 
 # ---------------------------------------------------------------- attribute vectors

@@ -10,10 +10,11 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPalette
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QBuffer, QPointF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMenu,
+                               QMessageBox, QProgressBar, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model, ReferenceMap
 from core.checkpoint import atomic_file
@@ -21,6 +22,7 @@ from core.data import Cancel, Progress
 from core.directions import model_directions, vector_axis_projection
 from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
+from core.map_export import face_image_paths, save_csv, save_face_images, selection_table
 from core.pipeline import encode_folder
 from explorer.selection import FaceItem, Selection
 from explorer.theme import ThemedPlotWidget
@@ -46,6 +48,9 @@ FRAME_MARGIN = 0.08
 OUTLIER_SQUEEZE = 3.0
 """Frame the central 90% of the points when the full extent is over 3x theirs on an axis (a Gaussian
 cloud of 10,000 points spans about 2.4x; a few faces encoded far off the prior span far more)."""
+NOTHING_SELECTED = ("No faces selected: click a point, Shift+drag a rectangle or Ctrl+drag a lasso to choose the "
+                    "faces to export.")
+MAP_FORMATS = {".png": "PNG image (*.png)", ".svg": "SVG drawing (*.svg)"}
 HINT = ("Hover a point to see its face · click to select it (Ctrl+click adds) · "
         "Shift+drag selects a rectangle, Ctrl+drag a lasso · wheel zooms")
 
@@ -135,6 +140,14 @@ def map_folder(model: Model, folder: Path, method: str, progress: Progress, stag
                    title, False, data.labels, tuple(data.label_names))
 
 
+def save_pictures(model: Model, data: MapData, indices: list[int], folder: Path, overwrite: bool,
+                  progress: Progress, cancel: Cancel) -> list[Path]:
+    """Worker: a PNG per face (core.map_export.save_face_images) at the model's size: a folder's own aligned crop,
+    or for the reference map (which stores no training photographs) the model's decoding of the face."""
+    pictures = model.decode(data.latents[indices]) if data.is_reference else data.thumbnails[indices]
+    return save_face_images(pictures, [data.names[i] for i in indices], folder, overwrite, progress, cancel)
+
+
 def along_vector(data: MapData, name: str, vector: torch.Tensor) -> MapData:
     """The same faces with x their position along `vector` and y the largest spread of what remains."""
     projection = vector_axis_projection(data.latents, vector)
@@ -220,8 +233,8 @@ class MapPanel(Panel):
     Faces added elsewhere (Selection.facesAdded) appear as stars placed with the fitted projection. "X axis"
     lays the faces out along an attribute vector (along_vector); colouring by a vector draws its arrow.
 
-    For the main window: export_current(path) saves the map view as a PNG; current_image() returns the
-    face in the side view; encode_folder_dialog() and show_reference_map() switch what is mapped;
+    For the main window: export_current(path) saves the map view as a PNG or SVG; export_selection_csv(path)
+    and export_selection_images(folder) save the selected faces; current_image() returns the face in the side view; encode_folder_dialog() and show_reference_map() switch what is mapped;
     selected_indices() / select_indices() read or set the selection.
     """
 
@@ -319,10 +332,24 @@ class MapPanel(Panel):
         self.reference_button.setToolTip("Go back to the faces shipped with the model")
         self.reference_button.clicked.connect(self.show_reference_map)
         bar.addWidget(self.reference_button)
+        bar.addWidget(self._build_export_button())
         rows = QVBoxLayout()
         rows.addLayout(bar)
         rows.addLayout(looks)
         return rows
+
+    def _build_export_button(self) -> QToolButton:
+        self.export_button = QToolButton(text="Export", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup,
+                                         toolTip="Save the selected faces (a CSV table or their pictures) or the "
+                                                 "map as shown (PNG or SVG)")
+        menu = QMenu(self.export_button)
+        self.export_csv_action = menu.addAction("Selected faces as CSV…", self.export_selection_csv_dialog)
+        self.export_images_action = menu.addAction("Selected faces as pictures…", self.export_selection_images_dialog)
+        menu.addSeparator()
+        self.export_png_action = menu.addAction("Map as PNG…", lambda: self.export_map_dialog(".png"))
+        self.export_svg_action = menu.addAction("Map as SVG…", lambda: self.export_map_dialog(".svg"))
+        self.export_button.setMenu(menu)
+        return self.export_button
 
     def _build_progress_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -703,17 +730,21 @@ class MapPanel(Panel):
             return
         self._start(refit, self._own_data, method, busy_text=f"Fitting a {METHOD_TITLES[method]} map...")
 
-    def _start(self, job: Callable[..., Any], *args: Any, busy_text: str, cancellable: bool = False) -> None:
-        """Run job(*args) in the background (with cancel= when cancellable); what a cancelled job returns or
+    def _start(self, job: Callable[..., Any], *args: Any, busy_text: str, cancellable: bool = False,
+               on_result: Callable[[Any], None] | None = None, failure: str = "Could not build the map") -> None:
+        """Run job(*args) in the background (with cancel= when cancellable); its result goes to on_result (by
+        default: a MapData to show), an error to the status line after `failure`. What a cancelled job returns or
         raises is never shown."""
         self.cancel_work()
+        self._set_status("")
         cancelled = self._cancelled = threading.Event()
         self._show_stage(busy_text)
         self._show_progress(True)
         kwargs = {"cancel": cancelled.is_set} if cancellable else {}
         self._worker = start_worker(job, *args, **kwargs,
-                                    on_result=lambda data: cancelled.is_set() or self._work_done(data),
-                                    on_error=lambda error: cancelled.is_set() or self._work_failed(error))
+                                    on_result=lambda result: cancelled.is_set() or self._work_done(
+                                        (on_result or self.set_data), result),
+                                    on_error=lambda error: cancelled.is_set() or self._work_failed(failure, error))
 
     def _show_stage(self, text: str) -> None:
         self.progress.setRange(0, 0)
@@ -723,15 +754,15 @@ class MapPanel(Panel):
         self.progress.setRange(0, total)
         self.progress.setValue(done)
 
-    def _work_done(self, data: MapData) -> None:
+    def _work_done(self, show: Callable[[Any], None], result: Any) -> None:
         self._worker = None
         self._show_progress(False)
-        self.set_data(data)
+        show(result)
 
-    def _work_failed(self, error: Exception) -> None:
+    def _work_failed(self, failure: str, error: Exception) -> None:
         self._worker = None
         self._show_progress(False)
-        self._set_status(f"Could not build the map: {one_line(error)}")
+        self._set_status(f"{failure}: {one_line(error)}")
         self._select_method(self.data.method if self.data else "pca")
 
     def cancel_work(self) -> None:
@@ -755,13 +786,116 @@ class MapPanel(Panel):
         self.progress.setVisible(visible)
         self.cancel_button.setVisible(visible)
         self.encode_button.setEnabled(not visible)
+        self.export_button.setEnabled(not visible)
 
     # ------------------------------------------------------------------ export
 
     def export_current(self, path: str | Path) -> Path:
-        """Save the map as it is shown now (points, colours, selection) as a PNG."""
+        """Save the map as it is shown now (points, colours, selection): .svg as an SVG drawing, else a PNG."""
         path = Path(path)
         with atomic_file(path) as temporary:
-            if not self.plot_widget.grab().save(temporary, "PNG"):
+            if path.suffix.lower() == ".svg":
+                Path(temporary).write_bytes(self._map_svg())
+            elif not self.plot_widget.grab().save(temporary, "PNG"):
                 raise OSError(f"{path}: could not write the image")
         return path
+
+    def _map_svg(self) -> bytes:
+        """The plot as drawn now, as an SVG drawing with every point a vector shape. pyqtgraph's SVGExporter
+        cannot read back the closing 'Z' that Qt 6.10+ writes into paths (pyqtgraph issue #3485), so Qt's own
+        generator draws the view, with the items in pyqtgraph's export mode (points as shapes, not pixmaps)."""
+        buffer = QBuffer()
+        buffer.open(QBuffer.OpenModeFlag.WriteOnly)
+        generator = QSvgGenerator()
+        generator.setOutputDevice(buffer)
+        generator.setSize(self.plot_widget.size())
+        generator.setViewBox(self.plot_widget.rect())
+        generator.setTitle(self.source_label.text())
+        items = [item for item in self.plot_widget.scene().items() if hasattr(item, "setExportMode")]
+        painter = QPainter(generator)
+        try:
+            for item in items:
+                item.setExportMode(True, {"antialias": True, "painter": painter})
+            self.plot_widget.render(painter)
+        finally:
+            for item in items:
+                item.setExportMode(False)
+            painter.end()
+        return bytes(buffer.data())
+
+    def export_selection_csv(self, path: str | Path, overwrite: bool = False) -> Path:
+        """The selected faces as CSV (core.map_export.selection_table): source, map x and y, latent, labels."""
+        data, chosen = self.data, self._selected
+        labels = data.labels[chosen] if data.labels is not None else None
+        table = selection_table([data.names[i] for i in chosen], data.coords[chosen], data.latents[chosen], labels,
+                                data.label_names)
+        return save_csv(table, path, overwrite)
+
+    def export_selection_images(self, folder: str | Path, overwrite: bool = False) -> None:
+        """Write a PNG per selected face into `folder` in the background (save_pictures), with progress and
+        Cancel; the status line says when they are saved."""
+        folder = Path(folder)
+        self._start(save_pictures, self.model, self.data, list(self._selected), folder, overwrite,
+                    self._folderProgress.emit, busy_text="Saving %v of %m pictures", cancellable=True,
+                    on_result=lambda written: self._set_status(f"Saved {len(written):,} faces' pictures into {folder}"),
+                    failure="Could not save the pictures")
+
+    def export_selection_csv_dialog(self) -> None:
+        if not self._selection_ready():
+            return
+        path = self._ask_save_path("Save the selected faces as a table", "selected_faces.csv",
+                                   {".csv": "CSV table (*.csv)"})
+        if path:
+            self._save(lambda: self.export_selection_csv(path, overwrite=True),
+                       f"Saved {len(self._selected):,} faces to {path}")
+
+    def export_selection_images_dialog(self) -> None:
+        if not self._selection_ready():
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Save the selected faces' pictures into a folder")
+        if not folder:
+            return
+        names = [self.data.names[i] for i in self._selected]
+        taken = [p for p in face_image_paths(names, folder) if p.exists()]
+        if taken and not self._confirm_replace(f"{len(taken):,} of the {len(names):,} pictures (e.g. {taken[0].name}) "
+                                               f"are already in {folder}. Replace them?"):
+            return
+        self.export_selection_images(folder, overwrite=bool(taken))
+
+    def export_map_dialog(self, suffix: str) -> None:
+        path = self._ask_save_path("Save the map", f"latent_map{suffix}", {suffix: MAP_FORMATS[suffix]})
+        if path:
+            self._save(lambda: self.export_current(path), f"Saved the map to {path}")
+
+    def _selection_ready(self) -> bool:
+        if self.data is None or not self._selected:
+            self._set_status(NOTHING_SELECTED)
+            return False
+        return True
+
+    def _ask_save_path(self, title: str, name: str, formats: dict[str, str]) -> Path | None:
+        """A file name from the save dialog, with the format's suffix; an existing file only if the user agrees
+        to replace it."""
+        text, _ = QFileDialog.getSaveFileName(self, title, name, ";;".join(formats.values()),
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if not text:
+            return None
+        path = Path(text)
+        if path.suffix.lower() not in formats:
+            path = path.with_name(path.name + next(iter(formats)))
+        if path.exists() and not self._confirm_replace(f"{path.name} already exists. Replace it?"):
+            return None
+        return path
+
+    def _confirm_replace(self, question: str) -> bool:
+        return QMessageBox.question(self, "Replace?", question, QMessageBox.StandardButton.Yes
+                                    | QMessageBox.StandardButton.No,
+                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+
+    def _save(self, write: Callable[[], object], done: str) -> None:
+        try:
+            write()
+        except (OSError, ValueError) as error:
+            self._set_status(f"Could not save: {one_line(error)}")
+            return
+        self._set_status(done)
