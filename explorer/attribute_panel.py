@@ -183,7 +183,8 @@ class AttributePanel(Panel):
         self.vectors_saved = False
         """Whether the last change to the model's vectors reached its file."""
         self._drag = 0
-        """Counts slider presses and releases: a slider's moves merge into one undo step until the next."""
+        """Counts slider releases: a slider's moves merge into one undo step until it is let go (a press can move
+        it before it reports being pressed, so presses do not count)."""
         self.rows: dict[str, AttributeRow] = {}
         self._moved_order: list[str] = []
         self._rows_source: str | None = None
@@ -473,7 +474,6 @@ class AttributePanel(Panel):
             row.hold_button.setChecked(name in held)
             row.strengthChanged.connect(self._strength_changed)
             row.holdToggled.connect(self._render_edit)
-            row.slider.sliderPressed.connect(self._next_drag)
             row.slider.sliderReleased.connect(self._next_drag)
             if not self.showing_directions():
                 row.offer_delete()
@@ -492,7 +492,7 @@ class AttributePanel(Panel):
             row.setVisible(row.matches(text))
 
     def _strength_changed(self, name: str, value: float) -> None:
-        """A slider moved: one undo step per drag (its moves merge until the slider is let go or pressed)."""
+        """A slider moved: one undo step per drag (its moves merge until the slider is let go)."""
         if self.selection.undo_stack.replaying or self.state is None:
             return
         order = [moved for moved in self._moved_order if moved != name] + ([name] if value != 0 else [])
