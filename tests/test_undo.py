@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QToolButton
 
 from explorer.main_window import MainWindow
 from test_gui_app import isolated_settings, open_window  # noqa: F401 - autouse fixture
@@ -168,3 +169,58 @@ def test_a_thousand_mixed_changes_undo_and_redo_to_the_same_pixels(window):
     assert stack.index() == steps
     for expected, now in zip(end, rendered(window)):
         np.testing.assert_allclose(now, expected, atol=1e-6)
+
+
+def close_button(card):
+    return next(button for button in card.findChildren(QToolButton) if button.text() == "✕")
+
+
+def test_pictures_added_closed_and_cleared_in_reconstruct_come_back_without_encoding_again(window, qtbot,
+                                                                                          face_image_file):
+    panel, stack = window.panels["reconstruct"], window.undo_stack
+    window.show_panel("reconstruct")
+    panel.add_sources([("first", face_image_file), ("second", face_image_file)])
+    qtbot.waitUntil(lambda: all(card.result is not None for card in panel.items), timeout=10_000)
+    first, second = panel.items
+    results = [first.result, second.result]
+    assert menu_text(window.undo_action) == "Undo Add 2 pictures"
+
+    close_button(first).click()
+    assert panel.items == [second]
+    panel.clear()
+    assert panel.items == []
+    undo_key(qtbot, window)
+    assert panel.items == [second]
+    undo_key(qtbot, window)
+    assert panel.items == [first, second]
+    assert [card.result for card in panel.items] == results   # the same reconstructions, none made again
+    assert first.isVisibleTo(panel)
+    undo_key(qtbot, window)
+    assert panel.items == [] and panel.hint.isVisibleTo(panel)
+    redo_key(qtbot, window)
+    assert panel.items == [first, second]
+    assert stack.count() == 3
+
+
+def test_new_and_deleted_vectors_are_undone_in_the_model_and_its_file(window, qtbot, tiny_model_path):
+    from core.api import load_model
+
+    panel = window.panels["attributes"]
+    model = window.selection.model
+    panel.add_vector_from_groups("Bright", torch.ones(3, 8), torch.zeros(3, 8))
+    assert "Bright" in panel.rows and "Bright" in load_model(tiny_model_path, device="cpu").attributes
+    undo_key(qtbot, window)
+    assert "Bright" not in model.attributes and "Bright" not in panel.rows
+    assert "Bright" not in load_model(tiny_model_path, device="cpu").attributes
+    redo_key(qtbot, window)
+    assert torch.equal(model.attributes["Bright"], torch.ones(8))
+
+    smiling = model.attributes["Smiling"].clone()
+    panel.rows["Smiling"].slider.setValue(1.5)
+    panel.delete_vector("Smiling")
+    assert "Smiling" not in model.attributes and panel.strengths() == {}
+    assert menu_text(window.undo_action) == "Undo Delete vector Smiling"
+    undo_key(qtbot, window)
+    assert torch.equal(model.attributes["Smiling"], smiling)
+    assert panel.strengths() == {"Smiling": 1.5}
+    assert "Smiling" in load_model(tiny_model_path, device="cpu").attributes
