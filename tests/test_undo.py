@@ -129,8 +129,10 @@ def random_action(window: MainWindow, rng: random.Random) -> None:
                        weights=[30, 4, 6, 4, 12, 4, 10, 8, 4])[0]
     if kind == "slider":
         row = attributes.rows[rng.choice(sorted(attributes.rows))]
+        row.slider.setSliderDown(True)   # a drag through a few values: one step
         for _ in range(rng.randint(1, 3)):
             row.slider.setValue(round(rng.uniform(-3, 3) / 0.05) * 0.05)
+        row.slider.setSliderDown(False)
     elif kind == "reset":
         attributes.reset_button.click()
     elif kind == "apply":
@@ -150,25 +152,32 @@ def random_action(window: MainWindow, rng: random.Random) -> None:
         button.click()
 
 
+def assert_same_pixels(expected: tuple[np.ndarray, ...], now: tuple[np.ndarray, ...]) -> None:
+    for before, after in zip(expected, now):
+        np.testing.assert_allclose(after, before, atol=1e-6)
+
+
 def test_a_thousand_mixed_changes_undo_and_redo_to_the_same_pixels(window):
+    """Every 50th state on the way is checked too: each step's undo and redo must restore exactly its state."""
     stack = window.undo_stack
-    start = rendered(window)
+    seen = {0: rendered(window)}   # the pixels after the step at each checked index of the stack
     rng = random.Random(19)
-    for _ in range(1000):
+    for action in range(1, 1001):
         random_action(window, rng)
-    end = rendered(window)
-    assert not any(np.allclose(now, before) for now, before in zip(end, start) if now.shape == before.shape)
-    steps = stack.count()
+        if action % 50 == 0:
+            seen[stack.index()] = rendered(window)
+    steps = stack.index()
     assert steps > 500
+    assert not any(np.allclose(now, before) for now, before in zip(seen[steps], seen[0]) if now.shape == before.shape)
     while stack.canUndo():
         window.undo_action.trigger()
-    for expected, now in zip(start, rendered(window)):
-        np.testing.assert_allclose(now, expected, atol=1e-6)
+        if stack.index() in seen:
+            assert_same_pixels(seen[stack.index()], rendered(window))
     while stack.canRedo():
         window.redo_action.trigger()
+        if stack.index() in seen:
+            assert_same_pixels(seen[stack.index()], rendered(window))
     assert stack.index() == steps
-    for expected, now in zip(end, rendered(window)):
-        np.testing.assert_allclose(now, expected, atol=1e-6)
 
 
 def close_button(card):
@@ -224,3 +233,16 @@ def test_new_and_deleted_vectors_are_undone_in_the_model_and_its_file(window, qt
     assert torch.equal(model.attributes["Smiling"], smiling)
     assert panel.strengths() == {"Smiling": 1.5}
     assert "Smiling" in load_model(tiny_model_path, device="cpu").attributes
+
+
+def test_a_click_on_the_map_is_one_step_with_the_face_it_picks(window, qtbot):
+    map_panel, attributes = window.panels["map"], window.panels["attributes"]
+    first_face = attributes.face
+    map_panel.click_face(3)
+    assert map_panel.selected_indices() == [3] and attributes.face.name == "Reference face 4"
+    assert menu_text(window.undo_action) == "Undo Select Reference face 4 on the map"
+    undo_key(qtbot, window)
+    assert map_panel.selected_indices() == [] and attributes.face is first_face
+    assert window.selection.current is None
+    redo_key(qtbot, window)
+    assert map_panel.selected_indices() == [3] and window.selection.current.name == "Reference face 4"
