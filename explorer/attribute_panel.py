@@ -11,16 +11,16 @@ from PIL import Image
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
-                               QLineEdit, QListWidget, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QLineEdit, QListWidget, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
 from core.api import Model
 from core.checkpoint import CheckpointError
 from core.compare import comparison_labels
-from core.errors import one_line
 from core.directions import PrincipalDirections, model_directions, traversal_grid
+from core.errors import one_line
 from core.export import make_strip, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
 from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
@@ -537,8 +537,9 @@ class AttributePanel(Panel):
     def go_to_applied(self, position: int) -> None:
         """Start again from entry `position` of the applied edits (later ones stay listed until an edit is
         applied), the sliders at 0."""
-        label = self.state.history[position].label
-        self._change(f"Go back to {label}", replace(self.state, strengths=(), position=position))
+        way = "back" if position < self.state.position else "forward"
+        self._change(f"Go {way} to {self.state.history[position].label}",
+                     replace(self.state, strengths=(), position=position))
 
     def _history_row_picked(self, row: int) -> None:
         if row >= 0 and self.state is not None and row != self.state.position:

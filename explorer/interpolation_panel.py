@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from PySide6.QtCore import QRectF, QSignalBlocker, QSize, Qt, QTimer
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QGridLayout,
                                QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
@@ -265,8 +265,7 @@ class InterpolationPanel(Panel):
 
     def _show_endpoints(self, faces: tuple[FaceItem, ...]) -> None:
         self._shown = faces
-        with QSignalBlocker(self.endpoint_list.model()):
-            self.endpoint_list.clear()
+        self.endpoint_list.clear()
         for face in faces:
             image = face.image if face.image is not None else self.model.decode(face.latent.float().reshape(1, -1))[0]
             item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtWidgets import QToolButton
 
 from explorer.main_window import MainWindow
@@ -246,3 +246,17 @@ def test_a_click_on_the_map_is_one_step_with_the_face_it_picks(window, qtbot):
     assert window.selection.current is None
     redo_key(qtbot, window)
     assert map_panel.selected_indices() == [3] and window.selection.current.name == "Reference face 4"
+
+
+def test_endpoints_dragged_to_another_place_are_one_step(window, qtbot):
+    panel = window.panels["interpolate"]
+    panel.random_button.click()
+    names = [face.name for face in panel.endpoints()]
+    assert panel.endpoint_list.model().moveRow(QModelIndex(), 0, QModelIndex(), 3)   # what a drag in the list does
+    moved = [face.name for face in panel.endpoints()]
+    assert moved == names[1:] + names[:1]
+    assert menu_text(window.undo_action) == "Undo Reorder endpoints"
+    undo_key(qtbot, window)
+    assert [face.name for face in panel.endpoints()] == names
+    redo_key(qtbot, window)
+    assert [face.name for face in panel.endpoints()] == moved
