@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
-                               QLineEdit, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QLineEdit, QListWidget, QMenu, QProgressDialog, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
@@ -20,6 +21,7 @@ from core.api import Model
 from core.checkpoint import CheckpointError
 from core.compare import comparison_labels
 from core.directions import PrincipalDirections, model_directions, traversal_grid
+from core.errors import one_line
 from core.export import make_strip, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, apply_edits, orthogonalize, vector_from_groups
 from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
@@ -28,7 +30,7 @@ from core.vector_quality import conditional_vectors, cross_fitted_separation
 from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
 from explorer.selection import FaceItem, Selection, comparison_input, reference_face
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ERROR_STYLE, ImageView, Panel, start_worker
+from explorer.widgets import ERROR_STYLE, ImageView, Panel, push_button, start_worker
 
 LABEL_MAX_WIDTH = 170
 """A slider's name keeps up to this many pixels ("PC1 (12.3% of variance)" whole) before the slider shrinks."""
@@ -39,6 +41,35 @@ NO_VECTORS = ("This model has no attribute vectors yet. Select two groups of fac
 NO_DIRECTIONS = "This model has no reference map to find the principal directions of its training faces in."
 PHOTO_PREVIEW_SIDE = 768
 """The whole-photo view pastes the edit into a copy this large while sliders move; saving uses full size."""
+HISTORY_ROWS = 4
+"""The list of applied edits shows this many entries before it scrolls."""
+
+
+@dataclass(frozen=True, eq=False)
+class AppliedEdit:
+    """A face the sliders can start from: the face picked to edit, or the one an applied edit made of the face
+    before it."""
+
+    label: str
+    face: FaceItem
+
+
+@dataclass(frozen=True, eq=False)
+class EditState:
+    """What undo and redo restore in the Attributes panel."""
+
+    source: str
+    """What the sliders add: "attributes" or "directions"."""
+    strengths: tuple[tuple[str, float], ...]
+    """The moved sliders' values, in the order they were moved."""
+    history: tuple[AppliedEdit, ...]
+    """The face picked to edit, then the face after each applied edit."""
+    position: int
+    """The entry of `history` the sliders start from."""
+
+    @property
+    def base(self) -> FaceItem:
+        return self.history[self.position].face
 
 
 class AttributeRow(QWidget):
@@ -48,6 +79,7 @@ class AttributeRow(QWidget):
 
     strengthChanged = Signal(str, float)
     holdToggled = Signal(str, bool)
+    deleteRequested = Signal(str)
 
     def __init__(self, name: str, title: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +105,18 @@ class AttributeRow(QWidget):
         layout.addWidget(self.label, 2)
         layout.addWidget(self.slider, 3)
         layout.addWidget(self.hold_button)
+
+    def offer_delete(self) -> None:
+        """A right-click menu on the name that deletes this vector (attribute vectors, not principal
+        directions)."""
+        self.label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.label.setToolTip("Right-click to delete this vector")
+        self.label.customContextMenuRequested.connect(self._show_menu)
+
+    def _show_menu(self, pos: object) -> None:
+        menu = QMenu(self)
+        menu.addAction(f"Delete the “{self.title}” vector", lambda: self.deleteRequested.emit(self.name))
+        menu.exec(self.label.mapToGlobal(pos))
 
     def strength(self) -> float:
         return float(self.slider.value())
@@ -117,6 +161,8 @@ class AttributePanel(Panel):
     face is and shades each slider's strengths that would take it out of the training faces' region. When View ▸
     Compare with is on, the comparison model's edit of the same face shows beside the main one: the face encoded by
     that model, moved by the same strengths along its own vectors of the same names (ones it lacks are skipped).
+    "Apply edit" makes the edited face the one the sliders start from, so edits stack; the list of applied edits
+    steps back to any earlier face. Every change is recorded on the shared undo stack as a new EditState.
 
     For the main window: export_current(path, scale=1, mode="smooth") saves the edited face,
     export_before_after(path, scale=1, mode="smooth") the pair side by side, current_image() returns
@@ -133,9 +179,20 @@ class AttributePanel(Panel):
         """What the sliders add: the model's attribute vectors or its principal directions."""
         self.quality_dialog: VectorQualityDialog | None = None
         self.face: FaceItem | None = None
+        """The face the sliders start from (the base of `state`)."""
+        self.state: EditState | None = None
+        self.vectors_saved = False
+        """Whether the last change to the model's vectors reached its file."""
+        self._drag = 0
+        """Counts slider releases: a slider's moves merge into one undo step until it is let go (a press can move
+        it before it reports being pressed, so presses do not count)."""
         self.rows: dict[str, AttributeRow] = {}
         self._moved_order: list[str] = []
+        self._rows_source: str | None = None
+        """The slider source the rows were built for."""
         self.before_image: torch.Tensor | None = None
+        self.original_image: torch.Tensor | None = None
+        """The face picked to edit, before any applied edit (what the whole photo's paste starts from)."""
         self.after_image: torch.Tensor | None = None
         self.edited_latent: torch.Tensor | None = None
         self.compare_latent: torch.Tensor | None = None
@@ -252,12 +309,32 @@ class AttributePanel(Panel):
         scroll.setWidget(self.rows_widget)
         scroll.setMinimumWidth(340)
         column.addWidget(scroll, 1)
+        column.addLayout(self._build_history())
         self.no_vectors_label = QLabel(NO_VECTORS, wordWrap=True)
         column.addWidget(self.no_vectors_label)
         hint = QLabel("New vectors: select faces on the map, use them as 'with' and 'without' groups and send them "
                       "here.", wordWrap=True)
         hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         column.addWidget(hint)
+        return column
+
+    def _build_history(self) -> QVBoxLayout:
+        """Apply edit, Step back and the list of applied edits (shown once there is one)."""
+        self.apply_button = push_button("Apply edit", "Start further edits from the edited face: it becomes the "
+                                        "face before the sliders, which go back to 0", self.apply_edit)
+        self.step_back_button = push_button("Step back", "Go back to the face before the last applied edit",
+                                            self.step_back)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.step_back_button)
+        buttons.addStretch(1)
+        self.history_list = QListWidget(toolTip="The face picked to edit and the edits applied to it: click one "
+                                        "to start from that face again")
+        self.history_list.setMaximumHeight(HISTORY_ROWS * self.fontMetrics().height() + 12)
+        self.history_list.currentRowChanged.connect(self._history_row_picked)
+        column = QVBoxLayout()
+        column.addLayout(buttons)
+        column.addWidget(self.history_list)
         return column
 
     # ------------------------------------------------------------------ model, face and sliders
@@ -268,6 +345,7 @@ class AttributePanel(Panel):
         self.directions = model_directions(model) if model is not None else None
         self.save_traversal_action.setEnabled(self.directions is not None)
         self.face = None
+        self.state = None
         self._moved_order = []
         self.status_label.clear()
         self._rebuild_rows()
@@ -276,15 +354,55 @@ class AttributePanel(Panel):
             return
         self.stack.show_content()
         reference = model.reference
-        if reference is not None and len(reference.latents):
-            self.set_face(reference_face(reference, 0))
-        else:
-            self.random_face(seed=0)
+        face = reference_face(reference, 0) if reference is not None and len(reference.latents) else \
+            self._random_item(seed=0)
+        self._restore(EditState(self.source_combo.currentData(), (), (AppliedEdit(face.name, face),), 0))
 
     def set_face(self, face: FaceItem) -> None:
         """Edit this face; the sliders keep their values so the same edit applies to the new face."""
-        if self.model is None or face.latent.numel() != self.model.latent_dim:
+        if self.model is None or self.state is None or face.latent.numel() != self.model.latent_dim:
             return
+        self._change(f"Edit {face.name}", replace(self.state, history=(AppliedEdit(face.name, face),), position=0))
+
+    def _change(self, text: str, state: EditState, merge_key: str | None = None) -> None:
+        """Go to `state` as an undoable step named `text`."""
+        before = self.state
+        self.selection.undo_stack.record(text, lambda: self._restore(state), lambda: self._restore(before),
+                                         merge_key)
+
+    def _restore(self, state: EditState) -> None:
+        """Show `state`: its sliders, its base face and its applied edits (no widget signal records anything)."""
+        if state.source != self._rows_source:
+            with QSignalBlocker(self.source_combo):
+                self.source_combo.setCurrentIndex(self.source_combo.findData(state.source))
+            self._rebuild_rows()
+        strengths = dict(state.strengths)
+        with self.selection.undo_stack.replay():
+            for name, row in self.rows.items():
+                row.set_strength(strengths.get(name, 0.0))
+        self._moved_order = [name for name in strengths if name in self.rows]
+        previous, self.state = self.state, state
+        self._show_history(state)
+        if previous is None or state.history[0].face is not previous.history[0].face:
+            self.original_image = self.model.decode(state.history[0].face.latent.float().reshape(1, -1))[0]
+        if state.base is not self.face:
+            self._show_face(state.base)
+        else:
+            self._render_edit()
+
+    def _show_history(self, state: EditState) -> None:
+        with QSignalBlocker(self.history_list):
+            self.history_list.clear()
+            self.history_list.addItems([entry.label for entry in state.history])
+            self.history_list.setCurrentRow(state.position)
+        dimmed = self.palette().color(QPalette.ColorRole.PlaceholderText)
+        for row in range(state.position + 1, len(state.history)):
+            self.history_list.item(row).setForeground(dimmed)
+        self.history_list.setVisible(len(state.history) > 1)
+        self.step_back_button.setEnabled(state.position > 0)
+        self.apply_button.setEnabled(bool(state.strengths))
+
+    def _show_face(self, face: FaceItem) -> None:
         self.face = face
         self.face_label.setText(f"Editing: {face.name}")
         has_photo = face.photo is not None and face.to_crop is not None
@@ -311,18 +429,20 @@ class AttributePanel(Panel):
         self._render_edit.flush()
 
     def random_face(self, seed: int | None = None) -> None:
+        self.set_face(self._random_item(seed))
+
+    def _random_item(self, seed: int | None) -> FaceItem:
         z = self.model.sample_latents(1, self.temperature_spin.value(), seed=seed)[0]
-        name = f"Random face (temperature {self.temperature_spin.value():.2f})"
-        self.set_face(FaceItem(name, z, source="random sample"))
+        return FaceItem(f"Random face (temperature {self.temperature_spin.value():.2f})", z, source="random sample")
 
     def showing_directions(self) -> bool:
         return self.source_combo.currentData() == "directions"
 
     def _source_changed(self) -> None:
         """Switch the sliders between attribute vectors and principal directions, starting from no edit."""
-        self._remove_rows()
-        self._moved_order = []
-        self._rebuild_rows()
+        if self.state is not None:
+            self._change(self.source_combo.currentText(),
+                         replace(self.state, source=self.source_combo.currentData(), strengths=()))
 
     def _remove_rows(self) -> None:
         for row in self.rows.values():
@@ -347,6 +467,7 @@ class AttributePanel(Panel):
         held = {name for name, row in self.rows.items() if row.held()}
         self._remove_rows()
         titles = self._slider_titles()
+        self._rows_source = self.source_combo.currentData()
         names = list(titles)
         for name in names:
             row = AttributeRow(name, titles[name])
@@ -354,6 +475,10 @@ class AttributePanel(Panel):
             row.hold_button.setChecked(name in held)
             row.strengthChanged.connect(self._strength_changed)
             row.holdToggled.connect(self._render_edit)
+            row.slider.sliderReleased.connect(self._next_drag)
+            if not self.showing_directions():
+                row.offer_delete()
+                row.deleteRequested.connect(self.delete_vector)
             self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
             self.rows[name] = row
         self._moved_order = [n for n in self._moved_order if n in self.rows]
@@ -368,11 +493,16 @@ class AttributePanel(Panel):
             row.setVisible(row.matches(text))
 
     def _strength_changed(self, name: str, value: float) -> None:
-        if name in self._moved_order:
-            self._moved_order.remove(name)
-        if value != 0:
-            self._moved_order.append(name)
-        self._render_edit()
+        """A slider moved: one undo step per drag (its moves merge until the slider is let go)."""
+        if self.selection.undo_stack.replaying or self.state is None:
+            return
+        order = [moved for moved in self._moved_order if moved != name] + ([name] if value != 0 else [])
+        strengths = tuple((moved, self.rows[moved].strength()) for moved in order)
+        self._change(f"{self.rows[name].title} {value:+.2f}", replace(self.state, strengths=strengths),
+                     merge_key=f"{name} {self._drag}")
+
+    def _next_drag(self) -> None:
+        self._drag += 1
 
     def strengths(self) -> dict[str, float]:
         """The non-zero slider values, in the order the sliders were moved."""
@@ -383,8 +513,38 @@ class AttributePanel(Panel):
             self.rows[name].set_strength(value)
 
     def reset(self) -> None:
-        for row in self.rows.values():
-            row.set_strength(0.0)
+        if self.state is not None and self.state.strengths:
+            self._change("Reset sliders", replace(self.state, strengths=()))
+
+    # ------------------------------------------------------------------ stacked edits
+
+    def apply_edit(self) -> None:
+        """Make the edited face the base: the sliders go back to 0 and further edits start from it."""
+        if self.state is None or not self.state.strengths:
+            return
+        self.flush()
+        label = self._strengths_text()
+        face = FaceItem(self.face.name, self.edited_latent.clone(), source="attributes", photo=self.face.photo,
+                        to_crop=self.face.to_crop)
+        history = self.state.history[:self.state.position + 1] + (AppliedEdit(label, face),)
+        self._change(f"Apply {label}", replace(self.state, strengths=(), history=history,
+                                               position=len(history) - 1))
+
+    def step_back(self) -> None:
+        """Go back to the face before the last applied edit."""
+        if self.state is not None and self.state.position > 0:
+            self.go_to_applied(self.state.position - 1)
+
+    def go_to_applied(self, position: int) -> None:
+        """Start again from entry `position` of the applied edits (later ones stay listed until an edit is
+        applied), the sliders at 0."""
+        way = "back" if position < self.state.position else "forward"
+        self._change(f"Go {way} to {self.state.history[position].label}",
+                     replace(self.state, strengths=(), position=position))
+
+    def _history_row_picked(self, row: int) -> None:
+        if row >= 0 and self.state is not None and row != self.state.position:
+            self.go_to_applied(row)
 
     def held_vectors(self, vectors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The held sliders' vectors, from `vectors` (default: the sliders' own) where it has them."""
@@ -457,11 +617,14 @@ class AttributePanel(Panel):
             self.rows[name].set_safe_range(low, high)
 
     def pasted(self, photo: Image.Image, to_crop: np.ndarray) -> Image.Image:
-        """`photo` with the current edit's change pasted in."""
-        return paste_edits(photo, [to_crop], self.before_image.unsqueeze(0), self.after_image.unsqueeze(0))
+        """`photo` with the change from the face picked to the edited face (applied edits included) pasted in."""
+        return paste_edits(photo, [to_crop], self.original_image.unsqueeze(0), self.after_image.unsqueeze(0))
+
+    def _strengths_text(self) -> str:
+        return ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
 
     def _edits_summary(self) -> str:
-        edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
+        edits = self._strengths_text()
         orthogonal = " (orthogonalised)" if edits and self.orthogonal_check.isChecked() else ""
         held = ", ".join(display_name(name) for name in self.held_vectors())
         holding = f"; holding {held}" if edits and held else ""
@@ -502,21 +665,43 @@ class AttributePanel(Panel):
         Returns whether it was saved; the status line says what happened either way."""
         latents = torch.cat([with_latents.float(), without_latents.float()])
         count = len(with_latents)
-        self.model.attributes[name] = vector_from_groups(latents, range(count), range(count, len(latents)))
-        saved = self._save_attributes(name)
-        self.selection.notify_attributes_changed()
-        return saved
+        vector = vector_from_groups(latents, range(count), range(count, len(latents)))
+        self._change_vector(f"New vector {display_name(name)}", name, vector)
+        return self.vectors_saved
 
-    def _save_attributes(self, name: str) -> bool:
+    def delete_vector(self, name: str) -> None:
+        """Delete an attribute vector from the model and its file (its slider's edit is undone with it)."""
+        with self.selection.undo_stack.macro(f"Delete vector {display_name(name)}"):
+            self.rows[name].set_strength(0.0)
+            self._change_vector("", name, None)
+
+    def _change_vector(self, text: str, name: str, vector: torch.Tensor | None) -> None:
+        """Set (None: delete) vector `name` as an undoable step."""
+        previous = self.model.attributes.get(name)
+        self.selection.undo_stack.record(text, lambda: self._set_vector(name, vector),
+                                         lambda: self._set_vector(name, previous))
+
+    def _set_vector(self, name: str, vector: torch.Tensor | None) -> None:
+        if vector is None:
+            del self.model.attributes[name]
+        else:
+            self.model.attributes[name] = vector
+        self.vectors_saved = self._save_attributes(name, "Added" if vector is not None else "Deleted")
+        self.selection.notify_attributes_changed()
+
+    def _save_attributes(self, name: str, done: str) -> bool:
+        """Save the model's vectors after `done` ("Added", "Deleted") vector `name`; the status line says how it
+        went."""
         if self.model.path is None:
-            self._show_status(f"Added “{name}” for this session only: this model has no file to save it into.", True)
+            self._show_status(f"{done} “{name}” for this session only: this model has no file to save it into.",
+                              True)
             return False
         try:
             self.model.save_attributes()
         except (CheckpointError, OSError) as error:
-            self._show_status(f"Added “{name}”, but could not save it into the model file: {error}", True)
+            self._show_status(f"{done} “{name}”, but could not save the model file: {one_line(error)}", True)
             return False
-        self._show_status(f"Added “{name}” and saved it into {Path(self.model.path).name}.", False)
+        self._show_status(f"{done} “{name}” and saved {Path(self.model.path).name}.", False)
         return True
 
     def _show_status(self, text: str, problem: bool) -> None:

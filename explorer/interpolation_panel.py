@@ -85,7 +85,8 @@ class InterpolationPanel(Panel):
     """Decoded strips between two or more endpoints, linearly or along great circles (slerp).
 
     Endpoints come from Selection.endpointsSent, the current face, image files or random faces; the
-    strip redraws as soon as a setting changes (all frames decoded in one batch). When View ▸ Compare with is on,
+    strip redraws as soon as a setting changes (all frames decoded in one batch). Every change to the endpoints is
+    recorded on the shared undo stack as the new tuple of endpoints. When View ▸ Compare with is on,
     a second strip under it follows the same path between the endpoints as the comparison model encodes them.
 
     For the main window: export_current(path, ...) saves by suffix (.gif: animation, else the strip);
@@ -100,13 +101,15 @@ class InterpolationPanel(Panel):
         self._frames: torch.Tensor | None = None
         self._play_position = 0
         self._notice = ""
+        self._shown: tuple[FaceItem, ...] = ()
+        """The endpoints as last set (what undo goes back to after a drag reorders the list)."""
         self._render = qthrottled(self.render_frames, timeout=0, leading=False, parent=self)
         self._player = QTimer(self, interval=DEFAULT_FRAME_MS)
         self._player.timeout.connect(self._next_player_frame)
         self._build()
         self.show_behind_empty_state(self._content, "Load a model to interpolate between faces.")
         selection.endpointsSent.connect(self.set_endpoints)
-        selection.endpointsAdded.connect(lambda faces: [self.add_face(face) for face in faces])
+        selection.endpointsAdded.connect(self.add_faces)
         selection.faceSelected.connect(lambda _face: self._refresh_buttons())
         selection.compareModelChanged.connect(lambda _model: self._render())
         self.set_model(selection.model)
@@ -126,7 +129,7 @@ class InterpolationPanel(Panel):
         self.endpoint_list.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         self.endpoint_list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.endpoint_list.setMinimumWidth(250)
-        self.endpoint_list.model().rowsMoved.connect(self._render)
+        self.endpoint_list.model().rowsMoved.connect(self._reordered)
         self.endpoint_list.currentRowChanged.connect(lambda _row: self._refresh_buttons())
         column.addWidget(self.endpoint_list, 1)
         buttons = QGridLayout()
@@ -214,7 +217,7 @@ class InterpolationPanel(Panel):
 
     def set_model(self, model: Model | None) -> None:
         self.model = model
-        self.endpoint_list.clear()
+        self._show_endpoints(())
         self._frames = None
         self.message_label.clear()
         if model is None:
@@ -224,10 +227,9 @@ class InterpolationPanel(Panel):
         self.stack.show_content()
         reference = model.reference
         if reference is not None and len(reference.latents) >= 2:
-            self.set_endpoints([reference_face(reference, i) for i in (0, 1)])
+            self._show_endpoints(tuple(reference_face(reference, i) for i in (0, 1)))
         else:
-            for seed in (0, 1):
-                self.add_random(seed=seed)
+            self._show_endpoints(tuple(self._random_item(seed, number) for number, seed in enumerate((0, 1), 1)))
         self._player.start()
         self.play_button.setText("Pause")
 
@@ -237,32 +239,56 @@ class InterpolationPanel(Panel):
 
     def set_endpoints(self, faces: list[FaceItem]) -> None:
         """Replace the endpoints (at most MAX_STEPS: every endpoint needs a frame)."""
-        self.endpoint_list.clear()
-        for face in faces[:MAX_STEPS]:
-            self._append(face)
-        self._notice = (f" Kept the first {MAX_STEPS} of the {len(faces)} faces sent: each endpoint needs a frame."
-                        if len(faces) > MAX_STEPS else "")
+        usable = tuple(face for face in faces if self._fits(face))
+        self._notice = (f" Kept the first {MAX_STEPS} of the {len(usable)} faces sent: each endpoint needs a frame."
+                        if len(usable) > MAX_STEPS else "")
+        self._change("Set endpoints", usable[:MAX_STEPS])
 
     def add_face(self, face: FaceItem) -> None:
-        self._append(face)
+        self.add_faces([face])
 
-    def _append(self, face: FaceItem) -> None:
-        if self.model is None or face.latent.numel() != self.model.latent_dim or len(self.endpoints()) >= MAX_STEPS:
-            return
-        image = face.image if face.image is not None else self.model.decode(face.latent.float().reshape(1, -1))[0]
-        item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)
-        item.setData(Qt.ItemDataRole.UserRole, face)
-        item.setToolTip(face.source or face.name)
-        self.endpoint_list.addItem(item)
+    def add_faces(self, faces: list[FaceItem]) -> None:
+        """Add endpoints after the ones there are (as long as there is room)."""
+        added = tuple(face for face in faces if self._fits(face))[:MAX_STEPS - len(self._shown)]
+        if added:
+            self._change(f"Add endpoint {added[0].name}" if len(added) == 1 else f"Add {len(added)} endpoints",
+                         self._shown + added)
+
+    def _fits(self, face: FaceItem) -> bool:
+        return self.model is not None and face.latent.numel() == self.model.latent_dim
+
+    def _change(self, text: str, faces: tuple[FaceItem, ...]) -> None:
+        """Make `faces` the endpoints as an undoable step named `text`."""
+        before = self._shown
+        self.selection.undo_stack.record(text, lambda: self._show_endpoints(faces),
+                                         lambda: self._show_endpoints(before))
+
+    def _show_endpoints(self, faces: tuple[FaceItem, ...]) -> None:
+        self._shown = faces
+        self.endpoint_list.clear()
+        for face in faces:
+            image = face.image if face.image is not None else self.model.decode(face.latent.float().reshape(1, -1))[0]
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)
+            item.setData(Qt.ItemDataRole.UserRole, face)
+            item.setToolTip(face.source or face.name)
+            self.endpoint_list.addItem(item)
         self._render()
+
+    def _reordered(self) -> None:
+        """The user dragged an endpoint to another place in the list."""
+        if not self.selection.undo_stack.replaying:
+            self._change("Reorder endpoints", tuple(self.endpoints()))
 
     def add_current_face(self) -> None:
         if self.selection.current is not None:
             self.add_face(self.selection.current)
 
     def add_random(self, seed: int | None = None) -> None:
+        self.add_face(self._random_item(seed, self.endpoint_list.count() + 1))
+
+    def _random_item(self, seed: int | None, number: int) -> FaceItem:
         z = self.model.sample_latents(1, DEFAULT_SAMPLE_TEMPERATURE, seed=seed)[0]
-        self.add_face(FaceItem(f"Random face {self.endpoint_list.count() + 1}", z, source="random sample"))
+        return FaceItem(f"Random face {number}", z, source="random sample")
 
     def add_image_dialog(self) -> None:
         patterns = " ".join(f"*{ext}" for ext in IMAGE_EXTENSIONS)
@@ -283,17 +309,17 @@ class InterpolationPanel(Panel):
     def remove_selected(self) -> None:
         row = self.endpoint_list.currentRow()
         if row >= 0:
-            self.endpoint_list.takeItem(row)
-            self._render()
+            self._change(f"Remove endpoint {self._shown[row].name}", self._shown[:row] + self._shown[row + 1:])
 
     def move_selected(self, offset: int) -> None:
         row = self.endpoint_list.currentRow()
         target = row + offset
         if row < 0 or not 0 <= target < self.endpoint_list.count():
             return
-        self.endpoint_list.insertItem(target, self.endpoint_list.takeItem(row))
+        faces = list(self._shown)
+        faces.insert(target, faces.pop(row))
+        self._change(f"Move endpoint {faces[target].name} {'up' if offset < 0 else 'down'}", tuple(faces))
         self.endpoint_list.setCurrentRow(target)
-        self._render()
 
     def _refresh_buttons(self) -> None:
         row = self.endpoint_list.currentRow()

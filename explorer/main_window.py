@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QStackedWidget, QTabWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QStackedWidget, QTabWidget
 
 from core.api import Model, load_model
 from core.compare import check_comparable, comparison_labels, twin_file, twin_path
@@ -29,6 +29,7 @@ from explorer.shortcuts_dialog import ShortcutsDialog
 from explorer.theme import SYSTEM_THEME, THEMES, Theme
 from explorer.training_panel import TrainingPanel
 from explorer.sessions import BookmarksDock, SessionKeeper
+from explorer.undo import UndoStack
 from explorer.widgets import Panel, start_worker
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "faces64.safetensors"
@@ -62,7 +63,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.persist = persist
         self.settings = app_settings()
-        self.selection = Selection(self)
+        self.undo_stack = UndoStack(self)
+        self.selection = Selection(self, self.undo_stack)
         self.loading_path: Path | None = None  # the model file being opened, if one is
         self.compare_request: Path | None = None
         """The comparison model asked for last (a load finishing after another choice is dropped)."""
@@ -176,6 +178,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._add_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the app")
 
+        edit_menu = self._build_edit_menu(bar.addMenu("&Edit"))
+
         view_menu = bar.addMenu("&View")
         self.view_group = QActionGroup(self)
         for number, spec in enumerate(PANELS, start=1):
@@ -199,8 +203,20 @@ class MainWindow(QMainWindow):
         if sys.platform.startswith("linux"):
             self._add_action(help_menu, "Add to applications &menu", self.add_to_applications_menu, None,
                              "Create a menu entry so you can start the app from your desktop's menu")
-        for menu in (file_menu, view_menu, help_menu):
+        for menu in (file_menu, edit_menu, view_menu, help_menu):
             menu.setToolTipsVisible(True)
+
+    def _build_edit_menu(self, menu: QMenu) -> QMenu:
+        """Undo and Redo, named after the step they take back or again (e.g. "Undo Smiling +1.00")."""
+        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action, tip in ((self.undo_action, "Take back the last change to faces, sliders, endpoints or vectors"),
+                            (self.redo_action, "Make the change taken back again")):
+            action.setStatusTip(tip)
+            menu.addAction(action)
+        return menu
 
     def _build_compare_menu(self, menu) -> None:
         """The second model shown beside the open one: the bundled model's pixel-VAE twin, any file, or none."""

@@ -618,16 +618,20 @@ class MapPanel(Panel):
         return self.data.thumbnails[self._shown_index].float() / 255
 
     def _on_click(self, _item: Any, points: Any, event: Any) -> None:
-        if not len(points):
-            return
-        index = int(points[0].index())
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            toggled = [i for i in self._selected if i != index]
-            self.select_indices(toggled if len(toggled) < len(self._selected) else self._selected + [index])
-        else:
-            self.select_indices([index])
-        self.show_face(index)
-        self.selection.select_face(self.data.face(index))
+        if len(points):
+            self.click_face(int(points[0].index()), bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier))
+
+    def click_face(self, index: int, toggle: bool = False) -> None:
+        """What a click on face `index` does (with Ctrl: `toggle`, adding or removing it): select it and make it
+        the current face, one step to undo."""
+        with self.selection.undo_stack.macro(f"Select {self.data.names[index]} on the map"):
+            if toggle:
+                toggled = [i for i in self._selected if i != index]
+                self.select_indices(toggled if len(toggled) < len(self._selected) else self._selected + [index])
+            else:
+                self.select_indices([index])
+            self.show_face(index)
+            self.selection.select_face(self.data.face(index))
 
     def select_in_polygon(self, polygon: np.ndarray) -> None:
         """Select the faces inside a polygon given in map coordinates (what a rectangle or lasso drag does)."""
@@ -636,8 +640,19 @@ class MapPanel(Panel):
         self.select_indices(np.flatnonzero(points_in_polygon(self.data.coords, polygon)).tolist())
 
     def select_indices(self, indices: list[int]) -> None:
-        self._selected = list(dict.fromkeys(indices))
-        self._refresh_selection()
+        """Select these faces, an undoable step."""
+        selected, before = list(dict.fromkeys(indices)), self._selected
+        latents = self.data.latents if self.data is not None else None
+        count = len(selected)
+        text = f"Select {count:,} face{'s' if count != 1 else ''} on the map" if count else "Clear the map selection"
+        self.selection.undo_stack.record(text, lambda: self._show_selection(latents, selected),
+                                         lambda: self._show_selection(latents, before))
+
+    def _show_selection(self, latents: torch.Tensor | None, indices: list[int]) -> None:
+        """Select faces `indices` of `latents` if those are still the faces on the map."""
+        if self.data is not None and self.data.latents is latents:
+            self._selected = indices
+            self._refresh_selection()
 
     def selected_indices(self) -> list[int]:
         return list(self._selected)

@@ -126,6 +126,8 @@ class ReconstructionItem(QFrame):
         """The reconstruction under way: only its result is shown (an older one's may still arrive)."""
         self.crop_override: str | None = None
         self.result: Reconstruction | None = None
+        self.extras: list[ReconstructionItem] = []
+        """The cards of the picture's further faces, shown after this one (made from its result)."""
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.tiles = [tile(), tile(), tile(), tile()]
         self.tiles[0].setToolTip("The picture as loaded")
@@ -251,10 +253,17 @@ class ReconstructionItem(QFrame):
 
 
 class ReconstructionPanel(Panel):
+    """A card per face of each picture added. Adding pictures, closing cards and Clear are undoable: undo shows the
+    cards again with their results (nothing is encoded again)."""
 
     def __init__(self, selection: Selection, parent: QWidget | None = None) -> None:
         super().__init__(selection, parent)
+        self.pictures: tuple[ReconstructionItem, ...] = ()
+        """The first card of each picture, in the order added."""
+        self.closed: frozenset[ReconstructionItem] = frozenset()
+        """Cards the user closed (a picture's other faces stay)."""
         self.items: list[ReconstructionItem] = []
+        """The cards shown: each picture's first card and its extras, less the closed ones."""
         self.setAcceptDrops(True)
         self._build_ui()
         selection.compareModelChanged.connect(lambda _model: self.rerun_all())
@@ -371,25 +380,48 @@ class ReconstructionPanel(Panel):
 
     # ----- items -----
     def add_sources(self, sources: list[tuple[str, ImageSource]]) -> None:
-        for name, source in sources:
-            self._run(self._add_item(name, source))
-        self._update_hint()
-        if self.items:
-            self.scroll.ensureWidgetVisible(self.items[-1])
+        added = tuple(self._new_item(name, source) for name, source in sources)
+        if not added:
+            return
+        self._change(f"Add {added[0].name}" if len(added) == 1 else f"Add {len(added)} pictures",
+                     self.pictures + added, self.closed)
+        for item in added:
+            self._run(item)
+        self.scroll.ensureWidgetVisible(self.items[-1])
 
-    def _add_item(self, name: str, source: ImageSource, face_index: int = 0,
-                  after: ReconstructionItem | None = None) -> ReconstructionItem:
+    def _new_item(self, name: str, source: ImageSource, face_index: int = 0) -> ReconstructionItem:
         item = ReconstructionItem(name, source, face_index)
-        item.set_crisp(self.crisp.isChecked())
         item.removed.connect(self._remove)
         item.sendToAttributes.connect(self._send_to_attributes)
         item.sendToInterpolation.connect(self._send_to_interpolation)
         item.showOnMap.connect(self._show_on_map)
         item.useCentreCrop.connect(self._use_centre_crop)
-        position = self.items.index(after) + 1 if after in self.items else len(self.items)
-        self.items.insert(position, item)
-        self.list_layout.insertWidget(position, item)
         return item
+
+    def _change(self, text: str, pictures: tuple[ReconstructionItem, ...],
+                closed: frozenset[ReconstructionItem]) -> None:
+        """Show these pictures, less the `closed` cards, as an undoable step named `text`."""
+        before = self.pictures, self.closed
+        self.selection.undo_stack.record(text, lambda: self._show_pictures(pictures, closed),
+                                         lambda: self._show_pictures(*before))
+
+    def _show_pictures(self, pictures: tuple[ReconstructionItem, ...], closed: frozenset[ReconstructionItem]) -> None:
+        self.pictures, self.closed = pictures, closed
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        """Show the cards of `pictures` in order; the others leave the panel (the undo stack may keep them)."""
+        shown = [card for item in self.pictures for card in (item, *item.extras) if card not in self.closed]
+        for card in self.items:
+            self.list_layout.removeWidget(card)
+            if card not in shown:
+                card.setParent(None)
+        for position, card in enumerate(shown):
+            self.list_layout.insertWidget(position, card)
+            card.set_crisp(self.crisp.isChecked())
+            card.show()
+        self.items = shown
+        self._update_hint()
 
     def crop_mode(self, item: ReconstructionItem) -> str:
         assert self.selection.model is not None
@@ -407,23 +439,22 @@ class ReconstructionPanel(Panel):
                               on_error=lambda exc: self._failed(item, worker, exc))
         item.worker = worker
 
-    def _is_current(self, item: ReconstructionItem, worker: object) -> bool:
-        return worker is item.worker and item in self.items
-
     def _finished(self, item: ReconstructionItem, worker: object, result: PictureResult) -> None:
-        if not self._is_current(item, worker):
+        """Show the result (also on a closed card, which undo may bring back), the picture's further faces as
+        extra cards."""
+        if worker is not item.worker:
             return
         if not result.faces:
             item.set_no_face(result.original)
         else:
             item.set_result(result.faces[0], result.labels)
-            previous = item
-            for index, face in enumerate(result.faces[1:], start=2):
-                previous = self._add_item(f"{item.name} · face {index}", item.source, index - 1, after=previous)
-                previous.set_result(face, result.labels)
-            if len(result.faces) > 1:
+            item.extras = [self._new_item(f"{item.name} · face {index}", item.source, index - 1)
+                           for index in range(2, len(result.faces) + 1)]
+            for extra, face in zip(item.extras, result.faces[1:]):
+                extra.set_result(face, result.labels)
+            if item.extras:
                 item.title.setText(f"<b>{item.name} · face 1</b>")
-        self._update_hint()
+        self._lay_out()
 
     def _use_centre_crop(self, item: ReconstructionItem) -> None:
         item.crop_override = "center"
@@ -436,27 +467,25 @@ class ReconstructionPanel(Panel):
         self.rerun_all()
 
     def _failed(self, item: ReconstructionItem, worker: object, exc: Exception) -> None:
-        if self._is_current(item, worker):
+        if worker is item.worker:
             item.set_error(describe_error(exc))
             self._update_hint()
 
     def rerun_all(self) -> None:
         """Reconstruct every picture again (a new crop or model); the extra faces of a picture come back
         with its result."""
-        for item in [i for i in self.items if i.face_index > 0]:
-            self._remove(item)
-        for item in self.items:
+        for item in self.pictures:
+            item.extras = []
             item.title.setText(f"<b>{item.name}</b>")
             self._run(item)
+        self._lay_out()
 
     def _remove(self, item: ReconstructionItem) -> None:
-        self.items.remove(item)
-        item.deleteLater()
-        self._update_hint()
+        self._change(f"Remove {item.name}", self.pictures, self.closed | {item})
 
     def clear(self) -> None:
-        for item in list(self.items):
-            self._remove(item)
+        if self.items:
+            self._change("Clear pictures", (), frozenset())
 
     def _apply_crisp(self, crisp: bool) -> None:
         for item in self.items:

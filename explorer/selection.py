@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from core.api import Model, ReferenceMap
 from core.compare import check_comparable
 from core.photo import encode_picture
+from explorer.undo import UndoStack
 
 
 @dataclass
@@ -51,7 +52,8 @@ def comparison_input(face: FaceItem, model: Model, image_size: int) -> torch.Ten
 
 
 class Selection(QObject):
-    """One per window. Panels listen to its signals and call its methods; they never talk directly."""
+    """One per window. Panels listen to its signals and call its methods; they never talk directly. They record
+    their changes on its `undo_stack` (the window's, else one of its own); a new model clears it."""
 
     modelChanged = Signal(object)          # core.Model | None
     compareModelChanged = Signal(object)   # core.Model | None: a second model shown beside the open one
@@ -62,8 +64,9 @@ class Selection(QObject):
     groupsSent = Signal(object, object)    # (latents with, latents without): N x D tensors for a new vector
     attributesChanged = Signal()           # the model's attribute vectors were added to or changed
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, undo_stack: UndoStack | None = None) -> None:
         super().__init__(parent)
+        self.undo_stack = undo_stack or UndoStack(self)
         self.model: Model | None = None
         self.compare_model: Model | None = None
         self.current: FaceItem | None = None
@@ -71,7 +74,9 @@ class Selection(QObject):
     def set_model(self, model: Model | None) -> None:
         self.model = model
         self.current = None
-        self.modelChanged.emit(model)
+        with self.undo_stack.replay():  # what panels show first for a new model is no step to undo
+            self.modelChanged.emit(model)
+        self.undo_stack.clear()
 
     def set_compare_model(self, model: Model | None) -> None:
         self.compare_model = model
@@ -88,8 +93,12 @@ class Selection(QObject):
         return self.compare_model
 
     def select_face(self, face: FaceItem) -> None:
-        self.current = face
-        self.faceSelected.emit(face)
+        """Make `face` the current face; with the changes panels make for it, one step to undo."""
+        with self.undo_stack.macro(f"Select {face.name}"):
+            previous = self.current
+            self.undo_stack.record("Current face", lambda: setattr(self, "current", face),
+                                   lambda: setattr(self, "current", previous))
+            self.faceSelected.emit(face)
 
     def add_faces(self, faces: list[FaceItem]) -> None:
         self.facesAdded.emit(faces)

@@ -163,6 +163,7 @@ class SessionKeeper(QObject):
         panel_key = _dict(session.panels.get(WINDOW_STATE)).get("panel")
         if panel_key in window.panels:
             window.show_panel(panel_key)
+        window.undo_stack.clear()   # the restored state is where undo starts
         window.show_status("Session restored")
 
     # ----- files -----
@@ -230,7 +231,8 @@ class SessionKeeper(QObject):
     def _model_changed(self, model: Model | None) -> None:
         if self.pending is not None and _is_file(model, self.pending[1]):
             session, self.pending = self.pending[0], None
-            self.apply(session)
+            # after the panels have set themselves up for the model, outside that setting-up (which undo ignores)
+            QTimer.singleShot(0, self, lambda: self.apply(session))
             return
         bookmarks = self.window.bookmarks.faces()
         if bookmarks and (model is None or bookmarks[0].latent.numel() != model.latent_dim):
