@@ -165,7 +165,9 @@ class TrainingPanel(Panel):
         box = QGroupBox("Model and training")
         self.start_from = self._combo([("A new model", None)],
                                       "A new model learns from scratch. The open model lends its Enc and Dec; a new "
-                                      "Dis trains alone for the first steps, then all three train on your pictures")
+                                      "Dis trains alone for the first steps, then all three train on your pictures. "
+                                      "On 200 new faces the bundled model reached in 50 steps the likeness a new "
+                                      "model reached in 750 (README, \"Your own faces on a CPU\")")
         self.image_size = self._combo([("64 × 64", 64), ("128 × 128", 128)],
                                       "Resolution of the faces; 128 takes about four times longer to train")
         self.crop = self._combo([(CROP_CHOICES.get(m, (m,))[0], m) for m in CROP_MODES],
