@@ -20,6 +20,7 @@ from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
 from explorer.selection import FaceItem, Selection, comparison_input, reference_face
+from explorer.video_dialog import VideoDialog
 from explorer.widgets import ImageView, Panel, push_button, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
@@ -208,6 +209,9 @@ class InterpolationPanel(Panel):
         for title, export in (("Save strip...", self.export_strip), ("Save grid...", self.export_grid),
                               ("Save GIF...", self.export_gif)):
             controls.addWidget(push_button(title, "", lambda _=False, e=export, t=title: self._save_dialog(e, t)))
+        self.video_button = push_button("Save video...", "An MP4 or GIF through the endpoints as keyframes: time "
+                                        "between them, frame rate, easing and size", self.video_dialog)
+        controls.addWidget(self.video_button)
         controls.addStretch(1)
         row.addLayout(controls)
         row.addStretch(1)
@@ -325,6 +329,7 @@ class InterpolationPanel(Panel):
         row = self.endpoint_list.currentRow()
         self.add_current_button.setEnabled(self.selection.current is not None)
         self.remove_button.setEnabled(row >= 0)
+        self.video_button.setEnabled(self.model is not None and self.endpoint_list.count() >= 2)
         self.up_button.setEnabled(row > 0)
         self.down_button.setEnabled(0 <= row < self.endpoint_list.count() - 1)
 
@@ -357,11 +362,13 @@ class InterpolationPanel(Panel):
             self.frame_grid.set_frames(torch.empty(0, 3, 1, 1), [])
             self.player_view.set_image(None)
             self.player_view.set_placeholder("Add at least two endpoints")
+            self.selection.show_path(None)
             return
         method, steps = self.settings()
         steps = max(steps, len(faces))
         path = interpolate_path(torch.stack([f.latent.float().reshape(-1) for f in faces]), steps, method)
         self._frames = self.model.decode(path)
+        self.selection.show_path(path)
         self.frame_grid.set_frames(self._frames, keyframe_indices(len(faces), steps))
         self._render_comparison(faces, path_of=lambda points: interpolate_path(points, steps, method))
         note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
@@ -445,6 +452,18 @@ class InterpolationPanel(Panel):
         return save_gif(self._checked_frames(), path, frame_ms=frame_ms or self.frame_ms_spin.value(),
                         pingpong=self.pingpong_check.isChecked() if pingpong is None else pingpong,
                         scale=scale or self.scale_spin.value(), mode=self._export_mode(mode), overwrite=overwrite)
+
+    def video_dialog(self) -> VideoDialog | None:
+        """Open the Save video dialog for the endpoints (at least two); the caller may drive it (tests)."""
+        faces = self.endpoints()
+        if self.model is None or len(faces) < 2:
+            self.statusMessage.emit("A video needs at least two endpoints")
+            return None
+        keyframes = torch.stack([face.latent.float().reshape(-1) for face in faces])
+        dialog = VideoDialog(self.model, keyframes, self.method_combo.currentData(), self)
+        dialog.accepted.connect(lambda: self.statusMessage.emit(f"Saved {dialog.saved_path}"))
+        dialog.open()
+        return dialog
 
     def export_current(self, path: str | Path, **options: Any) -> Path:
         """Save by file type: .gif -> animation, anything else -> the strip."""

@@ -41,6 +41,8 @@ SCORE_BRUSHES = [QBrush(SCORE_COLOUR_MAP.map(i / (SCORE_COLOURS - 1), mode="qcol
 SCORE_PREFIX = "Vector: "
 OWN_AXES = "Map's own axes"
 ARROW_PEN = pg.mkPen((255, 60, 110), width=4)
+PATH_PEN = pg.mkPen((255, 150, 0), width=2.5)
+"""The Interpolate panel's path: orange, apart from the arrow's pink and the selection's outline."""
 ARROW_SHARE = 0.45
 """A vector's arrow is this share of the spread of the faces on the map long (its direction is what it shows)."""
 FRAMED_SHARE = 0.9
@@ -255,6 +257,8 @@ class MapPanel(Panel):
         self._with_group: torch.Tensor | None = None
         self._without_group: torch.Tensor | None = None
         self._added: list[FaceItem] = []
+        self._path: torch.Tensor | None = None
+        """The Interpolate panel's path (frame latents), drawn as a line."""
         self._worker: Any = None
         self._cancelled = threading.Event()
         self._folderProgress.connect(self._show_folder_progress)
@@ -262,6 +266,7 @@ class MapPanel(Panel):
         self._build()
         self.show_behind_empty_state(self._content, "Load a model to see the faces it knows on a 2D map.")
         selection.facesAdded.connect(self.add_faces)
+        selection.pathChanged.connect(self.show_path)
         selection.attributesChanged.connect(self._fill_colour_combo)
         selection.attributesChanged.connect(self._fill_axis_combo)
         self.set_model(selection.model)
@@ -387,7 +392,11 @@ class MapPanel(Panel):
         for item in (self.arrow_line, self.arrow_head):
             item.setZValue(5)
             item.setVisible(False)
-        for item in (self.scatter, self.selected_marks, self.added_marks, self.arrow_line, self.arrow_head):
+        self.path_curve = pg.PlotDataItem(pen=PATH_PEN, symbol="o", symbolSize=5, symbolPen=None,
+                                          symbolBrush=PATH_PEN.color())
+        self.path_curve.setZValue(8)
+        for item in (self.scatter, self.selected_marks, self.added_marks, self.arrow_line, self.arrow_head,
+                     self.path_curve):
             self.plot_widget.addItem(item)
         return self.plot_widget
 
@@ -482,6 +491,7 @@ class MapPanel(Panel):
             self._select_method(data.method)
         self._fill_colour_combo()
         self._place_added_faces()
+        self._place_path()
         self._refresh_selection()
         self._shown_index = None
         self.face_view.set_image(None)
@@ -723,6 +733,17 @@ class MapPanel(Panel):
             return
         coords = self.data.project(torch.stack([f.latent.float().reshape(-1) for f in usable]))
         self.added_marks.setData(pos=coords.double().numpy(), data=[f.name for f in usable])
+
+    def show_path(self, latents: torch.Tensor | None) -> None:
+        """Draw the Interpolate panel's path (its frames' latents) through the map's projection."""
+        self._path = latents
+        self._place_path()
+
+    def _place_path(self) -> None:
+        usable = self._path is not None and self.data is not None and self.model is not None \
+            and self._path.shape[-1] == self.model.latent_dim
+        coords = self.data.project(self._path.float()).double().numpy() if usable else np.empty((0, 2))
+        self.path_curve.setData(coords[:, 0], coords[:, 1])
 
     # ------------------------------------------------------------------ background work
 

@@ -63,6 +63,7 @@ class Selection(QObject):
     endpointsAdded = Signal(list)          # list[FaceItem]: more endpoints, after the ones it has
     groupsSent = Signal(object, object)    # (latents with, latents without): N x D tensors for a new vector
     attributesChanged = Signal()           # the model's attribute vectors were added to or changed
+    pathChanged = Signal(object)           # N x D latents of the Interpolate panel's frames, drawn on the map (or None)
 
     def __init__(self, parent: QObject | None = None, undo_stack: UndoStack | None = None) -> None:
         super().__init__(parent)
@@ -111,6 +112,9 @@ class Selection(QObject):
 
     def send_groups(self, with_latents: torch.Tensor, without_latents: torch.Tensor) -> None:
         self.groupsSent.emit(with_latents, without_latents)
+
+    def show_path(self, latents: torch.Tensor | None) -> None:
+        self.pathChanged.emit(latents)
 
     def notify_attributes_changed(self) -> None:
         self.attributesChanged.emit()
