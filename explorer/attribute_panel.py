@@ -41,6 +41,9 @@ NO_VECTORS = ("This model has no attribute vectors yet. Select two groups of fac
 NO_DIRECTIONS = "This model has no reference map to find the principal directions of its training faces in."
 PHOTO_PREVIEW_SIDE = 768
 """The whole-photo view pastes the edit into a copy this large while sliders move; saving uses full size."""
+FACE_MIN_SIDE = 112
+"""Smallest face views: four in a row (before, after, the comparison model's after, the photo) beside the sliders
+and the Bookmarks dock still fit a 1024-pixel screen."""
 HISTORY_ROWS = 4
 """The list of applied edits shows this many entries before it scrolls."""
 
@@ -227,12 +230,12 @@ class AttributePanel(Panel):
         self.edits_label = QLabel(wordWrap=True)
         column.addWidget(self.edits_label)
         pair = QHBoxLayout()
-        self.before_view = ImageView("No face yet", min_side=150, caption="Before")
-        self.after_view = ImageView("", min_side=150, caption="After")
-        self.photo_view = ImageView("", min_side=150, caption="Whole photo, edited")
+        self.before_view = ImageView("No face yet", min_side=FACE_MIN_SIDE, caption="Before")
+        self.after_view = ImageView("", min_side=FACE_MIN_SIDE, caption="After")
+        self.photo_view = ImageView("", min_side=FACE_MIN_SIDE, caption="Edited photo")
         self.photo_view.setToolTip("The edit pasted back into the photo the face came from: only what the edit "
                                    "changes moves, the photo keeps its own detail and size")
-        self.compare_view = ImageView("", min_side=150)
+        self.compare_view = ImageView("", min_side=FACE_MIN_SIDE)
         self.compare_view.hide()
         pair.addWidget(self.before_view)
         pair.addWidget(self.after_view)

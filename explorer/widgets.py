@@ -81,6 +81,7 @@ class ImageView(QWidget):
         self.update()
 
     def set_caption(self, caption: str) -> None:
+        """Text under the picture (shortened in the middle when the view is narrower)."""
         self._caption = caption
         self.update()
 
@@ -130,7 +131,8 @@ class ImageView(QWidget):
         if self._caption:
             painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
             below = QRectF(0, target.bottom() + 2, self.width(), self._caption_height())
-            painter.drawText(below, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self._caption)
+            caption = self.fontMetrics().elidedText(self._caption, Qt.TextElideMode.ElideMiddle, self.width())
+            painter.drawText(below, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, caption)
 
     def _show_menu(self, pos: Any) -> None:
         menu = QMenu(self)
