@@ -406,6 +406,7 @@ def process_group(device_name: str) -> Iterator[None]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield
+        dist.barrier()  # no rank tears the group down while another still talks to it (gloo aborts then)
     finally:
         dist.destroy_process_group()
 

@@ -93,6 +93,7 @@ def train_rank(rank: int, port: int, run: str, out: str) -> None:
     weights = {name: p.detach().double().sum().item() for name, p in trainer.model.named_parameters()}
     Path(out).write_text(json.dumps({"step": trainer.step, "weights": weights,
                                      "rollbacks": trainer.history["rollbacks"]}))
+    dist.barrier()  # as core.cli.process_group does: neither rank leaves while the other still talks to it
     dist.destroy_process_group()
 
 

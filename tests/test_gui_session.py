@@ -118,7 +118,7 @@ def test_a_moved_model_is_asked_for_and_everything_else_restored(qtbot, tiny_mod
     fresh = MainWindow(None, persist=False)
     qtbot.addWidget(fresh)
     menu_action(fresh, "Open session…").trigger()
-    qtbot.waitUntil(lambda: fresh.selection.model is not None and not fresh.loading, timeout=10_000)
+    qtbot.waitUntil(lambda: fresh.selection.model is not None and bool(fresh.bookmarks.faces()), timeout=10_000)
     assert told and "tiny.safetensors" in told[0]
     assert fresh.selection.model.path.resolve() == moved.resolve()
     np.testing.assert_allclose(pixels(fresh)["strip"], before["strip"], atol=1e-6)
