@@ -129,6 +129,7 @@ class SessionKeeper(QObject):
         self.pending: tuple[Session, Path] | None = None
         """A session and its model file, waiting for that model to finish loading."""
         self.autosave_path = Path(window.settings.fileName()).parent / AUTOSAVE_NAME
+        self._known_checksum: tuple[tuple[str, int, int] | None, str] = (None, "")
         self._autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS)
         self._autosave_timer.timeout.connect(self.autosave)
         if autosave:
@@ -139,7 +140,7 @@ class SessionKeeper(QObject):
     def current_session(self) -> Session:
         model = self.window.selection.model
         assert model is not None and model.path is not None
-        session = Session(str(Path(model.path).resolve()), file_sha256(model.path))
+        session = Session(str(Path(model.path).resolve()), self._checksum(Path(model.path)))
         current = self.window.selection.current
         if current is not None:
             session.faces[CURRENT_FACE] = session_face(current)
@@ -150,6 +151,14 @@ class SessionKeeper(QObject):
             session.faces.update({f"{key}/{index}": session_face(face) for index, face in enumerate(faces)})
         session.panels[WINDOW_STATE] = {"panel": self.window.current_panel_key()}
         return session
+
+    def _checksum(self, path: Path) -> str:
+        """The model file's SHA-256, read again only when the file changed (the autosave asks every 30 s)."""
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if self._known_checksum[0] != key:
+            self._known_checksum = key, file_sha256(path)
+        return self._known_checksum[1]
 
     def apply(self, session: Session) -> None:
         """Give every panel its saved state; the open model must be the session's."""
