@@ -732,27 +732,35 @@ class AttributePanel(Panel):
                         self.after_image, self.face.source)
 
     def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
-        state = {"sliders": self.source_combo.currentData(), "strengths": self.strengths(),
+        """Sliders, held attributes, and the applied-edit history (its faces, labels and the entry in use)."""
+        if self.state is None:
+            return {}, []
+        state = {"sliders": self.state.source, "strengths": dict(self.state.strengths),
                  "held": [name for name, row in self.rows.items() if row.held()],
-                 "orthogonalise": self.orthogonal_check.isChecked()}
-        return state, [self.face] if self.face is not None else []
+                 "orthogonalise": self.orthogonal_check.isChecked(),
+                 "history": [entry.label for entry in self.state.history], "position": self.state.position}
+        return state, [entry.face for entry in self.state.history]
 
     def restore_session_state(self, state: dict[str, Any], faces: list[FaceItem]) -> None:
-        index = self.source_combo.findData(state.get("sliders"))
-        if index >= 0:
-            self.source_combo.setCurrentIndex(index)
+        usable = [face for face in faces if self.model is not None and face.latent.numel() == self.model.latent_dim]
+        if self.state is None or not usable:
+            return
         self.orthogonal_check.setChecked(state.get("orthogonalise") is True)
-        if faces:
-            self.set_face(faces[0])
-        self.reset()
+        labels = state.get("history")
+        labels = labels if isinstance(labels, list) and len(labels) == len(usable) and \
+            all(isinstance(label, str) for label in labels) else [face.name for face in usable]
+        position = state.get("position")
+        position = position if isinstance(position, int) and 0 <= position < len(usable) else len(usable) - 1
+        strengths = state.get("strengths")
+        strengths = tuple((name, float(value)) for name, value in (strengths.items() if isinstance(strengths, dict)
+                                                                    else ())
+                          if isinstance(name, str) and isinstance(value, (int, float)) and math.isfinite(value))
+        source = state.get("sliders") if state.get("sliders") in ("attributes", "directions") else "attributes"
+        self._restore(EditState(source, strengths, tuple(map(AppliedEdit, labels, usable)), position))
         held = state.get("held")
         for name in held if isinstance(held, list) else []:
             if isinstance(name, str) and name in self.rows:
                 self.rows[name].hold_button.setChecked(True)
-        strengths = state.get("strengths")
-        self.set_strengths({name: float(value) for name, value in (strengths.items() if isinstance(strengths, dict)
-                                                                    else ())
-                            if name in self.rows and isinstance(value, (int, float)) and math.isfinite(value)})
         self.flush()
 
     def export_current(self, path: str | Path, scale: int = 1, mode: str = "smooth", overwrite: bool = True) -> Path:

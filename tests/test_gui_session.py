@@ -41,6 +41,8 @@ def explore(qtbot, window: MainWindow, picture: Path) -> None:
     window.show_panel("attributes")
     attributes.random_face(seed=5)
     attributes.rows["Smiling"].set_strength(1.5)
+    attributes.apply_button.click()                 # a stacked edit: the next sliders start from it
+    attributes.rows["Smiling"].set_strength(0.5)
     attributes.rows["Eyeglasses"].hold_button.setChecked(True)
     menu_action(window, "Bookmark this face").trigger()
     interpolate.add_random(seed=1)
@@ -88,7 +90,9 @@ def test_a_saved_session_opened_in_a_fresh_app_shows_the_same_pixels(qtbot, tiny
         np.testing.assert_allclose(after[key], value, atol=1e-6, err_msg=key)
     assert fresh.current_panel_key() == "reconstruct"
     assert [i.source for i in fresh.panels["reconstruct"].items] == [face_image_file]
-    assert fresh.panels["attributes"].rows["Eyeglasses"].held()
+    restored = fresh.panels["attributes"]
+    assert restored.rows["Eyeglasses"].held() and restored.strengths() == {"Smiling": 0.5}
+    assert restored.history_list.count() == 2 and restored.history_list.currentRow() == 1
     assert fresh.bookmarks.faces()[0].name.startswith("Random face") and fresh.bookmarks.isVisible()
 
 
