@@ -8,9 +8,7 @@ Opens the model (default: the bundled one) beside its pixel-VAE twin, reconstruc
 """
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,34 +18,18 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.app import launch  # noqa: E402
 from explorer.settings import SETTINGS_ENV  # noqa: E402
-from scripts.quality_screenshots import SHOTS, wait_until  # noqa: E402
+from scripts.quality_screenshots import parse_arguments, save_view, wait_until  # noqa: E402
 
 EDITS = {"Smiling": 1.5, "Eyeglasses": 1.5}
 
 
-def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("picture")
-    parser.add_argument("model", nargs="?", default=str(ROOT / "checkpoints" / "faces64.safetensors"))
-    parser.add_argument("--size", default="1024x640")
-    parser.add_argument("--out", default=str(SHOTS))
-    parser.add_argument("--root-shot", action="store_true")
-    args = parser.parse_args()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    return args
-
-
 def main() -> int:
-    args = parse_arguments()
+    args = parse_arguments(picture=True, size="1024x640")
     os.environ[SETTINGS_ENV] = str(Path(tempfile.mkdtemp()) / "settings.ini")
-    picture = Path(args.picture)
+    picture = args.picture
 
     def save(name: str) -> None:
-        wait_until(app, lambda: False, timeout_s=0.5)
-        window.grab().save(str(Path(args.out) / f"compare_{name}.png"))
-        if args.root_shot:
-            subprocess.run(["import", "-window", "root", str(Path(args.out) / f"compare_{name}_screen.png")],
-                           check=True)
+        save_view(app, window, Path(args.out) / f"compare_{name}.png", args.root_shot)
 
     app, window, _ = launch([args.model, "--panel", "reconstruct", "--images", str(picture)])
     window.resize(*map(int, args.size.split("x")))

@@ -8,7 +8,6 @@ Smiling as its x axis (map_axis-WxH.png). --root-shot also saves the whole X scr
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from explorer.app import launch  # noqa: E402
-from scripts.quality_screenshots import parse_arguments, wait_until  # noqa: E402
+from scripts.quality_screenshots import parse_arguments, save_view, wait_until  # noqa: E402
 
 
 def main() -> int:
@@ -24,10 +23,7 @@ def main() -> int:
     out = Path(args.out)
 
     def save(name: str) -> None:
-        wait_until(app, lambda: False, timeout_s=0.5)
-        window.grab().save(str(out / f"{name}-{args.size}.png"))
-        if args.root_shot:
-            subprocess.run(["import", "-window", "root", str(out / f"{name}-{args.size}_screen.png")], check=True)
+        save_view(app, window, out / f"{name}-{args.size}.png", args.root_shot)
 
     app, window, _ = launch([args.model, "--panel", "attributes"])
     window.resize(*map(int, args.size.split("x")))

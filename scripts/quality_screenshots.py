@@ -30,11 +30,21 @@ def wait_until(app, done, timeout_s: float = 120) -> None:
         time.sleep(0.01)
 
 
-def parse_arguments() -> argparse.Namespace:
-    """MODEL, --size WxH, --out FOLDER (made if missing), --root-shot."""
+def save_view(app, widget, path: Path, root_shot: bool) -> None:
+    """Let the widget paint, grab it to `path`; with `root_shot` also the whole X screen beside it (`_screen`)."""
+    wait_until(app, lambda: False, timeout_s=0.5)
+    widget.grab().save(str(path))
+    if root_shot:
+        subprocess.run(["import", "-window", "root", str(path.with_name(f"{path.stem}_screen.png"))], check=True)
+
+
+def parse_arguments(picture: bool = False, size: str = "1280x800") -> argparse.Namespace:
+    """[PICTURE] MODEL, --size WxH, --out FOLDER (made if missing), --root-shot."""
     parser = argparse.ArgumentParser()
+    if picture:
+        parser.add_argument("picture", type=Path)
     parser.add_argument("model", nargs="?", default=str(ROOT / "checkpoints" / "faces64.safetensors"))
-    parser.add_argument("--size", default="1280x800")
+    parser.add_argument("--size", default=size)
     parser.add_argument("--out", default=str(SHOTS))
     parser.add_argument("--root-shot", action="store_true")
     args = parser.parse_args()
@@ -47,12 +57,7 @@ def main() -> int:
     out = Path(args.out)
 
     def save(widget, name: str) -> None:
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        widget.grab().save(str(out / f"{name}.png"))
-        if args.root_shot:
-            subprocess.run(["import", "-window", "root", str(out / f"{name}_screen.png")], check=True)
+        save_view(app, widget, out / f"{name}.png", args.root_shot)
 
     app, window, _ = launch([args.model, "--panel", "attributes"])
     window.resize(*map(int, args.size.split("x")))

@@ -31,12 +31,21 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def open_window(qtbot, model_path: Path) -> MainWindow:
-    window = MainWindow(model_path)
+def open_window(qtbot, model_path: Path | None, persist: bool = True) -> MainWindow:
+    window = MainWindow(model_path, persist=persist)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: not window.loading, timeout=10_000)
     return window
+
+
+def menu_action(window: MainWindow, *path: str):
+    """The action at a menu path of plain titles, e.g. ('View', 'Theme', 'Dark')."""
+    actions = window.menuBar().actions()
+    for title in path:
+        action = next(a for a in actions if a.text().replace("&", "") == title)
+        actions = action.menu().actions() if action.menu() else []
+    return action
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from explorer.main_window import MainWindow
 from explorer.settings import SETTINGS_ENV
+from test_gui_app import menu_action, open_window
 
 
 @pytest.fixture(autouse=True)
@@ -19,20 +20,6 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.parent.mkdir()
     monkeypatch.setenv(SETTINGS_ENV, str(path))
     return path
-
-
-def open_window(qtbot, model_path: Path | None, persist: bool = False) -> MainWindow:
-    window = MainWindow(model_path, persist=persist)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: not window.loading and window.selection.model is not None, timeout=10_000)
-    return window
-
-
-def menu_action(window: MainWindow, text: str):
-    actions = [a for menu in window.menuBar().findChildren(type(window.menuBar().actions()[0].menu()))
-               for a in menu.actions()]
-    return next(a for a in actions if a.text().replace("&", "") == text)
 
 
 def explore(qtbot, window: MainWindow, picture: Path) -> None:
@@ -44,7 +31,7 @@ def explore(qtbot, window: MainWindow, picture: Path) -> None:
     attributes.apply_button.click()                 # a stacked edit: the next sliders start from it
     attributes.rows["Smiling"].set_strength(0.5)
     attributes.rows["Eyeglasses"].hold_button.setChecked(True)
-    menu_action(window, "Bookmark this face").trigger()
+    menu_action(window, "View", "Bookmark this face").trigger()
     interpolate.add_random(seed=1)
     interpolate.add_random(seed=2)
     interpolate.steps_slider.setValue(5)
@@ -64,17 +51,17 @@ def pixels(window: MainWindow) -> dict[str, np.ndarray]:
 
 def save_through_menu(window: MainWindow, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
-    menu_action(window, "Save session…").trigger()
+    menu_action(window, "File", "Save session…").trigger()
 
 
 def open_through_menu(window: MainWindow, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
-    menu_action(window, "Open session…").trigger()
+    menu_action(window, "File", "Open session…").trigger()
 
 
 def test_a_saved_session_opened_in_a_fresh_app_shows_the_same_pixels(qtbot, tiny_model_path, face_image_file,
                                                                      tmp_path, monkeypatch):
-    first = open_window(qtbot, tiny_model_path)
+    first = open_window(qtbot, tiny_model_path, persist=False)
     explore(qtbot, first, face_image_file)
     before = pixels(first)
     session = tmp_path / "my work.vaegan-session"
@@ -82,7 +69,7 @@ def test_a_saved_session_opened_in_a_fresh_app_shows_the_same_pixels(qtbot, tiny
     assert session.is_file() and str(face_image_file) in session.read_text()
     first.close()
 
-    fresh = open_window(qtbot, tiny_model_path)
+    fresh = open_window(qtbot, tiny_model_path, persist=False)
     assert not np.array_equal(pixels_without_bookmark(fresh)["edit"], before["edit"])
     open_through_menu(fresh, session, monkeypatch)
     after = pixels(fresh)
@@ -103,7 +90,7 @@ def pixels_without_bookmark(window: MainWindow) -> dict[str, np.ndarray]:
 
 def test_a_moved_model_is_asked_for_and_everything_else_restored(qtbot, tiny_model_path, face_image_file, tmp_path,
                                                                  monkeypatch):
-    first = open_window(qtbot, tiny_model_path)
+    first = open_window(qtbot, tiny_model_path, persist=False)
     explore(qtbot, first, face_image_file)
     before = pixels(first)
     session = tmp_path / "sessions" / "work.vaegan-session"
@@ -121,7 +108,7 @@ def test_a_moved_model_is_asked_for_and_everything_else_restored(qtbot, tiny_mod
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (next(answers), ""))
     fresh = MainWindow(None, persist=False)
     qtbot.addWidget(fresh)
-    menu_action(fresh, "Open session…").trigger()
+    menu_action(fresh, "File", "Open session…").trigger()
     qtbot.waitUntil(lambda: fresh.selection.model is not None and bool(fresh.bookmarks.faces()), timeout=10_000)
     assert told and "tiny.safetensors" in told[0]
     assert fresh.selection.model.path.resolve() == moved.resolve()
@@ -132,7 +119,7 @@ def test_a_moved_model_is_asked_for_and_everything_else_restored(qtbot, tiny_mod
                                      '{"format": "something else"}'])
 def test_a_bad_session_file_is_one_line_and_nothing_open_is_lost(qtbot, tiny_model_path, face_image_file, tmp_path,
                                                                   monkeypatch, content):
-    window = open_window(qtbot, tiny_model_path)
+    window = open_window(qtbot, tiny_model_path, persist=False)
     explore(qtbot, window, face_image_file)
     before = pixels(window)
     bad = tmp_path / "bad.vaegan-session"
@@ -164,12 +151,12 @@ def test_after_a_crash_the_next_start_offers_the_autosave(qtbot, tiny_model_path
 
 
 def test_bookmarks_are_edited_and_sent_as_endpoints(qtbot, tiny_model_path):
-    window = open_window(qtbot, tiny_model_path)
+    window = open_window(qtbot, tiny_model_path, persist=False)
     window.show_panel("attributes")
     window.panels["attributes"].random_face(seed=3)
-    menu_action(window, "Bookmark this face").trigger()
+    menu_action(window, "View", "Bookmark this face").trigger()
     window.panels["attributes"].random_face(seed=4)
-    menu_action(window, "Bookmark this face").trigger()
+    menu_action(window, "View", "Bookmark this face").trigger()
     dock = window.bookmarks
     dock.list.item(0).setText("first")
     dock.list.selectAll()

@@ -2,7 +2,6 @@
 crisp pixels on HiDPI screens."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,21 +9,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
-from explorer.main_window import MainWindow
-from explorer.settings import SETTINGS_ENV, app_settings, theme_choice
+from explorer.settings import app_settings, theme_choice
 from explorer.shortcuts_dialog import ShortcutsDialog
 from explorer import theme
 from explorer.theme import DARK_COLOURS, LIGHT_COLOURS
 from explorer.training_live import LiveView
 from explorer.widgets import ERROR_STYLE, ImageView
+from test_gui_app import isolated_settings, menu_action, open_window  # noqa: F401 - autouse fixture
 
 Role = QPalette.ColorRole
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
 
 
 @pytest.fixture(autouse=True)
@@ -33,23 +26,6 @@ def restore_palette():
     palette = QPalette(QApplication.palette())
     yield
     QApplication.setPalette(palette)
-
-
-def open_window(qtbot, model_path: Path) -> MainWindow:
-    window = MainWindow(model_path)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: not window.loading, timeout=10_000)
-    return window
-
-
-def menu_action(window: MainWindow, *path: str):
-    """The action at a menu path of plain titles, e.g. ('View', 'Theme', 'Dark')."""
-    actions = window.menuBar().actions()
-    for title in path:
-        action = next(a for a in actions if a.text().replace("&", "") == title)
-        actions = action.menu().actions() if action.menu() else []
-    return action
 
 
 def plot_background(plot) -> QColor:
