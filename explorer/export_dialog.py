@@ -14,7 +14,7 @@ from core.api import Model
 from core.export import make_grid, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE
 from explorer.settings import folder_setting
-from explorer.widgets import ImageView, start_worker
+from explorer.widgets import ImageView, confirm_replace, start_worker
 
 PAIRS_PER_ROW = 8
 FILE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
@@ -178,9 +178,7 @@ class ExportDialog(QDialog):
         if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
             path = path.with_suffix(".png")
         replace = path.exists()
-        if replace and QMessageBox.question(self, "Replace file?", f"{path.name} already exists. Replace it?",
-                                            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                            QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+        if replace and not confirm_replace(self, f"{path.name} already exists. Replace it?"):
             return False
         try:
             self.saved_path = save_image(self.image, path, scale=self.scale.value(), mode=self.mode,

@@ -14,7 +14,7 @@ from PySide6.QtCore import QBuffer, QPointF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPalette
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMenu,
-                               QMessageBox, QProgressBar, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model, ReferenceMap
 from core.checkpoint import atomic_file
@@ -26,7 +26,7 @@ from core.map_export import face_image_paths, save_csv, save_face_images, select
 from core.pipeline import encode_folder
 from explorer.selection import FaceItem, Selection
 from explorer.theme import ThemedPlotWidget
-from explorer.widgets import ImageView, Panel, push_button, start_worker
+from explorer.widgets import ImageView, Panel, ask_save_path, confirm_replace, push_button, start_worker
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 MAX_ENDPOINTS = 16
@@ -879,7 +879,7 @@ class MapPanel(Panel):
     def export_selection_csv_dialog(self) -> None:
         if not self._selection_ready():
             return
-        path = self._ask_save_path("Save the selected faces as a table", "selected_faces.csv",
+        path = ask_save_path(self, "Save the selected faces as a table", "selected_faces.csv",
                                    {".csv": "CSV table (*.csv)"})
         if path:
             self._save(lambda: self.export_selection_csv(path, overwrite=True),
@@ -893,13 +893,13 @@ class MapPanel(Panel):
             return
         names = [self.data.names[i] for i in self._selected]
         taken = [p for p in face_image_paths(names, folder) if p.exists()]
-        if taken and not self._confirm_replace(f"{len(taken):,} of the {len(names):,} pictures (e.g. {taken[0].name}) "
+        if taken and not confirm_replace(self, f"{len(taken):,} of the {len(names):,} pictures (e.g. {taken[0].name}) "
                                                f"are already in {folder}. Replace them?"):
             return
         self.export_selection_images(folder, overwrite=bool(taken))
 
     def export_map_dialog(self, suffix: str) -> None:
-        path = self._ask_save_path("Save the map", f"latent_map{suffix}", {suffix: MAP_FORMATS[suffix]})
+        path = ask_save_path(self, "Save the map", f"latent_map{suffix}", {suffix: MAP_FORMATS[suffix]})
         if path:
             self._save(lambda: self.export_current(path), f"Saved the map to {path}")
 
@@ -908,25 +908,6 @@ class MapPanel(Panel):
             self._set_status(NOTHING_SELECTED)
             return False
         return True
-
-    def _ask_save_path(self, title: str, name: str, formats: dict[str, str]) -> Path | None:
-        """A file name from the save dialog, with the format's suffix; an existing file only if the user agrees
-        to replace it."""
-        text, _ = QFileDialog.getSaveFileName(self, title, name, ";;".join(formats.values()),
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
-        if not text:
-            return None
-        path = Path(text)
-        if path.suffix.lower() not in formats:
-            path = path.with_name(path.name + next(iter(formats)))
-        if path.exists() and not self._confirm_replace(f"{path.name} already exists. Replace it?"):
-            return None
-        return path
-
-    def _confirm_replace(self, question: str) -> bool:
-        return QMessageBox.question(self, "Replace?", question, QMessageBox.StandardButton.Yes
-                                    | QMessageBox.StandardButton.No,
-                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
 
     def _save(self, write: Callable[[], object], done: str) -> None:
         try:

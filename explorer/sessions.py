@@ -17,14 +17,14 @@ from core.session import (SESSION_SUFFIX, Session, SessionError, SessionFace, fi
                           load_session, save_session)
 from explorer.selection import FaceItem, Selection
 from explorer.settings import folder_setting
-from explorer.widgets import push_button, to_qimage
+from explorer.widgets import ask_save_path, push_button, to_qimage
 
 if TYPE_CHECKING:
     from explorer.main_window import MainWindow
 
 AUTOSAVE_NAME = f"autosave{SESSION_SUFFIX}"
 AUTOSAVE_INTERVAL_MS = 30_000
-SESSION_FILTER = f"Explorer sessions (*{SESSION_SUFFIX});;All files (*)"
+SESSION_FILTER = f"Explorer sessions (*{SESSION_SUFFIX})"
 CURRENT_FACE = "current"
 WINDOW_STATE = "window"
 
@@ -179,13 +179,11 @@ class SessionKeeper(QObject):
     def save_dialog(self) -> None:
         if self._no_model():
             return
-        start = folder_setting(self.window.settings, "sessions/folder")
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save session", str(Path(start) / f"explorer{SESSION_SUFFIX}"),
-                                              SESSION_FILTER)
-        if path:
-            path = path if path.endswith(SESSION_SUFFIX) else path + SESSION_SUFFIX
-            self.window.settings.setValue("sessions/folder", str(Path(path).parent))
-            self.save(Path(path))
+        start = Path(folder_setting(self.window.settings, "sessions/folder")) / f"explorer{SESSION_SUFFIX}"
+        path = ask_save_path(self.window, "Save session", start, {SESSION_SUFFIX: SESSION_FILTER})
+        if path is not None:
+            self.window.settings.setValue("sessions/folder", str(path.parent))
+            self.save(path)
 
     def save(self, path: Path) -> bool:
         try:
@@ -198,7 +196,7 @@ class SessionKeeper(QObject):
 
     def open_dialog(self) -> None:
         start = folder_setting(self.window.settings, "sessions/folder")
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open session", start, SESSION_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open session", start, f"{SESSION_FILTER};;All files (*)")
         if path:
             self.window.settings.setValue("sessions/folder", str(Path(path).parent))
             self.open(Path(path))

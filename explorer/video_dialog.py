@@ -7,17 +7,17 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QLabel,
-                               QMessageBox, QProgressBar, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QProgressBar,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from core.api import Model
 from core.errors import one_line
 from core.video import (MAX_FPS, MAX_SECONDS, MAX_SIZE, MIN_FPS, MIN_SECONDS, MIN_SIZE, Cancelled, VideoSettings,
-                        frame_latents, write_video)
+                        write_video)
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ERROR_STYLE, start_worker
+from explorer.widgets import ERROR_STYLE, ask_save_path, start_worker
 
-VIDEO_FILTER = "MP4 video (*.mp4);;Animated GIF (*.gif)"
+VIDEO_FORMATS = {".mp4": "MP4 video (*.mp4)", ".gif": "Animated GIF (*.gif)"}
 
 
 class VideoDialog(QDialog):
@@ -61,24 +61,17 @@ class VideoDialog(QDialog):
                              size=self.size.value())
 
     def _describe(self) -> None:
-        frames = len(frame_latents(self.keyframes, self.settings()))
+        frames = self.settings().frame_count(len(self.keyframes))   # arithmetic: the latents wait for Save
         self.summary.setText(f"{len(self.keyframes)} keyframes, {frames} frames, {frames / self.fps.value():.1f} s "
                              f"({'slerp' if self.method == 'slerp' else 'linear'} path)")
 
     def choose_file(self) -> None:
         settings = app_settings()
-        start = Path(folder_setting(settings, "export/folder")) / "path.mp4"
-        path, chosen_filter = QFileDialog.getSaveFileName(self, "Save video", str(start), VIDEO_FILTER)
-        if not path:
-            return
-        target = Path(path)
-        if target.suffix.lower() not in (".mp4", ".gif"):
-            target = target.with_suffix(".gif" if "GIF" in chosen_filter else ".mp4")
-        if target.exists() and QMessageBox.question(self, "Replace?", f"{target.name} exists. Replace it?") != \
-                QMessageBox.StandardButton.Yes:
-            return
-        settings.setValue("export/folder", str(target.parent))
-        self.start(target)
+        target = ask_save_path(self, "Save video", Path(folder_setting(settings, "export/folder")) / "path.mp4",
+                               VIDEO_FORMATS)
+        if target is not None:
+            settings.setValue("export/folder", str(target.parent))
+            self.start(target)
 
     def start(self, target: Path) -> None:
         """Write in the background; the dialog stays responsive and Cancel stops at the next batch of frames."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -9,7 +10,8 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMenu, QMessageBox, QPushButton, QSizePolicy, QStackedWidget,
+                               QVBoxLayout, QWidget)
 from superqt.utils import WorkerBase, create_worker
 
 from core.api import Model
@@ -227,6 +229,29 @@ def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], 
                if cb}
     return create_worker(fn, *args, _start_thread=True, _connect=connect, _ignore_errors=on_error is not None,
                          **kwargs)
+
+
+def confirm_replace(parent: QWidget, question: str) -> bool:
+    """Ask before replacing what the user has; No is the default."""
+    answer = QMessageBox.question(parent, "Replace?", question,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_save_path(parent: QWidget, title: str, start: str | Path, formats: dict[str, str]) -> Path | None:
+    """A file name from the save dialog with one of `formats`' suffixes (suffix -> file-type filter; the filter
+    chosen decides when the name has none); an existing file only if the user agrees to replace it."""
+    text, chosen = QFileDialog.getSaveFileName(parent, title, str(start), ";;".join(formats.values()),
+                                               options=QFileDialog.Option.DontConfirmOverwrite)
+    if not text:
+        return None
+    path = Path(text)
+    if path.suffix.lower() not in formats:
+        path = path.with_name(path.name + next((s for s, f in formats.items() if f == chosen), next(iter(formats))))
+    if path.exists() and not confirm_replace(parent, f"{path.name} already exists. Replace it?"):
+        return None
+    return path
 
 
 def push_button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:
