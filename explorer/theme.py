@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 SYSTEM_THEME, LIGHT_THEME, DARK_THEME = "system", "light", "dark"
 THEMES = {SYSTEM_THEME: "&System", LIGHT_THEME: "&Light", DARK_THEME: "&Dark"}
@@ -61,15 +61,22 @@ class Theme(QObject):
         return system_is_dark() if self.choice == SYSTEM_THEME else self.choice == DARK_THEME
 
     def apply(self) -> None:
-        QApplication.setPalette(theme_palette(self.is_dark()))
+        palette = theme_palette(self.is_dark())
+        if palette == QApplication.palette():   # a new window in the same theme: nothing to redo
+            return
+        QApplication.setPalette(palette)
         restyle_style_sheets()
 
 
 def restyle_style_sheets() -> None:
-    """Style sheets resolve palette(...) colours once: set them again so they pick up the new palette."""
-    for widget in QApplication.allWidgets():
-        if widget.styleSheet():
-            widget.setStyleSheet(widget.styleSheet())
+    """Style sheets resolve palette(...) colours once: set them again so they pick up the new palette.
+
+    Walks each window's own children while holding the window, so no widget can be freed under the walk
+    (QApplication.allWidgets() hands out widgets whose owners the garbage collector may free meanwhile)."""
+    for window in QApplication.topLevelWidgets():
+        for widget in [window, *window.findChildren(QWidget)]:
+            if widget.styleSheet():
+                widget.setStyleSheet(widget.styleSheet())
 
 
 def style_plot(plot: pg.PlotWidget) -> None:
