@@ -461,7 +461,7 @@ class InterpolationPanel(Panel):
             return None
         keyframes = torch.stack([face.latent.float().reshape(-1) for face in faces])
         dialog = VideoDialog(self.model, keyframes, self.method_combo.currentData(), self)
-        dialog.accepted.connect(lambda: self.statusMessage.emit(f"Saved {dialog.saved_path}"))
+        dialog.saved.connect(lambda path: self.statusMessage.emit(f"Saved {path}"))
         dialog.open()
         return dialog
 

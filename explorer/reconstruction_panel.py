@@ -122,8 +122,10 @@ class ReconstructionItem(QFrame):
     def __init__(self, name: str, source: ImageSource, face_index: int = 0, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name, self.source, self.face_index = name, source, face_index
-        self.worker: object = None
-        """The reconstruction under way: only its result is shown (an older one's may still arrive)."""
+        self.request: object = None
+        """The reconstruction under way (a plain token): only its result is shown (an older one's may still
+        arrive). Not the worker itself: a worker named in its own callbacks makes a cycle of Qt objects, which the
+        garbage collector may then free on a worker thread, where PySide deadlocks."""
         self.crop_override: str | None = None
         self.result: Reconstruction | None = None
         self.extras: list[ReconstructionItem] = []
@@ -433,16 +435,15 @@ class ReconstructionPanel(Panel):
             item.set_error("No model is open: open one with File ▸ Open model…")
             return
         item.set_pending()
-        worker = start_worker(reconstruct_faces, model, item.source, self.crop_mode(item),
-                              self.selection.comparison(),
-                              on_result=lambda result: self._finished(item, worker, result),
-                              on_error=lambda exc: self._failed(item, worker, exc))
-        item.worker = worker
+        request = item.request = object()
+        start_worker(reconstruct_faces, model, item.source, self.crop_mode(item), self.selection.comparison(),
+                     on_result=lambda result: self._finished(item, request, result),
+                     on_error=lambda exc: self._failed(item, request, exc))
 
-    def _finished(self, item: ReconstructionItem, worker: object, result: PictureResult) -> None:
+    def _finished(self, item: ReconstructionItem, request: object, result: PictureResult) -> None:
         """Show the result (also on a closed card, which undo may bring back), the picture's further faces as
         extra cards."""
-        if worker is not item.worker:
+        if request is not item.request:
             return
         if not result.faces:
             item.set_no_face(result.original)
@@ -466,8 +467,8 @@ class ReconstructionPanel(Panel):
             item.crop_override = None
         self.rerun_all()
 
-    def _failed(self, item: ReconstructionItem, worker: object, exc: Exception) -> None:
-        if worker is item.worker:
+    def _failed(self, item: ReconstructionItem, request: object, exc: Exception) -> None:
+        if request is item.request:
             item.set_error(describe_error(exc))
             self._update_hint()
 

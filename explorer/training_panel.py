@@ -114,7 +114,8 @@ class TrainingPanel(Panel):
         self.thread: TrainingThread | None = None
         self.result_path: Path | None = None
         self._scan_cancel = threading.Event()
-        self._scan_worker = None
+        self._scan_request: object = None
+        """The scan under way, as a plain token (see ReconstructionItem.request): only its result is used."""
         self._show_scan_progress_throttled = qthrottled(self._show_scan_progress, timeout=100, parent=self)
         self._scanProgress.connect(self._show_scan_progress_throttled)
         self.setAcceptDrops(True)
@@ -342,25 +343,25 @@ class TrainingPanel(Panel):
         self._set_scan_status("Scanning…")
         self.scan_progress.setVisible(True)
         self._update_controls()
-        worker = start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
-                              progress=self._scanProgress.emit, cancel=self._scan_cancel.is_set,
-                              on_result=lambda data: self._scanned(worker, data),
-                              on_error=lambda exc: self._scan_failed(worker, exc))
-        self._scan_worker = worker
+        request = self._scan_request = object()
+        start_worker(load_image_folder, folder, self.image_size.currentData(), self.crop.currentData(),
+                     progress=self._scanProgress.emit, cancel=self._scan_cancel.is_set,
+                     on_result=lambda data: self._scanned(request, data),
+                     on_error=lambda exc: self._scan_failed(request, exc))
 
     def _show_scan_progress(self, done: int, total: int) -> None:
         self.scan_progress.setRange(0, max(total, 1))
         self.scan_progress.setValue(done)
 
-    def _latest_scan(self, worker: object) -> bool:
-        """Whether `worker` is the newest scan: an older one's result, already queued, is dropped."""
-        if worker is not self._scan_worker:
+    def _latest_scan(self, request: object) -> bool:
+        """Whether `request` is the newest scan: an older one's result, already queued, is dropped."""
+        if request is not self._scan_request:
             return False
         self.scan_progress.setVisible(False)
         return True
 
-    def _scanned(self, worker: object, data: FaceDataset) -> None:
-        if not self._latest_scan(worker):
+    def _scanned(self, request: object, data: FaceDataset) -> None:
+        if not self._latest_scan(request):
             return
         self.dataset = data
         skipped = data.summary.get("skipped", [])
@@ -373,8 +374,8 @@ class TrainingPanel(Panel):
         self.live.show_crops(data.images)
         self._update_controls()
 
-    def _scan_failed(self, worker: object, exc: Exception) -> None:
-        if not self._latest_scan(worker):
+    def _scan_failed(self, request: object, exc: Exception) -> None:
+        if not self._latest_scan(request):
             return
         self._set_scan_status(str(exc), error=True)
         self.live.show_crops(None)

@@ -24,6 +24,7 @@ class VideoDialog(QDialog):
     """Seconds per keyframe, frame rate, easing and size; Save asks for the file and writes it with progress."""
 
     _progress = Signal(int, int)  # (frames done, frames in all) from the writing worker's thread
+    saved = Signal(Path)
 
     def __init__(self, model: Model, keyframes: torch.Tensor, method: str, parent: QWidget | None = None) -> None:
         super().__init__(parent, windowTitle="Save video")
@@ -94,6 +95,7 @@ class VideoDialog(QDialog):
     def _saved(self, path: Path) -> None:
         self._worker = None
         self.saved_path = path
+        self.saved.emit(path)
         self.accept()
 
     def _failed(self, error: Exception) -> None:
