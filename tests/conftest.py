@@ -1,6 +1,7 @@
 """Shared fixtures: generated face-like images and tiny models. Never depends on ../shared."""
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def synthetic_face(seed: int, size: int = 64) -> np.ndarray:
     smile = rng.uniform(0.02, 0.06)
     img[(np.abs(yy - 0.7 - smile * ((xx - cx) / 0.15) ** 2) < 0.015) & (np.abs(xx - cx) < 0.15)] = [0.5, 0.1, 0.1]
     return (img * 255).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def garbage_collected_between_tests(request: pytest.FixtureRequest):
+    """After a test that made widgets, wait for its background workers and run the collector here, on the GUI
+    thread: left to chance, it would free that test's widgets during a later test, perhaps on a training thread,
+    which PySide does not survive."""
+    yield
+    if "qtbot" in request.fixturenames:
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(30_000)
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)
