@@ -19,6 +19,7 @@ import json
 import shlex
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -65,6 +66,14 @@ ARMS = (
     Arm("combined", "+ EMA + DiffAugment + SN + 1.5x decoder", model=dict(spectral_norm=True, decoder_width=1.5),
         training=dict(ema_decay=0.999, augment=ALL_AUGMENTATIONS)),
     Arm("r1", "+ R1 penalty on reals, gamma 1 (equilibrium rule kept)", training=dict(r1_weight=1.0)),
+    Arm("ema_w050", "+ EMA, all networks 2x wider (width 0.5; fits the 25 MB bundle)", model=dict(width=0.5),
+        training=dict(ema_decay=0.999)),
+    Arm("ema_w050_r1", "+ EMA + R1 (gamma 1), width 0.5", model=dict(width=0.5),
+        training=dict(ema_decay=0.999, r1_weight=1.0)),
+    Arm("ema_paper_width", "+ EMA at the paper's width (width 1; Enc alone is 69 MB in half precision)",
+        model=dict(width=1.0), training=dict(ema_decay=0.999)),
+    Arm("vae_w050", "the pixel-VAE twin of ema_w050 (same network and EMA, judged pixel by pixel, no Dis)",
+        model=dict(width=0.5, model_type="vae"), training=dict(ema_decay=0.999)),
 )
 CHECKPOINT_EVERY_S = 300.0
 BEGIN, END = "<!-- written by benchmarks/recipe.py -->", "<!-- end of benchmarks/recipe.py's part -->"
@@ -78,12 +87,20 @@ def parse_arguments() -> argparse.Namespace:
                         help="faces64 with the held-out ids (what benchmarks/quality.py reads)")
     parser.add_argument("--attributes", required=True, type=Path, help="list_attr_celeba.txt")
     parser.add_argument("--holdout-from", type=int, default=8001)
-    parser.add_argument("--steps", type=int, required=True, help="training steps per arm (equal for all)")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, help="training steps per arm (equal for all)")
+    budget.add_argument("--minutes", type=float,
+                        help="training minutes per arm instead (equal for all; for a machine of one's own, e.g. a GPU)")
     parser.add_argument("--arms", default=",".join(arm.name for arm in ARMS),
                         help="comma-separated arms to run, in order (default: all)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "recipe", help="one run folder per arm")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "recipe.md")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="train (and score) every arm in its own process at the same time")
+    parser.add_argument("--only", choices=("train", "score"),
+                        help="only train the arms, or only score them (and report, with --side-by-side)")
     parser.add_argument("--edit-faces", type=int, default=500)
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".cache")
     return parser.parse_args()
@@ -97,24 +114,43 @@ def chosen_arms(names: str) -> list[Arm]:
     return [known[name] for name in names.split(",")]
 
 
-def steps_done(run: Path) -> int:
+def training_state(run: Path) -> dict:
     if not (run / CHECKPOINT_NAME).exists():
-        return 0
-    return int(load_checkpoint_meta(run / CHECKPOINT_NAME)["training_state"]["step"])
+        return {"step": 0, "total_steps": None}
+    return load_checkpoint_meta(run / CHECKPOINT_NAME)["training_state"]
 
 
-def train_arm(arm: Arm, run: Path, faces, steps: int, threads: int) -> None:
-    """Train (or continue) one arm up to `steps`; a finished arm is left alone."""
-    if steps_done(run) >= steps:
+def steps_done(run: Path) -> int:
+    return int(training_state(run)["step"])
+
+
+def budget_settings(args: argparse.Namespace) -> dict:
+    """The training length every arm gets: steps, or minutes with the anneal over the same share of them."""
+    if args.minutes is not None:
+        return dict(max_minutes=args.minutes, anneal_share=ANNEAL_SHARE, max_steps=None)
+    return dict(max_steps=args.steps, anneal_steps=round(ANNEAL_SHARE * args.steps))
+
+
+def finished(run: Path, args: argparse.Namespace) -> bool:
+    state = training_state(run)
+    if args.minutes is not None:
+        return state["total_steps"] is not None and state["step"] >= state["total_steps"]
+    return state["step"] >= args.steps
+
+
+def train_arm(arm: Arm, run: Path, faces, args: argparse.Namespace) -> None:
+    """Train (or continue) one arm to its budget; a finished arm is left alone."""
+    if finished(run, args):
         return
-    settings = dict(max_steps=steps, anneal_steps=round(ANNEAL_SHARE * steps), device="cpu", num_threads=threads,
+    settings = dict(**budget_settings(args), device=args.device, num_threads=args.threads,
                     checkpoint_interval_s=CHECKPOINT_EVERY_S)
     if (run / CHECKPOINT_NAME).exists():
         trainer = Trainer.from_run(run, faces, **settings)
     else:
-        model_cfg = ModelConfig(**BUNDLE_MODEL, **arm.model)
+        model_cfg = ModelConfig(**{**BUNDLE_MODEL, **arm.model})
         trainer = Trainer(faces, run, model_cfg, TrainConfig(**{**BUNDLE_TRAINING, **settings, **arm.training}))
-    print(f"{arm.name}: training from step {trainer.step} to {steps}", file=sys.stderr, flush=True)
+    goal = f"{args.minutes:g} minutes" if args.minutes is not None else f"step {trainer.total_steps:,}"
+    print(f"{arm.name}: training from step {trainer.step} for {goal}", file=sys.stderr, flush=True)
     stopping = []
 
     def stop(signum: int, frame: object) -> None:   # Ctrl+C or kill: save the arm where it is, then leave
@@ -193,7 +229,8 @@ def table(arms: list[Arm], scores: dict[str, dict]) -> list[str]:
                *[(f"edit {name}: success / others", lambda s, name=name: f"{percent(s['edits'][name][0])} / "
                                                                          f"{percent(s['edits'][name][1])}")
                  for name in quality.KEY_ATTRIBUTES],
-               ("images/s (shared CPU)", lambda s: f"{s['images_per_s']:.1f}"),
+               ("steps", lambda s: f"{s['step']:,}"),
+               ("images/s", lambda s: f"{s['images_per_s']:.1f}"),
                ("training time", lambda s: f"{s['elapsed_s'] / 60:.0f} min")]
     lines = ["| measure | " + " | ".join(arm.name for arm in arms) + " |", "| --- |" + " ---: |" * len(arms)]
     for title, cell in columns:
@@ -213,6 +250,25 @@ def save_figure(path: Path, arms: list[Arm], runs: Path, evaluation: quality.Eva
     save_image(grid, path, overwrite=True)
 
 
+def budget_words(args: argparse.Namespace) -> str:
+    if args.minutes is not None:
+        return (f"**{args.minutes:g} minutes of training** on {args.device}, the step count planned from each arm's "
+                f"own speed and the learning rate falling to a tenth over the last {ANNEAL_SHARE:.0%} of its steps")
+    return (f"**{args.steps:,} steps** ({args.steps * BUNDLE_TRAINING['batch_size']:,} images), the learning rate "
+            f"falling to a tenth over the last {round(ANNEAL_SHARE * args.steps):,}")
+
+
+def budget_caveat(args: argparse.Namespace) -> str:
+    together = "side by side, sharing the machine" if args.side_by_side else "one after another"
+    if args.minutes is not None:
+        return (f"**The budget is equal in time.** The arms trained {together}, so an arm that costs more per step "
+                "did fewer steps (the steps row).")
+    return ("**The budget is equal in steps, not in CPU time.** The 2-core machine was shared with other jobs while "
+            f"these ran, so wall-clock budgets would have measured the neighbours. Each arm's median images/s "
+            f"({args.threads} torch thread(s), {together}) is reported beside it; it depends on the load at the "
+            "time, so compare it between arms only roughly.")
+
+
 def write_report(args: argparse.Namespace, arms: list[Arm], scores: dict[str, dict],
                  check: quality.ClassifierCheck, figure: Path, command: str) -> None:
     floor, blurred = scores[arms[0].name]["swd_floor"], scores[arms[0].name]["swd_blurred"]
@@ -221,14 +277,9 @@ def write_report(args: argparse.Namespace, arms: list[Arm], scores: dict[str, di
         f"Every arm: the bundle's recipe (width {BUNDLE_MODEL['width']}, kernel {BUNDLE_MODEL['kernel_size']}, latent "
         f"{BUNDLE_MODEL['latent_dim']}, batch {BUNDLE_TRAINING['batch_size']}, gamma {BUNDLE_TRAINING['gamma']}, KL "
         f"weight {BUNDLE_TRAINING['kl_weight']}, Adam {BUNDLE_TRAINING['lr']:g}, seed {BUNDLE_TRAINING['seed']}) for "
-        f"**{args.steps:,} steps** ({args.steps * BUNDLE_TRAINING['batch_size']:,} images), the learning rate falling "
-        f"to a tenth over the last {round(ANNEAL_SHARE * args.steps):,}, on the 8,000 training faces `{args.train}`, "
-        "changed by one lever (the combined arm: several). Scored on the 1,000 held-out faces with "
-        "`benchmarks/quality.py`'s measures and judge.", "",
-        "**The budget is equal in steps, not in CPU time.** The 2-core machine was shared with other jobs while "
-        "these ran, so wall-clock budgets would have measured the neighbours. Each arm's median images/s "
-        f"({args.threads} torch thread(s); arms may have run side by side) is reported beside it; it depends on "
-        "the load at the time, so compare it between arms only roughly.", "",
+        f"{budget_words(args)}, on the 8,000 training faces `{args.train}`, changed by one lever (the combined arm: "
+        "several). Scored on the 1,000 held-out faces with `benchmarks/quality.py`'s measures and judge.", "",
+        budget_caveat(args), "",
         "| arm | change |", "| --- | --- |", *[f"| {arm.name} | {arm.what} |" for arm in arms], "",
         *table(arms, scores), "",
         f"Patch SWD marks: real against real {floor:.1f}, real blurred (sigma 1 px) {blurred:.1f}. Speckled: more "
@@ -252,19 +303,56 @@ def write_generated_part(path: Path, generated: str) -> None:
     path.write_text(f"{head}{BEGIN}\n{generated}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
 
 
+def side_by_side(arms: list[Arm], stage: str) -> None:
+    """Run one process per arm at the same time: this script again, for one arm and one stage."""
+    skipped = {"--arms": 1, "--only": 1, "--side-by-side": 0}
+    base, args = [], iter(sys.argv[1:])
+    for arg in args:
+        if arg in skipped:
+            for _ in range(skipped[arg]):
+                next(args)
+        else:
+            base.append(arg)
+    processes = [subprocess.Popen([sys.executable, __file__, *base, "--arms", arm.name, "--only", stage])
+                 for arm in arms]
+    failed = [arm.name for arm, process in zip(arms, processes) if process.wait() != 0]
+    if failed:
+        print(f"{stage} failed for {', '.join(failed)}", file=sys.stderr, flush=True)
+
+
+def train_all(args: argparse.Namespace, arms: list[Arm]) -> None:
+    faces = load_image_folder(args.train, image_size=64, crop="celeba", attributes_file=args.attributes)
+    for arm in arms:   # all training first: scoring then never holds up a run
+        started = time.monotonic()
+        train_arm(arm, args.runs / arm.name, faces, args)
+        print(f"{arm.name}: trained in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     args = parse_arguments()
     command = shlex.join(["python", *sys.argv])
     torch.set_num_threads(args.threads)
     arms = chosen_arms(args.arms)
-    faces = load_image_folder(args.train, image_size=64, crop="celeba", attributes_file=args.attributes)
-    for arm in arms:   # all training first: scoring then never holds up a run
-        started = time.monotonic()
-        train_arm(arm, args.runs / arm.name, faces, args.steps, args.threads)
-        print(f"{arm.name}: trained in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    if args.side_by_side:
+        for stage in ("train", "score"):
+            if args.only in (None, stage):
+                side_by_side(arms, stage)
+        if args.only == "train":
+            return
+        arms = [arm for arm in arms if (args.runs / arm.name / "scores.json").exists()]
+        if not arms:
+            raise SystemExit("no arm was trained and scored")
+    else:
+        if args.only != "score":
+            train_all(args, arms)
+        if args.only == "train":
+            return
     evaluation, check = evaluation_for(args)
     scores = {arm.name: score_arm(args.runs / arm.name, evaluation) for arm in arms}
+    if args.only == "score" and not args.side_by_side:
+        return
     figure = args.out.with_name(args.out.stem + "_faces.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     save_figure(figure, arms, args.runs, evaluation)
     write_report(args, arms, scores, check, figure, command)
     print(f"wrote {args.out} and {figure}", file=sys.stderr)

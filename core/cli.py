@@ -337,7 +337,8 @@ class ProgressCallbacks(TrainerCallbacks):
             say(f"could not write a preview ({one_line(exc)}); training goes on")
 
     def on_metrics(self, record: dict[str, float]) -> None:
-        assert self.bar is not None
+        assert self.bar is not None and self.trainer is not None
+        self.bar.total = self.trainer.total_steps   # a run planned in minutes re-plans its steps
         self.bar.update(int(record[STEP]) - self.bar.n)
         shown = {k: f"{record[k]:.3g}" for k in PROGRESS_KEYS if k in record}
         self.bar.set_postfix(shown, refresh=True)
@@ -842,6 +843,8 @@ CLI_EXCEPTIONS: dict[str, dict[str, Any]] = {
     "max_steps": {"type": whole_number(1, MAX_STEPS)},
     "seed": {"type": whole_number(0, MAX_SEED)},
     "anneal_steps": {"metavar": "N"},
+    "max_minutes": {"type": finite_number(0.01, 10**7), "metavar": "MIN"},
+    "anneal_share": {"type": finite_number(0, 0.99), "metavar": "SHARE"},
     "checkpoint_interval_s": {"flag": "--checkpoint-interval", "type": finite_number(1, 10**7), "metavar": "SECONDS"},
     "num_threads": {"flag": "--threads"},
     "init_from": {"metavar": "MODEL"},

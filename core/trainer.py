@@ -39,6 +39,8 @@ MAX_ROLLBACKS_IN_A_ROW = 5
 PAUSE_POLL_S = 0.5
 """While any data-parallel process is paused, all of them check this often whether to go on."""
 SAMPLER_FIT_FACES = 2000
+MAX_PLANNED_STEPS = 10**9
+"""A run planned in minutes has this many steps until its speed is measured."""
 SAVE_COST_SHARE = 0.02
 """Checkpoints come at most this often: every checkpoint_interval_s, or less often when a save takes longer
 than this share of that time."""
@@ -59,10 +61,15 @@ class TrainConfig:
     """passes over the data (default 10)"""
     max_steps: int | None = None
     """optimisation steps in total"""
+    max_minutes: float | None = None
+    """train for about this many minutes: the step count is planned from the measured speed, and re-planned until
+    the learning-rate anneal begins (--max-steps or --epochs, if given, caps it)"""
     lr: float = 3e-4
     """learning rate of Adam (RMSprop in the paper)"""
     anneal_steps: int = 0
     """over the run's last N steps the learning rate falls linearly to a tenth (the authors anneal)"""
+    anneal_share: float = 0.0
+    """the same over this share of the run's steps, e.g. 0.2 (for runs planned in minutes); --anneal-steps wins"""
     beta1: float = 0.5
     """Adam's first-moment decay (0.5 is usual for GANs)"""
     gamma: float = StepSettings.gamma
@@ -114,6 +121,10 @@ class TrainConfig:
             raise ValueError(f"the KL weight must be a positive number, got {self.kl_weight}")
         if self.anneal_steps < 0:
             raise ValueError(f"annealing steps must not be negative, got {self.anneal_steps}")
+        if not 0 <= self.anneal_share < 1:
+            raise ValueError(f"the annealed share must be at least 0 and below 1, got {self.anneal_share}")
+        if self.max_minutes is not None and not (self.max_minutes > 0 and math.isfinite(self.max_minutes)):
+            raise ValueError(f"max minutes must be a positive number, got {self.max_minutes}")
         if not (self.checkpoint_interval_s > 0 and math.isfinite(self.checkpoint_interval_s)):
             raise ValueError(f"the checkpoint interval must be a positive number of seconds, got "
                              f"{self.checkpoint_interval_s}")
@@ -130,16 +141,23 @@ class TrainConfig:
                             augment=parse_policy(self.augment), r1_weight=self.r1_weight)
 
     def total_steps(self, steps_per_epoch: int) -> int:
+        """The planned step count (for a run planned in minutes: its cap, until its speed is measured)."""
         if self.max_steps is not None:
             return self.max_steps
+        if self.max_minutes is not None and self.epochs is None:
+            return MAX_PLANNED_STEPS
         return (self.epochs or 10) * steps_per_epoch
+
+    def annealed_steps(self, total_steps: int) -> int:
+        return self.anneal_steps or round(self.anneal_share * total_steps)
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate for optimisation step `step` (0-based) of a run of `total_steps`."""
-        start = total_steps - self.anneal_steps
-        if self.anneal_steps == 0 or step < start:
+        annealed = self.annealed_steps(total_steps)
+        start = total_steps - annealed
+        if annealed == 0 or step < start:
             return self.lr
-        done = min(1.0, (step - start + 1) / self.anneal_steps)
+        done = min(1.0, (step - start + 1) / annealed)
         return self.lr * (1.0 - 0.9 * done)
 
     @classmethod
@@ -216,6 +234,7 @@ class Trainer:
         self.autocast = autocast_for(self.device, self.cfg.mixed_precision)
         self.sampler = BatchSampler(len(data), self.cfg.batch_size, self.cfg.seed, self.rank, self.world)
         self.total_steps = self.cfg.total_steps(self.sampler.steps_per_epoch)
+        self._step_cap = self.total_steps
         torch.manual_seed(self.cfg.seed)
         self.model = VAEGAN(self.model_cfg)
         self.history: dict[str, Any] = {"rollbacks": 0}
@@ -233,6 +252,8 @@ class Trainer:
         self._running = threading.Event()
         self._running.set()
         self._good_state: dict | None = None
+        self._speed_origin: tuple[int, float] | None = None
+        """(step, elapsed_s) from which a run planned in minutes measures its speed."""
         self._sync_initial_weights()
         self.ema = WeightAverage(self.model, self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
 
@@ -329,6 +350,7 @@ class Trainer:
             if self.step % self.cfg.log_interval == 0 or self.step == self.total_steps:
                 now = time.perf_counter()
                 self.elapsed_s += now - window_start
+                self._plan_by_minutes()
                 self._emit_metrics(window, now - window_start)
                 window, window_start = [], now
                 self._snapshot()
@@ -342,6 +364,23 @@ class Trainer:
         done = "finished" if self.step >= self.total_steps else "stopped"
         self.callbacks.on_message(f"training {done} at step {self.step}; checkpoint {saved}")
         return saved
+
+    def _plan_by_minutes(self) -> None:
+        """For a run planned in minutes, set the step count from the speed measured in this run after its first
+        logged window (which pays the warm-up); the plan holds once the learning-rate anneal has begun."""
+        if self.cfg.max_minutes is None:
+            return
+        if self._speed_origin is None:
+            self._speed_origin = (self.step, self.elapsed_s)
+            return
+        if self.step >= self.total_steps - self.cfg.annealed_steps(self.total_steps):
+            return
+        first_step, first_elapsed = self._speed_origin
+        speed = (self.step - first_step) / max(self.elapsed_s - first_elapsed, 1e-9)
+        planned = self.step + speed * max(0.0, self.cfg.max_minutes * 60 - self.elapsed_s)
+        if self.world > 1:   # every process must plan the same steps
+            planned = self._mean_across_processes(torch.tensor([planned], dtype=torch.float64))[0].item()
+        self.total_steps = min(self._step_cap, max(self.step, round(planned)))
 
     def _save_on_schedule(self, clock: "_CheckpointClock") -> None:
         """A periodic checkpoint; if the disk is full, say so and keep training (the last checkpoint stays)."""

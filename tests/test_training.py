@@ -349,6 +349,35 @@ def test_trainer_applies_the_annealed_learning_rate_and_logs_it(tmp_path):
         assert o.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
+class TickingClock:
+    """Stands in for the trainer's `time` module: perf_counter advances one second per call."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def test_a_run_planned_in_minutes_sets_its_steps_from_its_speed_and_anneals(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", TickingClock())   # one step per second
+    cfg = train_config(max_steps=None, max_minutes=1.0, anneal_share=0.25)
+    trainer = Trainer(tiny_dataset(16), tmp_path, tiny_config(), cfg)
+    trainer.run()
+    assert trainer.step == trainer.total_steps == 60
+    lrs = [r["lr"] for r in metrics_lines(tmp_path)]
+    assert lrs[:45] == pytest.approx([1e-3] * 45) and lrs[-1] == pytest.approx(1e-4)
+    capped = Trainer(tiny_dataset(16), tmp_path / "capped", tiny_config(), replace(cfg, max_steps=30))
+    capped.run()
+    assert capped.step == 30
+    with pytest.raises(ValueError, match="minutes"):
+        train_config(max_minutes=0.0)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
