@@ -79,6 +79,8 @@ def run_in_segments(name: str, first: list[str], total: int, segment: int, work:
 
 
 def first_reaching(rows: list[tuple[int, float, float, float]]) -> str:
+    if not rows:
+        return "not run"
     for steps, minutes, agreement, _ in rows:
         if agreement >= AGREEMENT_TARGET:
             return f"{minutes:.1f} min ({steps} steps)"

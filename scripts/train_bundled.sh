@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Reproduce the bundled face model and its pixel-VAE twin from ../shared/data/celeba/faces64.
+# Reproduce the CPU-trained face model and its pixel-VAE twin from ../shared/data/celeba/faces64: the bundle until
+# the GPU-trained one (scripts/train_gpu.sh, README "The recipe on a GPU") replaced it; they land in runs/cpu_bundle/.
 # Ids 000001-008000 train (mirrored at random, no labels needed in training), 008001-009000 are held out for
 # benchmarks/quality.py. Both models train the same schedule: 14,000 steps (112 epochs), the learning rate at
 # 3e-4 and falling linearly to a tenth over the last 3,000; the VAE-GAN at gamma 0.025 throughout. The twin
 # (the same network judged pixel by pixel) trains beside it on one thread. scripts/build_bundle.py then writes
-# checkpoints/faces64.safetensors (with attribute vectors, fitted Gaussian and reference map) and
-# checkpoints/faces64_vae.safetensors (the twin that "Compare with" and `vaegan compare` use; no reference map).
+# runs/cpu_bundle/faces64.safetensors (with attribute vectors, fitted Gaussian and reference map) and
+# runs/cpu_bundle/faces64_vae.safetensors (its twin for "Compare with" and `vaegan compare`; no reference map).
 # The retrain with a moving average and the aligned wild faces added measured worse and was not shipped (README).
 # Usage: bash scripts/train_bundled.sh   (resumes the runs where they stopped)
 set -euo pipefail
@@ -42,7 +43,7 @@ twin=$!
 train_or_resume runs/bundled vaegan
 wait "$twin"
 note=": aligned CelebA ids 000001-008000 of faces64; ids 008001-009000 held out"
-.venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out checkpoints/faces64.safetensors \
+.venv/bin/python scripts/build_bundle.py runs/bundled data/celeba64_train --out runs/cpu_bundle/faces64.safetensors \
     --command "bash scripts/train_bundled.sh" --data-note "$note"
-.venv/bin/python scripts/build_bundle.py runs/vae_twin data/celeba64_train --out checkpoints/faces64_vae.safetensors \
+.venv/bin/python scripts/build_bundle.py runs/vae_twin data/celeba64_train --out runs/cpu_bundle/faces64_vae.safetensors \
     --reference-count 0 --command "bash scripts/train_bundled.sh" --data-note "$note"

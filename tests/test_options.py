@@ -55,6 +55,9 @@ def test_every_training_option_has_a_panel_control_that_reaches_the_config(qtbot
     assert set(panel.option_controls) == {f.name for f in fields(TrainConfig)} - set(SHOWN_OPTIONS)
     start = panel.train_config()
     assert all(getattr(start, name) == option.default for name, (option, _) in panel.option_controls.items())
+    unset = [control for option, control in panel.option_controls.values() if option.optional and option.kind is not str]
+    assert {type(control).__name__ for control in unset} == {"QSpinBox", "QDoubleSpinBox"}
+    assert all(control.text() == "default" for control in unset)   # 0 means: decided elsewhere
     changed = {}
     for name, (option, control) in panel.option_controls.items():
         changed[name] = value = NEW_VALUES[option.kind](option.default)
