@@ -10,9 +10,9 @@ import torch
 from core.api import Model, ReferenceMap, encode_thumbnail_atlas
 from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.latent import fit_projection
-from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, EXPLORER_GROUPS, KIND, KIND_INFERENCE, MODEL_CONFIG, OPTIMIZER,
-                         RANDOM_FACES, REF_COORDS, REF_LABELS, REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN,
-                         REF_THUMBNAILS, REFERENCE, in_groups)
+from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, DECODER, ENCODER, EXPLORER_GROUPS, KIND, KIND_INFERENCE,
+                         MODEL_CONFIG, OPTIMIZER, RANDOM_FACES, REF_COORDS, REF_LABELS, REF_LATENTS,
+                         REF_PROJECTION_AXES, REF_PROJECTION_MEAN, REF_THUMBNAILS, REFERENCE, in_groups)
 from core.trainer import model_tensors
 
 ATLAS_COLUMNS = 45
@@ -68,10 +68,14 @@ def save_inference_model(model: Model, path: str | Path, extra_meta: dict[str, A
 
 
 def add_explorer_parts(model: Model, path: str | Path) -> Path:
-    """Store the model's attribute vectors, latent Gaussian and reference map in an existing checkpoint (a
-    training run's, which keeps its training state), replacing any it held."""
+    """Store the model's attribute vectors, latent Gaussian, reference map and inference batch-norm statistics
+    (core.pipeline.measure_batch_norm) in an existing checkpoint (a training run's, which keeps its training
+    state), replacing any it held."""
     ckpt = load_checkpoint(path)
     ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not in_groups(k, EXPLORER_GROUPS)}
+    ckpt.tensors.update({f"{part}.{name}": buffer.cpu() for part, module in ((ENCODER, model.net.encoder),
+                                                                            (DECODER, model.net.decoder))
+                         for name, buffer in module.named_buffers()})
     ckpt.meta.pop(REFERENCE, None)
     parts, parts_meta = explorer_parts(model, torch.float32)
     ckpt.tensors.update(parts)

@@ -15,12 +15,15 @@ import torch
 from core.api import Model, load_model
 from core.bundle import add_explorer_parts, build_reference_map
 from core.data import Cancel, DataError, Progress, load_image_folder
-from core.dataset import FaceDataset, to_unit
+from core.dataset import FaceDataset, to_signed, to_unit
 from core.latent import attribute_vectors_from_labels, fit_latent_gaussian
+from core.schema import TRAIN_CONFIG
 
 FINISH_FACES = 20_000
 """Training faces encoded for the attribute vectors and the Gaussian, evenly spread over the set."""
 REFERENCE_FACES = 2_000
+BATCH_NORM_FACES = 4_096
+"""Training faces the batch-norm statistics are measured on (precise BN needs thousands, not all)."""
 ENCODE_CHUNK = 1024
 """Images converted to float at a time (keeps memory flat for large sets)."""
 
@@ -47,10 +50,42 @@ def encode_images(model: Model, images: torch.Tensor, progress: Progress | None 
     return torch.cat(means), torch.cat(variances)
 
 
+@torch.no_grad()
+def measure_batch_norm(model: Model, images: torch.Tensor, seed: int = 0) -> None:
+    """Set Enc's and Dec's batch-norm statistics to exact averages over uint8 training `images`, in batches of the
+    run's size (SWA's update_bn, Izmailov et al. 2018), on the path the explorer runs: Enc on faces, Dec on their
+    posterior means. Training leaves running averages over its last batches, which for Dec mix reconstruction and
+    prior batches, and a moving average of the weights (EMA) keeps an average of statistics, not the statistics of
+    the averaged weights; measured ones cut speckle (README, "The bundled model")."""
+    encoder, decoder = model.net.encoder, model.net.decoder
+    norms = [m for m in (*encoder.modules(), *decoder.modules()) if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None   # a cumulative average of the batches below
+    size = model.meta.get(TRAIN_CONFIG, {}).get("batch_size", 64)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    batches = [batch for batch in order.split(size) if len(batch) > 1]
+    try:
+        encoder.train()
+        for batch in batches:
+            encoder(to_signed(images[batch]).to(model.device))
+        encoder.eval()
+        decoder.train()
+        for batch in batches:
+            decoder(encoder(to_signed(images[batch]).to(model.device))[0])
+    finally:
+        for norm in norms:
+            norm.momentum = 0.1
+        model.net.eval()
+
+
 def complete_model(model: Model, data: FaceDataset, reference_faces: int = REFERENCE_FACES,
                    progress: Progress | None = None) -> None:
-    """Set the model's attribute vectors (when the data has labels), latent Gaussian and reference map (none when
-    reference_faces is 0: a model only compared with, kept small)."""
+    """Measure the model's batch-norm statistics on the training faces, then set its attribute vectors (when the
+    data has labels), latent Gaussian and reference map (none when reference_faces is 0: a model only compared
+    with, kept small)."""
+    if len(data) > 1:
+        measure_batch_norm(model, data.images[spread(BATCH_NORM_FACES, len(data))])
     index = spread(FINISH_FACES, len(data))
     means, variances = encode_images(model, data.images[index], progress)
     try:

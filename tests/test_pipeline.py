@@ -8,9 +8,9 @@ from PIL import Image
 from conftest import TINY_CONFIG, make_tiny_model, synthetic_face
 from core.api import load_model
 from core.data import CELEBA_ATTRIBUTES_NAME
-from core.dataset import FaceDataset
+from core.dataset import FaceDataset, to_signed
 from core.bundle import save_inference_model
-from core.pipeline import complete_model, encode_folder, finish_run
+from core.pipeline import complete_model, encode_folder, finish_run, measure_batch_norm
 from core.trainer import Trainer, TrainConfig
 from test_data import write_attributes
 
@@ -48,6 +48,8 @@ def test_finish_run_makes_the_run_checkpoint_explorer_ready_and_resumable(tmp_pa
     assert len(model.reference.latents) == 24 and model.reference.thumbnails.shape == (24, 3, 64, 64)
     assert model.reference.labels.flatten().tolist() == labels.flatten().tolist()
     assert "24 faces on the map" in messages[-1]
+    counts = [b.item() for n, b in model.net.named_buffers() if n.endswith("num_batches_tracked")]
+    assert counts and set(counts) == {6}   # the measured statistics (24 faces in batches of 4) were stored
     resumed = Trainer.from_run(run, data, max_steps=3)
     assert resumed.step == 2 and resumed.run() == checkpoint
     assert load_model(run, device="cpu").reference is None  # a newer checkpoint drops the map of older weights
@@ -64,3 +66,29 @@ def test_a_model_only_compared_with_can_be_saved_without_a_reference_map(tmp_pat
     assert saved.reference is None and list(saved.attributes) == ["Glasses"] and saved.latent_gaussian is not None
     complete_model(model, data, reference_faces=4)
     assert len(model.reference.latents) == 4
+
+
+def batch_norms(net: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_measured_batch_norm_makes_inference_decode_as_training_does():
+    images = torch.from_numpy(np.stack([synthetic_face(i) for i in range(64)])).permute(0, 3, 1, 2).contiguous()
+    model = make_tiny_model(with_reference=False)
+    for norm in batch_norms(model.net):   # statistics that no longer fit the weights
+        norm.running_mean.fill_(3.0)
+        norm.running_var.fill_(0.05)
+
+    @torch.no_grad()
+    def reconstructions(training_mode: bool) -> torch.Tensor:
+        model.net.train(training_mode)
+        mu, _ = model.net.encoder(to_signed(images))
+        out = model.net.decoder(mu)
+        model.net.eval()
+        return out
+
+    stale = (reconstructions(False) - reconstructions(True)).abs().mean()
+    measure_batch_norm(model, images)
+    measured = (reconstructions(False) - reconstructions(True)).abs().mean()
+    assert measured < stale / 5 and measured < 0.05
+    assert all(norm.momentum == 0.1 for norm in batch_norms(model.net)) and not model.net.training
