@@ -168,7 +168,7 @@ class TrainingPanel(Panel):
         self.start_from = self._combo([("A new model", None)],
                                       "A new model learns from scratch. The open model lends its Enc and Dec; a new "
                                       "Dis trains alone for the first steps, then all three train on your pictures. "
-                                      "On 200 new faces the bundled model was at 85% likeness after 50 steps; a new "
+                                      "On 200 new faces the bundled model was at 86% likeness after 50 steps; a new "
                                       "model had not reached 83% after 900 (README, \"Your own faces on a CPU\")")
         self.image_size = self._combo([("64 × 64", 64), ("128 × 128", 128)],
                                       "Resolution of the faces; 128 takes about four times longer to train")
