@@ -63,8 +63,8 @@ from core.video import (MAX_FPS, MAX_SECONDS, MAX_SIZE, METHODS, MIN_FPS, MIN_SE
 from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, held_out_separation,
                                  most_entangled)
 from core.steps import D_PRIOR, D_REAL, FEATURE, GAN, KL, PIXEL
-from core.trainer import (CHECKPOINT_NAME, METRICS_NAME, STEP, Preview, Trainer, TrainConfig, TrainerCallbacks,
-                          TrainingError)
+from core.trainer import (CHECKPOINT_NAME, MAX_PLANNED_STEPS, METRICS_NAME, STEP, Preview, Trainer, TrainConfig,
+                          TrainerCallbacks, TrainingError)
 
 if _sigint_before_import is not None:
     signal.signal(signal.SIGINT, _sigint_before_import)
@@ -302,6 +302,11 @@ def face_names(stem: str, count: int) -> list[str]:
 PREVIEW_FOLDER = "previews"
 
 
+def planned_total(trainer: Trainer) -> int | None:
+    """The progress bar's total: none while a run planned in minutes has not measured its speed."""
+    return None if trainer.total_steps >= MAX_PLANNED_STEPS else trainer.total_steps
+
+
 class ProgressCallbacks(TrainerCallbacks):
     """A tqdm bar over steps (with ETA) on rank 0, and a stop request (Ctrl+C)."""
 
@@ -312,7 +317,7 @@ class ProgressCallbacks(TrainerCallbacks):
 
     def attach(self, trainer: Trainer) -> None:
         self.trainer = trainer
-        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="training", unit="step",
+        self.bar = tqdm(total=planned_total(trainer), initial=trainer.step, desc="training", unit="step",
                         disable=bar_disabled(trainer.rank == 0), dynamic_ncols=True)
 
     def request_stop(self) -> None:
@@ -338,7 +343,7 @@ class ProgressCallbacks(TrainerCallbacks):
 
     def on_metrics(self, record: dict[str, float]) -> None:
         assert self.bar is not None and self.trainer is not None
-        self.bar.total = self.trainer.total_steps   # a run planned in minutes re-plans its steps
+        self.bar.total = planned_total(self.trainer)   # a run planned in minutes re-plans its steps
         self.bar.update(int(record[STEP]) - self.bar.n)
         shown = {k: f"{record[k]:.3g}" for k in PROGRESS_KEYS if k in record}
         self.bar.set_postfix(shown, refresh=True)

@@ -317,7 +317,7 @@ class Trainer:
         rollbacks_in_a_row = 0
         self._snapshot()
         self.callbacks.on_message(f"training on {self.device.type} ({self.world} process(es)), "
-                                  f"{len(self.data)} images, step {self.step} of {self.total_steps}")
+                                  f"{len(self.data)} images, step {self.step} of {self.planned_steps_text()}")
         while self.step < self.total_steps:
             stop, paused = self._agreed_control()
             if stop:
@@ -364,6 +364,12 @@ class Trainer:
         done = "finished" if self.step >= self.total_steps else "stopped"
         self.callbacks.on_message(f"training {done} at step {self.step}; checkpoint {saved}")
         return saved
+
+    def planned_steps_text(self) -> str:
+        """The planned step count, or what it waits for (a run planned in minutes before its speed is known)."""
+        if self.total_steps >= MAX_PLANNED_STEPS:
+            return f"those that fit in {self.cfg.max_minutes:g} minutes"
+        return f"{self.total_steps:,}"
 
     def _plan_by_minutes(self) -> None:
         """For a run planned in minutes, set the step count from the speed measured in this run after its first
