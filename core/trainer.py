@@ -368,7 +368,8 @@ class Trainer:
     def planned_steps_text(self) -> str:
         """The planned step count, or what it waits for (a run planned in minutes before its speed is known)."""
         if self.total_steps >= MAX_PLANNED_STEPS:
-            return f"those that fit in {self.cfg.max_minutes:g} minutes"
+            minutes = self.cfg.max_minutes
+            return f"those that fit in {minutes:g} minute{'' if minutes == 1 else 's'}"
         return f"{self.total_steps:,}"
 
     def _plan_by_minutes(self) -> None:

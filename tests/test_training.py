@@ -367,7 +367,7 @@ def test_a_run_planned_in_minutes_sets_its_steps_from_its_speed_and_anneals(tmp_
     monkeypatch.setattr(trainer_module, "time", TickingClock())   # one step per second
     cfg = train_config(max_steps=None, max_minutes=1.0, anneal_share=0.25)
     trainer = Trainer(tiny_dataset(16), tmp_path, tiny_config(), cfg)
-    assert trainer.planned_steps_text() == "those that fit in 1 minutes"
+    assert trainer.planned_steps_text() == "those that fit in 1 minute"
     trainer.run()
     assert trainer.step == trainer.total_steps == 60 and trainer.planned_steps_text() == "60"
     lrs = [r["lr"] for r in metrics_lines(tmp_path)]
