@@ -58,7 +58,9 @@ def measure_batch_norm(model: Model, images: torch.Tensor, seed: int = 0) -> Non
     prior batches, and a moving average of the weights (EMA) keeps an average of statistics, not the statistics of
     the averaged weights; measured ones cut speckle (README, "The bundled model")."""
     encoder, decoder = model.net.encoder, model.net.decoder
-    norms = [m for m in (*encoder.modules(), *decoder.modules()) if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [module for module in (*encoder.modules(), *decoder.modules())
+             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None   # a cumulative average of the batches below
@@ -74,8 +76,8 @@ def measure_batch_norm(model: Model, images: torch.Tensor, seed: int = 0) -> Non
         for batch in batches:
             decoder(encoder(to_signed(images[batch]).to(model.device))[0])
     finally:
-        for norm in norms:
-            norm.momentum = 0.1
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
         model.net.eval()
 
 
