@@ -421,9 +421,10 @@ def fit_training_gaussian(model: Model, evaluation: Evaluation) -> LatentGaussia
     return fit_latent_gaussian(torch.cat([mu for mu, _ in parts]), torch.cat([var for _, var in parts]))
 
 
-def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageClock) -> ModelResult:
+def evaluate_model(label: str, source: Path | Model, evaluation: Evaluation, clock: StageClock) -> ModelResult:
+    """The measures of a model file (or of a model already loaded)."""
     with clock.stage(f"{label}: load, attribute vectors"):
-        model = load_model(path, device="cpu")
+        model = source if isinstance(source, Model) else load_model(source, device="cpu")
         vectors, attribute_source = attribute_vectors(model, evaluation)
     with clock.stage(f"{label}: encode and reconstruct the hold-out"):
         latents = encode_faces(model, evaluation.holdout.images)
@@ -442,7 +443,7 @@ def evaluate_model(label: str, path: Path, evaluation: Evaluation, clock: StageC
     with clock.stage(f"{label}: pixel measures"):
         agreement = predict_attributes(evaluation.classifier, reconstructions) == evaluation.real_predictions
         return ModelResult(
-            path=path, model=model, attribute_source=attribute_source, reconstructions=reconstructions,
+            path=Path(model.path), model=model, attribute_source=attribute_source, reconstructions=reconstructions,
             samples=samples, app_samples=app_samples, sampler=sampler,
             sharpness=sharpness_ratio(reconstructions, originals),
             mse=mean_squared_error(reconstructions, originals),

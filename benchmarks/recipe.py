@@ -1,9 +1,10 @@
 """Recipe ablation: which training levers buy quality per step (figures, not a test).
 
 Every arm trains the bundle's recipe (scripts/train_bundled.sh) with one change, from the same seed, on the same
-faces, for the same number of steps, then is scored on held-out faces by benchmarks/quality.py's measures and judge.
-The budget is equal in STEPS, not CPU time: the machine is shared, so each arm's own images/s is reported beside
-it and an arm that costs more per step must win by more than its cost. Runs are checkpointed and resumable: run the
+faces, for the same number of steps (--steps) or minutes (--minutes, on a machine of one's own such as a GPU), then
+is scored on held-out faces by benchmarks/quality.py's measures and judge, after its batch-norm statistics are
+measured as every finished run's are (core.pipeline.measure_batch_norm). On a shared CPU give steps: each arm's own
+images/s is reported beside it and an arm that costs more per step must win by more than its cost. Runs are checkpointed and resumable: run the
 same command again and finished arms are skipped, a stopped one continues. Writes the arms-by-measures table,
 throughputs and a figure of every arm's reconstructions and random faces to --out, between markers that keep the
 findings written around them.
@@ -31,11 +32,13 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 import torch  # noqa: E402
 
 import quality  # noqa: E402
+from core.api import load_model  # noqa: E402
 from core.checkpoint import load_checkpoint_meta  # noqa: E402
 from core.data import load_image_folder  # noqa: E402
 from core.dataset import to_unit  # noqa: E402
 from core.export import save_image  # noqa: E402
 from core.model import ModelConfig  # noqa: E402
+from core.pipeline import BATCH_NORM_FACES, measure_batch_norm, spread  # noqa: E402
 from core.trainer import CHECKPOINT_NAME, METRICS_NAME, Trainer, TrainConfig  # noqa: E402
 
 BUNDLE_MODEL = dict(image_size=64, latent_dim=128, width=0.25, kernel_size=4)
@@ -81,7 +84,7 @@ FIGURE_FACES = 8
 
 
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--train", required=True, type=Path, help="the training faces (ids 000001-008000)")
     parser.add_argument("--faces", required=True, type=Path,
                         help="faces64 with the held-out ids (what benchmarks/quality.py reads)")
@@ -127,8 +130,8 @@ def steps_done(run: Path) -> int:
 def budget_settings(args: argparse.Namespace) -> dict:
     """The training length every arm gets: steps, or minutes with the anneal over the same share of them."""
     if args.minutes is not None:
-        return dict(max_minutes=args.minutes, anneal_share=ANNEAL_SHARE, max_steps=None)
-    return dict(max_steps=args.steps, anneal_steps=round(ANNEAL_SHARE * args.steps))
+        return dict(max_minutes=args.minutes, anneal_share=ANNEAL_SHARE, max_steps=None, anneal_steps=0)
+    return dict(max_steps=args.steps, anneal_steps=round(ANNEAL_SHARE * args.steps), max_minutes=None)
 
 
 def finished(run: Path, args: argparse.Namespace) -> bool:
@@ -180,7 +183,9 @@ def score_arm(run: Path, evaluation: quality.Evaluation) -> dict:
         if scores["step"] == step:
             return scores
     clock = quality.StageClock()
-    result = quality.evaluate_model(run.name, run / CHECKPOINT_NAME, evaluation, clock)
+    model = load_model(run / CHECKPOINT_NAME, device="cpu")
+    measure_batch_norm(model, evaluation.training.images[spread(BATCH_NORM_FACES, len(evaluation.training))])
+    result = quality.evaluate_model(run.name, model, evaluation, clock)
     distances = quality.measure_patch_distances(evaluation, result, result)
     edits = quality.judged_edits(result, evaluation.args.strength)
     scores = {
@@ -315,9 +320,16 @@ def side_by_side(arms: list[Arm], stage: str) -> None:
             base.append(arg)
     processes = [subprocess.Popen([sys.executable, __file__, *base, "--arms", arm.name, "--only", stage])
                  for arm in arms]
+
+    def pass_on(signum: int, frame: object) -> None:   # stopped: every arm saves where it is, then this returns
+        for process in processes:
+            process.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, pass_on)
     failed = [arm.name for arm, process in zip(arms, processes) if process.wait() != 0]
     if failed:
-        print(f"{stage} failed for {', '.join(failed)}", file=sys.stderr, flush=True)
+        print(f"{stage} did not finish for {', '.join(failed)} (stopped or failed)", file=sys.stderr, flush=True)
 
 
 def train_all(args: argparse.Namespace, arms: list[Arm]) -> None:

@@ -73,9 +73,10 @@ def add_explorer_parts(model: Model, path: str | Path) -> Path:
     state), replacing any it held."""
     ckpt = load_checkpoint(path)
     ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not in_groups(k, EXPLORER_GROUPS)}
-    ckpt.tensors.update({f"{part}.{name}": buffer.cpu() for part, module in ((ENCODER, model.net.encoder),
-                                                                            (DECODER, model.net.decoder))
-                         for name, buffer in module.named_buffers()})
+    weights = {f"{part}.{name}" for part, module in ((ENCODER, model.net.encoder), (DECODER, model.net.decoder))
+               for name, _ in module.named_parameters()}
+    ckpt.tensors.update({key: value.cpu() for key, value in model_tensors(model.net, inference_only=True).items()
+                         if key not in weights})   # the buffers: batch-norm statistics
     ckpt.meta.pop(REFERENCE, None)
     parts, parts_meta = explorer_parts(model, torch.float32)
     ckpt.tensors.update(parts)

@@ -63,8 +63,8 @@ from core.video import (MAX_FPS, MAX_SECONDS, MAX_SIZE, METHODS, MIN_FPS, MIN_SE
 from core.vector_quality import (Separation, cosine_matrix, cross_fitted_separations, held_out_separation,
                                  most_entangled)
 from core.steps import D_PRIOR, D_REAL, FEATURE, GAN, KL, PIXEL
-from core.trainer import (CHECKPOINT_NAME, MAX_PLANNED_STEPS, METRICS_NAME, STEP, Preview, Trainer, TrainConfig,
-                          TrainerCallbacks, TrainingError)
+from core.trainer import (CHECKPOINT_NAME, METRICS_NAME, STEP, Preview, Trainer, TrainConfig, TrainerCallbacks,
+                          TrainingError)
 
 if _sigint_before_import is not None:
     signal.signal(signal.SIGINT, _sigint_before_import)
@@ -304,7 +304,7 @@ PREVIEW_FOLDER = "previews"
 
 def planned_total(trainer: Trainer) -> int | None:
     """The progress bar's total: none while a run planned in minutes has not measured its speed."""
-    return None if trainer.total_steps >= MAX_PLANNED_STEPS else trainer.total_steps
+    return None if trainer.awaiting_speed else trainer.total_steps
 
 
 class ProgressCallbacks(TrainerCallbacks):
@@ -522,6 +522,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     overrides = given_options(args)
     if "epochs" in overrides:
         overrides["max_steps"] = None
+    if ("epochs" in overrides or "max_steps" in overrides) and "max_minutes" not in overrides:
+        overrides["max_minutes"] = None   # a new length in steps replaces a plan in minutes
     device_name = args.device or (meta.get(TRAIN_CONFIG) or {}).get("device", "auto")
     resolve_device(device_name)
     return train_to_end(lambda cb: Trainer.from_run(run_dir, data, cb, **overrides), device_name, data)

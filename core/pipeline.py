@@ -60,13 +60,16 @@ def measure_batch_norm(model: Model, images: torch.Tensor, seed: int = 0) -> Non
     encoder, decoder = model.net.encoder, model.net.decoder
     norms = [module for module in (*encoder.modules(), *decoder.modules())
              if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None   # a cumulative average of the batches below
     size = model.meta.get(TRAIN_CONFIG, {}).get("batch_size", 64)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    batches = [batch for batch in order.split(size) if len(batch) > 1]
+    batches = order.split(size)
+    batches = batches[:-1] if len(batches) > 1 and len(batches[-1]) < size else batches   # equal weights
     try:
         encoder.train()
         for batch in batches:

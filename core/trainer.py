@@ -63,7 +63,7 @@ class TrainConfig:
     """optimisation steps in total"""
     max_minutes: float | None = None
     """train for about this many minutes: the step count is planned from the measured speed, and re-planned until
-    the learning-rate anneal begins (--max-steps or --epochs, if given, caps it)"""
+    the learning-rate anneal begins (--max-steps or --epochs, if given, caps it; in the Train panel, Epochs does)"""
     lr: float = 3e-4
     """learning rate of Adam (RMSprop in the paper)"""
     anneal_steps: int = 0
@@ -254,6 +254,8 @@ class Trainer:
         self._good_state: dict | None = None
         self._speed_origin: tuple[int, float] | None = None
         """(step, elapsed_s) from which a run planned in minutes measures its speed."""
+        self.awaiting_speed = self.cfg.max_minutes is not None and self.cfg.max_steps is None and self.cfg.epochs is None
+        """A run planned in minutes that has no step count yet (total_steps is a placeholder until it has)."""
         self._sync_initial_weights()
         self.ema = WeightAverage(self.model, self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
 
@@ -367,10 +369,18 @@ class Trainer:
 
     def planned_steps_text(self) -> str:
         """The planned step count, or what it waits for (a run planned in minutes before its speed is known)."""
-        if self.total_steps >= MAX_PLANNED_STEPS:
+        if self.awaiting_speed:
             minutes = self.cfg.max_minutes
             return f"those that fit in {minutes:g} minute{'' if minutes == 1 else 's'}"
         return f"{self.total_steps:,}"
+
+    def restore_plan(self, state: dict[str, Any], saved_minutes: float | None) -> None:
+        """A resumed run planned in the same minutes goes on with its saved step count (so a finished or annealing
+        run stays so), re-planning only while its anneal has not begun."""
+        saved = state.get("total_steps")
+        if self.awaiting_speed and self.cfg.max_minutes == saved_minutes and isinstance(saved, int):
+            self.total_steps = min(self._step_cap, saved)
+            self.awaiting_speed = False
 
     def _plan_by_minutes(self) -> None:
         """For a run planned in minutes, set the step count from the speed measured in this run after its first
@@ -388,6 +398,7 @@ class Trainer:
         if self.world > 1:   # every process must plan the same steps
             planned = self._mean_across_processes(torch.tensor([planned], dtype=torch.float64))[0].item()
         self.total_steps = min(self._step_cap, max(self.step, round(planned)))
+        self.awaiting_speed = False
 
     def _save_on_schedule(self, clock: "_CheckpointClock") -> None:
         """A periodic checkpoint; if the disk is full, say so and keep training (the last checkpoint stays)."""
@@ -449,11 +460,16 @@ class Trainer:
         remaining = self.total_steps - self.step
         record.update({LR: self.cfg.lr_at(self.step - 1, self.total_steps), STEP: self.step,
                        EPOCH: self.step / self.sampler.steps_per_epoch, IMAGES_PER_S: images_per_s,
-                       ETA_S: remaining * self.cfg.batch_size * self.world / max(images_per_s, 1e-9),
+                       ETA_S: self._seconds_left(remaining, images_per_s),
                        ELAPSED_S: self.elapsed_s, TIME: time.time()})
         if self.rank == 0:
             self._append_metrics(record)
         self.callbacks.on_metrics(record)
+
+    def _seconds_left(self, steps_left: int, images_per_s: float) -> float:
+        if self.awaiting_speed:
+            return max(0.0, self.cfg.max_minutes * 60 - self.elapsed_s)
+        return steps_left * self.cfg.batch_size * self.world / max(images_per_s, 1e-9)
 
     def _append_metrics(self, record: dict[str, float]) -> None:
         """One line more in metrics.jsonl; when the disk is full the file is cut back to its last whole line
@@ -633,6 +649,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise TrainingError(f"{path}: cannot continue from it ({str(exc).splitlines()[0][:160]})") from exc
         state = ckpt.meta[TRAINING_STATE]
+        trainer.restore_plan(state, TrainConfig.from_dict(ckpt.meta[TRAIN_CONFIG]).max_minutes)
         trainer.step = int(state["step"])
         trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
         trainer.history["rollbacks"] = int(state.get("rollbacks", 0))

@@ -11,7 +11,8 @@
 # Model files come back cut into 15 MiB .partN pieces (the device tool returns files of at most 16 MiB):
 # `cat NAME.part* > NAME`. ARMS and MINUTES choose the arms and their time; LIMIT_S (default 600) is the job's time
 # limit: training stops RESERVE_S (default 150) before it (a stopped arm saves where it is), scoring in time to pack.
-set -uo pipefail
+set -uo pipefail   # not -e: what trained must still be exported and packed when a later stage fails
+shopt -s nullglob
 cd "$(dirname "$0")/.."
 minutes=${MINUTES:-6}
 device=${DEVICE:-cuda}
@@ -35,17 +36,21 @@ export PYTHONPATH=$PWD:$stub
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $python -c "import torch, PIL, numpy; print('torch', torch.__version__, 'pillow', PIL.__version__, 'numpy', numpy.__version__)"
 
-[[ -d gpu/faces64 ]] || $python -m zipfile -e gpu/faces64.zip gpu/
+[[ -d gpu/faces64 ]] || $python -m zipfile -e gpu/faces64.zip gpu/ || { echo "no faces in gpu/"; exit 1; }
 mkdir -p data/gpu_train
-for i in $(seq -f "%06g" 1 8000); do ln -sf "$PWD/gpu/faces64/$i.jpg" "data/gpu_train/$i.jpg"; done
+ln -sf "$PWD"/gpu/faces64/{000001..008000}.jpg data/gpu_train/
 cp gpu/list_attr_celeba.txt data/gpu_train/
+seconds_until() {  # seconds_until MARGIN: what is left of LIMIT_S before MARGIN seconds remain (at least 1)
+    local left=$(( ${LIMIT_S:-600} - $1 - SECONDS ))
+    echo $(( left > 0 ? left : 1 ))
+}
 arms=${ARMS:-ema_paper_width,ema_w050,ema,vae_w050}
 beside=$(( $(tr ',' '\n' <<<"$arms" | wc -l) - 1 ))
 recipe=(benchmarks/recipe.py --train data/gpu_train --faces gpu/faces64 --attributes gpu/list_attr_celeba.txt
         --minutes "$minutes" --arms "$arms" --side-by-side --device "$device" --threads 3 --runs runs/gpu
         --out "$out/recipe_gpu.md")
 echo "== train $arms for $minutes min each, side by side ($SECONDS s)"
-timeout $(( ${LIMIT_S:-600} - ${RESERVE_S:-150} - SECONDS )) $python "${recipe[@]}" --only train
+timeout "$(seconds_until "${RESERVE_S:-150}")" $python "${recipe[@]}" --only train
 
 echo "== export model files ($SECONDS s)"
 note=": aligned CelebA ids 000001-008000 of faces64; ids 008001-009000 held out"
@@ -59,19 +64,19 @@ for arm in $(tr ',' ' ' <<<"$arms"); do
         --hardware "${gpu:-no} GPU, $minutes min beside $beside other arm(s)" &
     exports+=($!)
 done
-wait "${exports[@]}"   # (a plain wait would also wait for the log's tee)
+(( ${#exports[@]} )) && wait "${exports[@]}"   # (a plain wait would also wait for the log's tee)
 for file in runs/gpu/models/*.safetensors; do   # what comes back: at most 8 files of 16 MiB
     split -b 15M -d -a 1 "$file" "$out/$(basename "$file").part"
 done
 ls -l "$out"
 
 echo "== score and report ($SECONDS s)"
-timeout $(( ${LIMIT_S:-600} - 25 - SECONDS )) $python "${recipe[@]}" --only score
+timeout "$(seconds_until 25)" $python "${recipe[@]}" --only score
 for run in runs/gpu/*/; do
     cp "$run/metrics.jsonl" "$out/reports_$(basename "$run")_metrics.jsonl" 2>/dev/null
     cp "$run/scores.json" "$out/reports_$(basename "$run")_scores.json" 2>/dev/null
 done
-tar -czf "$out/reports.tar.gz" -C "$out" --remove-files $(cd "$out" && ls reports_* 2>/dev/null) \
-    $(cd "$out" && ls recipe_gpu* 2>/dev/null)
+reports=("$out"/reports_* "$out"/recipe_gpu*)
+(( ${#reports[@]} )) && tar -czf "$out/reports.tar.gz" -C "$out" --remove-files "${reports[@]##*/}"
 ls -l "$out"
 echo "== done ($SECONDS s)"

@@ -370,6 +370,10 @@ def test_a_run_planned_in_minutes_sets_its_steps_from_its_speed_and_anneals(tmp_
     assert trainer.planned_steps_text() == "those that fit in 1 minute"
     trainer.run()
     assert trainer.step == trainer.total_steps == 60 and trainer.planned_steps_text() == "60"
+    resumed = Trainer.from_run(tmp_path, tiny_dataset(16))   # finished, and stays so (no steps at the full rate)
+    assert resumed.step == resumed.total_steps == 60 and not resumed.awaiting_speed
+    huge = Trainer(tiny_dataset(16), tmp_path / "huge", tiny_config(), train_config(max_steps=10**9))
+    assert huge.planned_steps_text() == "1,000,000,000"
     lrs = [r["lr"] for r in metrics_lines(tmp_path)]
     assert lrs[:45] == pytest.approx([1e-3] * 45) and lrs[-1] == pytest.approx(1e-4)
     capped = Trainer(tiny_dataset(16), tmp_path / "capped", tiny_config(), replace(cfg, max_steps=30))
