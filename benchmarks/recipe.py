@@ -4,10 +4,11 @@ Every arm trains the bundle's recipe (scripts/train_bundled.sh) with one change,
 faces, for the same number of steps (--steps) or minutes (--minutes, on a machine of one's own such as a GPU), then
 is scored on held-out faces by benchmarks/quality.py's measures and judge, after its batch-norm statistics are
 measured as every finished run's are (core.pipeline.measure_batch_norm). On a shared CPU give steps: each arm's own
-images/s is reported beside it and an arm that costs more per step must win by more than its cost. Runs are checkpointed and resumable: run the
-same command again and finished arms are skipped, a stopped one continues. Writes the arms-by-measures table,
-throughputs and a figure of every arm's reconstructions and random faces to --out, between markers that keep the
-findings written around them.
+images/s is reported beside it and an arm that costs more per step must win by more than its cost. Runs are
+checkpointed and resumable: run the same command again and finished arms are skipped, a stopped one continues.
+Writes the arms-by-measures table, throughputs and a figure of every arm's reconstructions and random faces to
+--out, between markers that keep the findings written around them. --side-by-side trains (then scores) every arm
+in its own process at once.
 
     python benchmarks/recipe.py --train data/celeba64_train --faces data/faces64 \\
         --attributes ../shared/data/celeba/list_attr_celeba.txt --steps 800 --runs runs/recipe --out docs/recipe.md

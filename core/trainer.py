@@ -254,7 +254,8 @@ class Trainer:
         self._good_state: dict | None = None
         self._speed_origin: tuple[int, float] | None = None
         """(step, elapsed_s) from which a run planned in minutes measures its speed."""
-        self.awaiting_speed = self.cfg.max_minutes is not None and self.cfg.max_steps is None and self.cfg.epochs is None
+        self.awaiting_speed = (self.cfg.max_minutes is not None and self.cfg.max_steps is None
+                               and self.cfg.epochs is None)
         """A run planned in minutes that has no step count yet (total_steps is a placeholder until it has)."""
         self._sync_initial_weights()
         self.ema = WeightAverage(self.model, self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
