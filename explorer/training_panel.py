@@ -125,7 +125,7 @@ class TrainingPanel(Panel):
         splitter.addWidget(self._build_controls())
         splitter.addWidget(self.live)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([340, 1000])
+        splitter.setSizes([370, 1000])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
         self._update_controls()
@@ -140,8 +140,9 @@ class TrainingPanel(Panel):
         inner = QWidget()
         inner.setLayout(column)
         scroll = QScrollArea(widgetResizable=True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # the column fits its width
         scroll.setWidget(inner)
-        scroll.setMinimumWidth(340)
+        scroll.setMinimumWidth(370)
         return scroll
 
     def _data_group(self) -> QGroupBox:
@@ -291,7 +292,8 @@ class TrainingPanel(Panel):
 
     @staticmethod
     def _combo(items: list[tuple[str, object]], tip: str) -> QComboBox:
-        combo = QComboBox(toolTip=tip)
+        combo = QComboBox(toolTip=tip, minimumContentsLength=12,   # shrinks (text elided) in a narrow column
+                          sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         for text, data in items:
             combo.addItem(text, data)
         return combo
