@@ -10,9 +10,9 @@ import torch
 from core.api import Model, ReferenceMap, encode_thumbnail_atlas
 from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.latent import fit_projection
-from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, DECODER, ENCODER, EXPLORER_GROUPS, KIND, KIND_INFERENCE,
-                         MODEL_CONFIG, OPTIMIZER, RANDOM_FACES, REF_COORDS, REF_LABELS, REF_LATENTS,
-                         REF_PROJECTION_AXES, REF_PROJECTION_MEAN, REF_THUMBNAILS, REFERENCE, in_groups)
+from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, EXPLORER_GROUPS, KIND, KIND_INFERENCE, MODEL_CONFIG, OPTIMIZER,
+                         RANDOM_FACES, REF_COORDS, REF_LABELS, REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN,
+                         REF_THUMBNAILS, REFERENCE, in_groups)
 from core.trainer import model_tensors
 
 ATLAS_COLUMNS = 45
@@ -73,10 +73,8 @@ def add_explorer_parts(model: Model, path: str | Path) -> Path:
     state), replacing any it held."""
     ckpt = load_checkpoint(path)
     ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if not in_groups(k, EXPLORER_GROUPS)}
-    weights = {f"{part}.{name}" for part, module in ((ENCODER, model.net.encoder), (DECODER, model.net.decoder))
-               for name, _ in module.named_parameters()}
-    ckpt.tensors.update({key: value.cpu() for key, value in model_tensors(model.net, inference_only=True).items()
-                         if key not in weights})   # the buffers: batch-norm statistics
+    ckpt.tensors.update(model_tensors(model.net, inference_only=True))   # the weights it was loaded with, and the
+    # batch-norm statistics measured since
     ckpt.meta.pop(REFERENCE, None)
     parts, parts_meta = explorer_parts(model, torch.float32)
     ckpt.tensors.update(parts)

@@ -64,6 +64,12 @@ class ModelConfig:
         return int(math.log2(self.image_size // 64))
 
 
+def batch_norms(*modules: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every batch-norm layer in `modules`."""
+    return [layer for module in modules for layer in module.modules()
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm)]
+
+
 def _down(cin: int, cout: int, k: int, spectral: bool = False) -> list[nn.Module]:
     """Stride-2 conv, batch norm (or, with `spectral`, spectral normalisation of the conv instead), ReLU."""
     conv = nn.Conv2d(cin, cout, k, stride=2, padding=(k - 1) // 2, bias=spectral)

@@ -17,6 +17,7 @@ from core.bundle import add_explorer_parts, build_reference_map
 from core.data import Cancel, DataError, Progress, load_image_folder
 from core.dataset import FaceDataset, to_signed, to_unit
 from core.latent import attribute_vectors_from_labels, fit_latent_gaussian
+from core.model import batch_norms
 from core.schema import TRAIN_CONFIG
 
 FINISH_FACES = 20_000
@@ -58,8 +59,7 @@ def measure_batch_norm(model: Model, images: torch.Tensor, seed: int = 0) -> Non
     prior batches, and a moving average of the weights (EMA) keeps an average of statistics, not the statistics of
     the averaged weights; measured ones cut speckle (README, "The bundled model")."""
     encoder, decoder = model.net.encoder, model.net.decoder
-    norms = [module for module in (*encoder.modules(), *decoder.modules())
-             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = batch_norms(encoder, decoder)
     if not norms:
         return
     momenta = [norm.momentum for norm in norms]

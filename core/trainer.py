@@ -635,7 +635,8 @@ class Trainer:
         loaded = load_model_checkpoint(run_dir / CHECKPOINT_NAME, training=True)
         ckpt, path = loaded.checkpoint, loaded.path
         try:
-            cfg = replace(TrainConfig.from_dict(ckpt.meta[TRAIN_CONFIG]), **overrides)
+            saved_cfg = TrainConfig.from_dict(ckpt.meta[TRAIN_CONFIG])
+            cfg = replace(saved_cfg, **overrides)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"{path}: its train_config is unusable ({exc})") from exc
         trainer = cls(data, run_dir, loaded.config, cfg, callbacks, load_init_weights=False)
@@ -650,7 +651,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise TrainingError(f"{path}: cannot continue from it ({str(exc).splitlines()[0][:160]})") from exc
         state = ckpt.meta[TRAINING_STATE]
-        trainer.restore_plan(state, TrainConfig.from_dict(ckpt.meta[TRAIN_CONFIG]).max_minutes)
+        trainer.restore_plan(state, saved_cfg.max_minutes)
         trainer.step = int(state["step"])
         trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
         trainer.history["rollbacks"] = int(state.get("rollbacks", 0))

@@ -10,6 +10,7 @@ from core.api import load_model
 from core.data import CELEBA_ATTRIBUTES_NAME
 from core.dataset import FaceDataset, to_signed
 from core.bundle import save_inference_model
+from core.model import batch_norms
 from core.pipeline import complete_model, encode_folder, finish_run, measure_batch_norm
 from core.trainer import Trainer, TrainConfig
 from test_data import write_attributes
@@ -66,10 +67,6 @@ def test_a_model_only_compared_with_can_be_saved_without_a_reference_map(tmp_pat
     assert saved.reference is None and list(saved.attributes) == ["Glasses"] and saved.latent_gaussian is not None
     complete_model(model, data, reference_faces=4)
     assert len(model.reference.latents) == 4
-
-
-def batch_norms(net: torch.nn.Module) -> list[torch.nn.Module]:
-    return [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
 def test_measured_batch_norm_makes_inference_decode_as_training_does():
