@@ -868,7 +868,7 @@ SHARED_OPTIONS = ("device", "num_threads")
 """Fields set by runtime_options, which every command shares."""
 LENGTH_OPTIONS = ("epochs", "max_steps")
 """Two ways to say how long a run is: give one."""
-START_OPTIONS = ("batch_size", "seed", "beta1", "init_from", "discriminator_warmup_steps")
+START_OPTIONS = ("batch_size", "seed", "beta1", "init_from", "discriminator_warmup_steps", "freeze_encoder")
 """Fields fixed when a run starts: resume does not offer them."""
 
 

@@ -45,6 +45,9 @@ class StepSettings:
     """Observation noise (in [-1, 1] pixel units) of the plain VAE's Gaussian likelihood."""
     autoencoder_frozen: bool = False
     """Train only Dis (Enc and Dec stay as they are): a new Dis learns the features of a pretrained pair."""
+    encoder_frozen: bool = False
+    """Train only Dec and Dis: Enc runs as at inference (no gradient, batch norm's stored statistics), so the
+    latent space of a pretrained pair stays as it is while its decoder is fine-tuned."""
     equilibrium_rule: bool = True
     """Off: Dis and the decoder's GAN term are updated on every step."""
     augment: tuple[str, ...] = ()
@@ -95,7 +98,7 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
     assert dis is not None and opt.discriminator is not None
     n = x.shape[0]
     with autocast():
-        mu, logvar = enc(x)
+        mu, logvar = encode(enc, x, s.encoder_frozen)
         eps = torch.randn(mu.shape, device=x.device, generator=generator, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         z_prior = torch.randn(mu.shape, device=x.device, generator=generator, dtype=mu.dtype)
@@ -118,7 +121,8 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         dis_losses = torch.stack([dis_real, dis_fake]).detach()
         train_dis, train_gen = balance(*(across_processes or (lambda t: t))(dis_losses).tolist(), s)
 
-    enc_p, dec_p, dis_p = _params(enc), _params(dec), _params(dis)
+    enc_p = [] if s.encoder_frozen else _params(enc)
+    dec_p, dis_p = _params(dec), _params(dis)
     for o in (opt.encoder, opt.decoder, opt.discriminator):
         o.zero_grad(set_to_none=True)
     if not s.autoencoder_frozen:
@@ -134,7 +138,8 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         dis_loss = dis_real + dis_rec + dis_prior + 0.5 * s.r1_weight * r1
         _assign(dis_p, torch.autograd.grad(dis_loss, dis_p, allow_unused=True))
     if not s.autoencoder_frozen:
-        opt.encoder.step()
+        if not s.encoder_frozen:
+            opt.encoder.step()
         opt.decoder.step()
     if train_dis:
         opt.discriminator.step()
@@ -145,6 +150,15 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         D_REAL: probs[0].mean().item(), D_REC: probs[1].mean().item(), D_PRIOR: probs[2].mean().item(),
         TRAIN_DIS: float(train_dis), TRAIN_GEN: float(train_gen), **({R1: r1.item()} if s.r1_weight > 0 else {}),
     }
+
+
+def encode(enc: nn.Module, x: torch.Tensor, frozen: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(z|x) as training sees it; a frozen Enc runs as inference runs it, so Dec learns the app's latents."""
+    if not frozen:
+        return enc(x)
+    enc.eval()
+    with torch.no_grad():
+        return enc(x)
 
 
 def discriminator_input(x: torch.Tensor, x_rec: torch.Tensor, x_prior: torch.Tensor, s: StepSettings,

@@ -97,6 +97,9 @@ class TrainConfig:
     discriminator_warmup_steps: int = 0
     """the first N steps train only Dis, so a fresh Dis catches up with a pretrained Enc/Dec (useful with
     --init-from)"""
+    freeze_encoder: bool = False
+    """train only Dec and Dis, Enc as loaded (needs --init-from): fine-tunes a model's decoder while its latent
+    space, attribute vectors and map stay as they are"""
     ema_decay: float = 0.0
     """above 0, e.g. 0.999: keep a moving average of Enc and Dec weights for inference (core.ema); 0 is off"""
     augment: str = ""
@@ -130,6 +133,8 @@ class TrainConfig:
                              f"{self.checkpoint_interval_s}")
         if self.discriminator_warmup_steps < 0:
             raise ValueError(f"discriminator warm-up steps must not be negative, got {self.discriminator_warmup_steps}")
+        if self.freeze_encoder and not self.init_from:
+            raise ValueError("freezing the encoder needs a model to start from (--init-from)")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
         if not (self.r1_weight >= 0 and math.isfinite(self.r1_weight)):
@@ -138,7 +143,8 @@ class TrainConfig:
 
     def step_settings(self) -> StepSettings:
         return StepSettings(gamma=self.gamma, kl_weight=self.kl_weight, equilibrium_rule=self.equilibrium_rule,
-                            augment=parse_policy(self.augment), r1_weight=self.r1_weight)
+                            augment=parse_policy(self.augment), r1_weight=self.r1_weight,
+                            encoder_frozen=self.freeze_encoder)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """The planned step count (for a run planned in minutes: its cap, until its speed is measured)."""

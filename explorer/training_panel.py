@@ -222,6 +222,7 @@ class TrainingPanel(Panel):
         self.start_from.activated.connect(self._start_from_chosen)
         self.new_model_chosen = False
         self.set_model(self.selection.model)
+        self._start_from_changed()
         return box
 
     def _show_advanced(self, shown: bool) -> None:
@@ -247,7 +248,7 @@ class TrainingPanel(Panel):
         self.new_model_chosen = index == 0
 
     def _start_from_changed(self) -> None:
-        """Starting from the open model fixes the architecture to its own."""
+        """Starting from the open model fixes the architecture to its own; only then can its encoder be frozen."""
         model = self.selection.model if self.start_from.currentData() else None
         if model is not None:
             cfg = model.config
@@ -257,6 +258,10 @@ class TrainingPanel(Panel):
             self.kernel.setCurrentIndex(self.kernel.findData(cfg.kernel_size))
         for name in ARCHITECTURE_FIELDS:
             getattr(self, name).setEnabled(model is None)
+        freeze_encoder = self.option_controls["freeze_encoder"][1]
+        freeze_encoder.setEnabled(model is not None)
+        if model is None:
+            freeze_encoder.setChecked(False)
 
     def _run_group(self) -> QGroupBox:
         box = QGroupBox("Run")

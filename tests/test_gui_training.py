@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
@@ -170,6 +170,12 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
     panel.epochs.setValue(1000)
     assert panel.train_config().discriminator_warmup_steps == 200
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.more_button.click()
+    freeze_encoder = panel.option_controls["freeze_encoder"][1]
+    assert freeze_encoder.isVisible() and freeze_encoder.isEnabled()
+    qtbot.mouseClick(freeze_encoder, Qt.MouseButton.LeftButton, pos=QPoint(8, freeze_encoder.height() // 2))
     run_dir = tmp_path / "run"
     panel.run_folder.setText(str(run_dir))
     panel.start()
@@ -184,8 +190,11 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
         if tensor.is_floating_point() and "running" not in name:
             assert torch.equal(tensor, source[name]), name
 
+    assert run.meta["train_config"]["freeze_encoder"] is True
+
     QTest.keyClick(panel.start_from, Qt.Key.Key_Up)  # as a user would: "A new model"
     assert panel.width.isEnabled() and panel.train_config().init_from is None
+    assert not freeze_encoder.isEnabled() and not panel.train_config().freeze_encoder  # nothing to freeze
     panel.selection.set_model(load_model(tiny_model_path, device="cpu"))
     assert panel.start_from.currentIndex() == 0  # a user's own choice of a new model stays
 

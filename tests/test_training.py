@@ -325,6 +325,22 @@ def test_warm_start_copies_enc_and_dec_and_the_warmup_trains_only_dis(tmp_path):
     assert resumed.step == 2 and resumed.history["started_from"]["images_seen"] == 1234
 
 
+def test_frozen_encoder_keeps_enc_and_its_statistics_while_dec_and_dis_train(tmp_path):
+    pretrained = save_inference_model(make_tiny_model(with_reference=False, seed=5), tmp_path / "pretrained.safetensors",
+                                      half_precision=False)
+    cfg = train_config(max_steps=3, init_from=str(pretrained), freeze_encoder=True, ema_decay=0.5)
+    trainer = Trainer(tiny_dataset(8), tmp_path / "frozen", tiny_config(), cfg)
+    encoder_before = {k: v.clone() for k, v in trainer.model.encoder.state_dict().items()}
+    decoder_before = parameters_of(trainer.model.decoder)
+    trainer.run()
+    encoder_after = trainer.model.encoder.state_dict()
+    assert all(torch.equal(encoder_before[k], encoder_after[k]) for k in encoder_before)  # batch-norm buffers too
+    assert differ(parameters_of(trainer.model.decoder), decoder_before)
+    assert load_model(tmp_path / "frozen", device="cpu").meta["train_config"]["freeze_encoder"] is True
+    with pytest.raises(ValueError, match="needs a model to start from"):
+        train_config(freeze_encoder=True)
+
+
 def test_warm_start_refuses_another_architecture(tmp_path):
     pretrained = save_inference_model(make_tiny_model(with_reference=False), tmp_path / "pretrained.safetensors")
     wider = ModelConfig(latent_dim=8, width=0.25, kernel_size=4)
