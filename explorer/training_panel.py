@@ -25,7 +25,7 @@ from explorer.selection import Selection
 from explorer.settings import app_settings, folder_setting
 from explorer.training_live import LiveView, format_duration
 from explorer.training_session import TrainingThread
-from explorer.widgets import ERROR_STYLE, Panel, start_worker
+from explorer.widgets import ERROR_STYLE, Panel, start_worker, wheel_scrolls_form
 
 RUNS_ROOT = Path.home() / "vaegan-runs"
 """Where runs go by default: no space in the path, so it can be pasted into a shell as it is."""
@@ -143,6 +143,7 @@ class TrainingPanel(Panel):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # the column fits its width
         scroll.setWidget(inner)
         scroll.setMinimumWidth(370)
+        wheel_scrolls_form(scroll)
         return scroll
 
     def _data_group(self) -> QGroupBox:

@@ -8,10 +8,10 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 from PIL import Image
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMenu, QMessageBox, QPushButton, QSizePolicy, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QFileDialog, QLabel, QMenu, QMessageBox, QPushButton,
+                               QScrollArea, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
 from superqt.utils import WorkerBase, create_worker
 
 from core.api import Model
@@ -145,6 +145,30 @@ class ImageView(QWidget):
         copy.setEnabled(self._array is not None)
         copy.triggered.connect(lambda: QGuiApplication.clipboard().setImage(to_qimage(self._array)))
         menu.exec(self.mapToGlobal(pos))
+
+
+class WheelScrollsForm(QObject):
+    """A wheel turn over a field without keyboard focus scrolls the form around it instead of changing the value
+    under the pointer, so scrolling a long form never changes a setting on the way (click a field to turn it)."""
+
+    def __init__(self, area: QScrollArea) -> None:
+        super().__init__(area)
+        self.area = area
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget) or watched.hasFocus():
+            return False
+        QCoreApplication.sendEvent(self.area.verticalScrollBar(), event)
+        return True
+
+
+def wheel_scrolls_form(area: QScrollArea) -> None:
+    """Give every spin box and combo box in `area` the behaviour of WheelScrollsForm."""
+    guard = WheelScrollsForm(area)
+    for kind in (QAbstractSpinBox, QComboBox):
+        for field in area.widget().findChildren(kind):
+            field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            field.installEventFilter(guard)
 
 
 class EmptyStateStack(QStackedWidget):

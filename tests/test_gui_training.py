@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QPainter, QWheelEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QScrollArea, QWidget
 
 from core.api import load_model
 from core.checkpoint import load_checkpoint, load_checkpoint_meta
@@ -275,3 +275,28 @@ def test_an_error_without_a_message_still_reads_as_one_line_in_the_one_red(qtbot
     qtbot.waitUntil(lambda: "Cannot resume" in panel.scan_status.text(), timeout=10_000)
     assert panel.scan_status.text() == "Cannot resume run: RuntimeError"
     assert panel.scan_status.styleSheet() == ERROR_STYLE and panel.resume_button.isEnabled()
+
+
+def wheel_turn(widget: QWidget, notches: int) -> None:
+    """A wheel turn over the middle of `widget`, as the mouse sends it (positive: away from the user)."""
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    QApplication.sendEvent(widget, QWheelEvent(centre, widget.mapToGlobal(centre), QPoint(), QPoint(0, 120 * notches),
+                                               Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                               Qt.ScrollPhase.NoScrollPhase, False))
+
+
+def test_the_wheel_scrolls_the_settings_and_changes_only_a_clicked_field(qtbot, panel: TrainingPanel):
+    panel.resize(1024, 560)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.more_button.click()
+    learning_rate = panel.option_controls["lr"][1]
+    bar = panel.findChild(QScrollArea).verticalScrollBar()
+    before = learning_rate.value()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    wheel_turn(learning_rate, -3)
+    assert learning_rate.value() == before and bar.value() > 0   # the form scrolled, the setting stayed
+    qtbot.mouseClick(learning_rate.lineEdit(), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(learning_rate.hasFocus)
+    wheel_turn(learning_rate, 1)
+    assert learning_rate.value() > before
