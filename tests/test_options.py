@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from core.api import load_model
 from core.cli import SHARED_OPTIONS, START_OPTIONS, build_parser, given_options, option_flag
 from core.options import options_of
 from core.trainer import TrainConfig
@@ -37,6 +38,7 @@ def test_train_defaults_are_the_configs_and_given_flags_reach_it(tmp_path):
     parse = build_parser().parse_args
     plain = ["train", str(tmp_path), "--out", str(tmp_path / "run")]
     assert TrainConfig(**given_options(parse(plain))) == TrainConfig()
+    plain += ["--init-from", "model.safetensors"]   # which --freeze-encoder needs
     changed = {}
     for option in options_of(TrainConfig):
         if option.name not in ("epochs", "init_from") + SHARED_OPTIONS:   # one length; init_from is checked first
@@ -49,9 +51,10 @@ def test_train_defaults_are_the_configs_and_given_flags_reach_it(tmp_path):
     assert resumed == {"equilibrium_rule": False, "lr": 0.1}
 
 
-def test_every_training_option_has_a_panel_control_that_reaches_the_config(qtbot):
+def test_every_training_option_has_a_panel_control_that_reaches_the_config(qtbot, tiny_model_path):
     panel = TrainingPanel(Selection())
     qtbot.addWidget(panel)
+    panel.selection.set_model(load_model(tiny_model_path, device="cpu"))   # Freeze encoder needs a model to start from
     assert set(panel.option_controls) == {f.name for f in fields(TrainConfig)} - set(SHOWN_OPTIONS)
     start = panel.train_config()
     assert all(getattr(start, name) == option.default for name, (option, _) in panel.option_controls.items())
