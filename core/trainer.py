@@ -391,10 +391,13 @@ class Trainer:
 
     def _plan_by_minutes(self) -> None:
         """For a run planned in minutes, set the step count from the speed measured in this run after its first
-        logged window (which pays the warm-up); the plan holds once the learning-rate anneal has begun."""
+        logged window (which pays the warm-up); the plan holds once the learning-rate anneal has begun. Speed is
+        measured afresh once a discriminator warm-up ends: its steps (Dis alone) are faster than the run's."""
         if self.cfg.max_minutes is None:
             return
-        if self._speed_origin is None:
+        warmup_ended = self._speed_origin is not None and (
+            self._speed_origin[0] < self.cfg.discriminator_warmup_steps <= self.step)
+        if self._speed_origin is None or warmup_ended:
             self._speed_origin = (self.step, self.elapsed_s)
             return
         if self.step >= self.total_steps - self.cfg.annealed_steps(self.total_steps):

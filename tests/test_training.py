@@ -491,3 +491,26 @@ def test_same_seed_gives_the_same_first_step(tmp_path):
     assert first_step_losses(tmp_path / "b", seed=5) == first
     other = first_step_losses(tmp_path / "c", seed=6)
     assert any(not math.isclose(other[k], first[k]) for k in ("kl", "feature", "gen"))
+
+
+class WarmupClock(TickingClock):
+    """Half a second per step while Dis warms up alone, a second per step after."""
+
+    def __init__(self, warmup_steps: int) -> None:
+        super().__init__()
+        self.warmup_steps = warmup_steps
+        self.trainer: Trainer | None = None
+
+    def perf_counter(self) -> float:
+        self.now += 0.5 if self.trainer is None or self.trainer.step <= self.warmup_steps else 1.0
+        return self.now
+
+
+def test_a_run_planned_in_minutes_measures_its_speed_again_after_the_discriminator_warmup(tmp_path, monkeypatch):
+    clock = WarmupClock(warmup_steps=20)
+    monkeypatch.setattr(trainer_module, "time", clock)
+    cfg = train_config(max_steps=None, max_minutes=1.0, anneal_share=0.25, discriminator_warmup_steps=20)
+    clock.trainer = trainer = Trainer(tiny_dataset(16), tmp_path, tiny_config(), cfg)
+    trainer.run()
+    assert trainer.step == trainer.total_steps == 70   # 20 warm-up steps in 10 s, then 50 at one a second
+    assert trainer.elapsed_s <= 61
