@@ -395,14 +395,13 @@ class Trainer:
         measured afresh once a discriminator warm-up ends: its steps (Dis alone) are faster than the run's."""
         if self.cfg.max_minutes is None:
             return
-        warmup_ended = self._speed_origin is not None and (
-            self._speed_origin[0] < self.cfg.discriminator_warmup_steps <= self.step)
-        if self._speed_origin is None or warmup_ended:
+        origin = self._speed_origin
+        if origin is None or (self._warming_up(origin[0]) and not self._warming_up(self.step)):
             self._speed_origin = (self.step, self.elapsed_s)
             return
         if self.step >= self.total_steps - self.cfg.annealed_steps(self.total_steps):
             return
-        first_step, first_elapsed = self._speed_origin
+        first_step, first_elapsed = origin
         speed = (self.step - first_step) / max(self.elapsed_s - first_elapsed, 1e-9)
         planned = self.step + speed * max(0.0, self.cfg.max_minutes * 60 - self.elapsed_s)
         if self.world > 1:   # every process must plan the same steps
@@ -453,8 +452,12 @@ class Trainer:
         means = self._mean_across_processes(torch.tensor(list(metrics.values()), dtype=torch.float64))
         return dict(zip(metrics, means.tolist()))
 
+    def _warming_up(self, step: int) -> bool:
+        """Whether `step` is in the discriminator warm-up (Dis trains alone)."""
+        return step < self.cfg.discriminator_warmup_steps
+
     def _settings_now(self) -> StepSettings:
-        if self.step < self.cfg.discriminator_warmup_steps:
+        if self._warming_up(self.step):
             return replace(self.settings, autoencoder_frozen=True)
         return self.settings
 
