@@ -859,6 +859,7 @@ CLI_EXCEPTIONS: dict[str, dict[str, Any]] = {
     "ema_decay": {"metavar": "D"},
     "augment": {"metavar": "OPS"},
     "r1_weight": {"flag": "--r1", "metavar": "GAMMA"},
+    "lowpass_sigma": {"metavar": "SIGMA"},
     "equilibrium_rule": {"flag": "--equilibrium"},
 }
 """The TrainConfig fields whose flag is not generated plainly: short flag names kept from before, and bounds that

@@ -21,6 +21,12 @@ def pixel_nll(x_fake: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
     return 0.5 * (x_fake.float() - x_real.float()).flatten(1).pow(2).sum(dim=1).mean()
 
 
+def lowpass_nll(x_fake: torch.Tensor, x_real: torch.Tensor, sigma: float, block: int = 4) -> torch.Tensor:
+    """Gaussian likelihood (noise sigma) of the images' block x block means: it holds colours and layout, and is
+    blind to any detail that averages out within a block, which Dis_l is left to judge."""
+    return pixel_nll(F.avg_pool2d(x_fake.float(), block), F.avg_pool2d(x_real.float(), block)) / sigma ** 2
+
+
 def bce_real(logits: torch.Tensor) -> torch.Tensor:
     """-log D(x): the discriminator's loss on images it should call real."""
     return F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits, dtype=torch.float32))

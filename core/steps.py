@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from core import augment
-from core.losses import bce_fake, bce_real, feature_nll, kl_prior, pixel_nll
+from core.losses import bce_fake, bce_real, feature_nll, kl_prior, lowpass_nll, pixel_nll
 from core.model import VAEGAN
 
 KL, FEATURE, PIXEL, GAN = "kl", "feature", "pixel", "gen"
@@ -27,8 +27,9 @@ DIS_REAL, DIS_FAKE = "dis_real", "dis_fake"
 """... Dis's loss on real faces and on generated ones (the mean over reconstructions and prior samples), ..."""
 D_REAL, D_REC, D_PRIOR = "d_real", "d_rec", "d_prior"
 """... Dis's mean probability of 'real' for real faces, reconstructions and prior samples, ..."""
-TRAIN_DIS, TRAIN_GEN, R1 = "train_dis", "train_gen", "r1"
-"""... whether the equilibrium rule let Dis and the GAN term train (1 or 0), and the R1 penalty when it is on."""
+TRAIN_DIS, TRAIN_GEN, R1, LOWPASS = "train_dis", "train_gen", "r1", "lowpass"
+"""... whether the equilibrium rule let Dis and the GAN term train (1 or 0), the R1 penalty and the low-pass
+likelihood when they are on."""
 STEP_METRICS = {"vaegan": (KL, FEATURE, GAN, DIS_REAL, DIS_FAKE, D_REAL, D_REC, D_PRIOR), "vae": (KL, PIXEL)}
 """The losses and outputs each model type's step reports (the live view makes their curves before they arrive)."""
 
@@ -54,6 +55,8 @@ class StepSettings:
     """DiffAugment operations (core.augment.POLICIES) applied to everything Dis sees."""
     r1_weight: float = 0.0
     """gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on the real images Dis sees (Mescheder et al. 2018)."""
+    lowpass_sigma: float = 0.0
+    """Above 0: L_llike also holds the Gaussian likelihood, with this noise, of x~'s 4x4 block means given x's."""
 
 
 @dataclass
@@ -111,6 +114,8 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
 
     kl = kl_prior(mu.float(), logvar.float())
     feat = feature_nll(feat_rec, feat_real)
+    lowpass = lowpass_nll(x_rec, x, s.lowpass_sigma) if s.lowpass_sigma > 0 else None
+    llike = feat if lowpass is None else feat + lowpass
     dis_real = bce_real(logit_real)
     dis_rec, dis_prior = bce_fake(logit_rec), bce_fake(logit_prior)
     dis_fake = 0.5 * (dis_rec + dis_prior)
@@ -126,7 +131,7 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
     for o in (opt.encoder, opt.decoder, opt.discriminator):
         o.zero_grad(set_to_none=True)
     if not s.autoencoder_frozen:
-        grads = torch.autograd.grad(s.kl_weight * kl + feat, enc_p + dec_p, retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(s.kl_weight * kl + llike, enc_p + dec_p, retain_graph=True, allow_unused=True)
         _assign(enc_p, grads[:len(enc_p)])
         _assign(dec_p, grads[len(enc_p):], scale=s.gamma)
     if train_gen:
@@ -149,6 +154,7 @@ def vaegan_step(model: VAEGAN, x: torch.Tensor, opt: Optimizers, s: StepSettings
         KL: kl.item(), FEATURE: feat.item(), GAN: gen.item(), DIS_REAL: dis_real.item(), DIS_FAKE: dis_fake.item(),
         D_REAL: probs[0].mean().item(), D_REC: probs[1].mean().item(), D_PRIOR: probs[2].mean().item(),
         TRAIN_DIS: float(train_dis), TRAIN_GEN: float(train_gen), **({R1: r1.item()} if s.r1_weight > 0 else {}),
+        **({LOWPASS: lowpass.item()} if lowpass is not None else {}),
     }
 
 

@@ -106,6 +106,9 @@ class TrainConfig:
     """DiffAugment what Dis sees: comma-separated color,translation,cutout (core.augment.POLICIES), or none"""
     r1_weight: float = StepSettings.r1_weight
     """GAMMA of the R1 penalty GAMMA/2 |grad D(x)|^2 on real images; 0 is off"""
+    lowpass_sigma: float = StepSettings.lowpass_sigma
+    """above 0, e.g. 0.2: the reconstruction loss also compares 4x4 block means of x and its reconstruction (a
+    Gaussian with this noise, in [-1, 1] units), which holds colours and identity while Dis_l judges detail; 0 is off"""
     equilibrium_rule: bool = StepSettings.equilibrium_rule
     """the authors' rule that skips Dis or the GAN term when one side wins"""
 
@@ -139,12 +142,14 @@ class TrainConfig:
             raise ValueError(f"EMA decay must be at least 0 and below 1, got {self.ema_decay}")
         if not (self.r1_weight >= 0 and math.isfinite(self.r1_weight)):
             raise ValueError(f"the R1 weight must be a number of at least 0, got {self.r1_weight}")
+        if not (self.lowpass_sigma >= 0 and math.isfinite(self.lowpass_sigma)):
+            raise ValueError(f"the low-pass sigma must be a number of at least 0, got {self.lowpass_sigma}")
         object.__setattr__(self, "augment", ",".join(parse_policy(self.augment)))   # canonical, as recorded
 
     def step_settings(self) -> StepSettings:
         return StepSettings(gamma=self.gamma, kl_weight=self.kl_weight, equilibrium_rule=self.equilibrium_rule,
                             augment=parse_policy(self.augment), r1_weight=self.r1_weight,
-                            encoder_frozen=self.freeze_encoder)
+                            lowpass_sigma=self.lowpass_sigma, encoder_frozen=self.freeze_encoder)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """The planned step count (for a run planned in minutes: its cap, until its speed is measured)."""

@@ -65,7 +65,8 @@ def free_folder(base: Path) -> Path:
 
 
 OPTION_LABELS = {"lr": "Learning rate", "beta1": "Adam β₁", "kl_weight": "KL weight", "num_threads": "CPU threads",
-                 "ema_decay": "EMA decay", "r1_weight": "R1 weight"}
+                 "ema_decay": "EMA decay", "r1_weight": "R1 weight",
+                 "lowpass_sigma": "Low-pass σ"}
 """Labels that are not the field's name in words (acronyms); any other option is labelled by its name."""
 
 

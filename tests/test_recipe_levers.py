@@ -1,5 +1,6 @@
 """Recipe levers: EMA weights for inference, DiffAugment with one draw for x and its reconstruction, spectral
-normalisation and the R1 penalty in Dis only, a wider decoder, and their record in checkpoints and the CLI.
+normalisation and the R1 penalty in Dis only, a wider decoder, the low-pass likelihood, and their record in
+checkpoints and the CLI.
 (Gradient routing with the levers on is tested beside the paper's in test_training.py.)"""
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from core.checkpoint import load_checkpoint
 from core.cli import main
 from core.ema import WeightAverage
 from core.model import VAEGAN, batch_norms
-from core.steps import R1, STEP_METRICS, Optimizers, StepSettings, balance, discriminator_input, vaegan_step
+from core.losses import lowpass_nll
+from core.steps import LOWPASS, R1, STEP_METRICS, Optimizers, StepSettings, balance, discriminator_input, vaegan_step
 from core.schema import ENCODER, RAW_WEIGHTS
 from core.trainer import CHECKPOINT_NAME, Trainer
 from test_training import GradRecorder, face_batch, one_thread, tiny_config, tiny_dataset, train_config  # noqa: F401
@@ -179,6 +181,24 @@ def test_r1_penalty_is_nonzero_and_trains_only_the_discriminator():
     assert any(not torch.allclose(a, b) for a, b in zip(plain["dis"], penalised["dis"]))
 
 
+def test_lowpass_likelihood_sees_colour_shifts_and_not_detail_within_a_block():
+    x = face_batch(2)
+    pixels = torch.arange(x.shape[-1])
+    checkerboard = 0.2 * (pixels.view(1, -1) + pixels.view(-1, 1)).remainder(2).mul(2).sub(1)
+    assert lowpass_nll(x + checkerboard, x, sigma=0.2) == pytest.approx(0, abs=1e-6)
+    assert lowpass_nll(x + 0.1, x, sigma=0.2) == pytest.approx(0.5 * 3 * (x.shape[-1] // 4) ** 2 * 0.1 ** 2 / 0.2 ** 2)
+
+
+def test_lowpass_likelihood_trains_the_encoder_and_decoder_only():
+    plain, _ = gradients_with(StepSettings())
+    anchored, metrics = gradients_with(StepSettings(lowpass_sigma=0.2))
+    assert metrics[LOWPASS] > 0 and LOWPASS not in gradients_with(StepSettings())[1]
+    for net in ("enc", "dec"):
+        assert any(not torch.allclose(a, b) for a, b in zip(plain[net], anchored[net], strict=True))
+    for a, b in zip(plain["dis"], anchored["dis"], strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_equilibrium_rule_can_be_switched_off():
     assert balance(0.01, 5.0, StepSettings(equilibrium_rule=False)) == (True, True)
     assert balance(0.01, 0.6, StepSettings()) == (False, True)
@@ -211,11 +231,12 @@ def test_cli_records_the_levers_and_resume_changes_them(face_folder, tmp_path, m
             "--crop", "none", "--threads", "1"]
     assert main(["train", str(face_folder), "--out", str(run), "--max-steps", "2", *tiny, "--ema-decay", "0.99",
                  "--augment", "cutout,translation", "--r1", "0.5", "--spectral-norm", "--decoder-width", "1.5",
-                 "--equilibrium", "off"]) == 0
+                 "--equilibrium", "off", "--lowpass-sigma", "0.3"]) == 0
     meta = load_checkpoint(run / CHECKPOINT_NAME).meta
     assert meta["model_config"]["spectral_norm"] is True and meta["model_config"]["decoder_width"] == 1.5
-    assert {k: meta["train_config"][k] for k in ("ema_decay", "augment", "r1_weight", "equilibrium_rule")} == {
-        "ema_decay": 0.99, "augment": "translation,cutout", "r1_weight": 0.5, "equilibrium_rule": False}
+    assert {k: meta["train_config"][k] for k in ("ema_decay", "augment", "r1_weight", "equilibrium_rule", "lowpass_sigma")} == {
+        "ema_decay": 0.99, "augment": "translation,cutout", "r1_weight": 0.5, "equilibrium_rule": False,
+        "lowpass_sigma": 0.3}
     assert load_model(run).config.decoder_width == 1.5
 
     assert main(["resume", str(run), "--max-steps", "3", "--augment", "none", "--r1", "0", "--threads", "1"]) == 0
@@ -227,6 +248,7 @@ def test_cli_records_the_levers_and_resume_changes_them(face_folder, tmp_path, m
 @pytest.mark.parametrize("option, expected", [(("--augment", "blur"), "unknown augmentation"),
                                               (("--ema-decay", "1.5"), "EMA decay"),
                                               (("--r1", "-1"), "R1 weight"),
+                                              (("--lowpass-sigma", "-1"), "low-pass sigma"),
                                               (("--decoder-width", "20"), "decoder width")])
 def test_bad_lever_settings_exit_2_with_one_line(option, expected, face_folder, tmp_path, capsys):
     assert main(["train", str(face_folder), "--out", str(tmp_path / "run"), *option]) == 2

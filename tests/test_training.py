@@ -96,9 +96,10 @@ def both_updates_always(monkeypatch):
 ROUTING_CASES = {
     "the paper's step": (tiny_config(), StepSettings()),
     "with every recipe lever": (replace(tiny_config(), spectral_norm=True, decoder_width=2.0),
-                                StepSettings(augment=POLICIES, r1_weight=1.0)),
+                                StepSettings(augment=POLICIES, r1_weight=1.0, lowpass_sigma=0.2)),
 }
-"""The gradient-routing tests hold for the paper's step and for one with DiffAugment, R1, SN and a wider Dec."""
+"""The gradient-routing tests hold for the paper's step and for one with DiffAugment, R1, SN, a wider Dec and the
+low-pass likelihood."""
 
 
 @pytest.fixture(params=ROUTING_CASES)
