@@ -24,7 +24,8 @@ from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, DATA, DECODER, DISCRIMIN
                          FORMAT_NAME, FORMAT_VERSION, HEADER_FORMAT, HEADER_META, HEADER_VERSION, KIND, KIND_TRAINING,
                          LABEL_NAMES, MODEL_CONFIG, NETWORK_PARTS, OPTIMIZER, OPTIMIZER_STATE, REF_COORDS, REF_LABELS,
                          REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN, REF_THUMBNAILS, REFERENCE,
-                         SAMPLER_MEAN, SAMPLER_SCALE_TRIL, TRAIN_CONFIG, TRAINING_STATE, in_groups)
+                         MAX_MIXTURE_COMPONENTS, SAMPLER_MEAN, SAMPLER_MIXTURE_MEANS, SAMPLER_MIXTURE_SCALE_TRILS,
+                         SAMPLER_MIXTURE_WEIGHTS, SAMPLER_SCALE_TRIL, TRAIN_CONFIG, TRAINING_STATE, in_groups)
 
 CHECKPOINT_SUFFIX = ".safetensors"
 TEMPORARY_SUFFIX = ".tmp"
@@ -350,6 +351,10 @@ def _extra_tensor_problem(name: str, shape: tuple[int, ...], d: int, arch: Archi
             REF_COORDS: (MAX_REFERENCE_FACES, 2, 2), REF_LABELS: (MAX_REFERENCE_FACES, 0, MAX_ATTRIBUTES)}
     if name in fixed:
         return None if shape == fixed[name] else f"has shape {list(shape)}, expected {list(fixed[name])}"
+    mixture = {SAMPLER_MIXTURE_WEIGHTS: (), SAMPLER_MIXTURE_MEANS: (d,), SAMPLER_MIXTURE_SCALE_TRILS: (d, d)}
+    if name in mixture:
+        fits = len(shape) >= 1 and 1 <= shape[0] <= MAX_MIXTURE_COMPONENTS and shape[1:] == mixture[name]
+        return None if fits else f"has impossible shape {list(shape)}"
     if name in rows:
         most, low, high = rows[name]
         fits = len(shape) == 2 and shape[0] <= most and low <= shape[1] <= high

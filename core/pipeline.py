@@ -95,7 +95,7 @@ def complete_model(model: Model, data: FaceDataset, reference_faces: int = REFER
     means, variances = encode_images(model, data.images[index], progress)
     try:
         model.latent_gaussian = fit_latent_gaussian(means, variances)
-        model.meta["random_faces"] = f"Gaussian fitted to {len(index):,} training faces"
+        model.meta["random_faces"] = model.latent_gaussian.description(len(index))
     except (ValueError, RuntimeError):  # a degenerate encoder: random faces fall back to N(0, I)
         model.latent_gaussian = None
         model.meta.pop("random_faces", None)

@@ -45,7 +45,12 @@ OPTIMIZER_STATE = "optim"
 ATTRIBUTE_VECTORS = "attr.vectors"
 """One row per name in the ATTRIBUTES metadata entry."""
 SAMPLER_MEAN, SAMPLER_SCALE_TRIL = "sampler.mean", "sampler.scale_tril"
-"""The latent Gaussian random faces are drawn from."""
+"""The latent Gaussian fitted to the training faces (random faces and the realism meter)."""
+SAMPLER_MIXTURE_WEIGHTS, SAMPLER_MIXTURE_MEANS, SAMPLER_MIXTURE_SCALE_TRILS = (
+    "sampler.mixture_weights", "sampler.mixture_means", "sampler.mixture_scale_trils")
+"""Optional: the Gaussian mixture (K, K x D, K x D x D) random faces are drawn from when the faces are enough to
+fit one (see core.latent.fit_latent_mixture); files without it draw from the single Gaussian."""
+MAX_MIXTURE_COMPONENTS = 8
 REF_LATENTS, REF_COORDS, REF_LABELS = "ref.latents", "ref.coords", "ref.labels"
 REF_THUMBNAILS = "ref.thumbnails_jpeg"
 """The reference map's thumbnails as one JPEG atlas (its bytes)."""

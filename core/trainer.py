@@ -620,7 +620,7 @@ class Trainer:
         meta[OPTIMIZER] = optim_info
         if fitted is not None:
             tensors.update(fitted.tensors())
-            meta[RANDOM_FACES] = f"Gaussian fitted to {min(SAMPLER_FIT_FACES, len(self.data)):,} training faces"
+            meta[RANDOM_FACES] = fitted.description(min(SAMPLER_FIT_FACES, len(self.data)))
         save_checkpoint(path, Checkpoint(tensors, meta))
         self.callbacks.on_checkpoint(path)
         return path

@@ -107,6 +107,8 @@ INFERENCE_CASES = {
     "NaN weight": (None, nan_weight, "NaN"),
     "reference map of a billion faces": (None, impossible_reference, "reference.count"),
     "JPEG atlas of 60000 x 60000": (None, giant_atlas, "thumbnail atlas is too large"),
+    "mixture of a million components": (None, edit(lambda m, t: t.update({"sampler.mixture_weights": torch.ones(10**6)})),
+                                        "sampler.mixture_weights has impossible shape"),
     "atlas that is no JPEG": (None, edit(lambda m, t: t.update({"ref.thumbnails_jpeg": torch.arange(99).byte()})),
                               "thumbnail atlas is not a readable JPEG"),
 }

@@ -201,6 +201,45 @@ def test_fitted_latent_gaussian_matches_the_mixture_of_posteriors_and_ignores_ou
         fit_latent_gaussian(means, variances[:, :3])
 
 
+def two_kinds_of_faces(n: int = 4000, dim: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """(means, variances) of posteriors in two clusters at -3 and +3 along the first axis, nothing between."""
+    g = torch.Generator().manual_seed(1)
+    means = torch.randn(n, dim, generator=g) * 0.5
+    means[:, 0] += torch.where(torch.arange(n) % 2 == 0, -3.0, 3.0)
+    return means, torch.full((n, dim), 0.05)
+
+
+def test_random_faces_come_from_a_mixture_where_the_faces_form_clusters_and_not_from_the_gap_between():
+    fit = fit_latent_gaussian(*two_kinds_of_faces())
+    assert fit.mixture is not None and len(fit.mixture.weights) >= 2
+    assert "mixture of" in fit.description(4000)
+    drawn = fit.sample(4000, seed=0)
+    in_the_gap = (drawn[:, 0].abs() < 1.5).float().mean().item()
+    one_gaussian = LatentGaussian(fit.mean, fit.scale_tril).sample(4000, seed=0)
+    assert in_the_gap < 0.02 < (one_gaussian[:, 0].abs() < 1.5).float().mean().item()
+    assert torch.equal(fit.sample(7, seed=2), fit.sample(7, seed=2))
+    assert torch.allclose(fit.sample(5, 0.0, seed=1), fit.mean.expand(5, -1))   # temperature 0: the centre
+    assert (fit.sample(4000, 0.5, seed=0)[:, 0].abs() - 1.5).abs().mean() < 0.3  # half the spread: clusters at 1.5
+    with pytest.raises(ValueError, match="temperature"):
+        fit.sample(3, -1.0)
+
+
+def test_one_gaussian_is_kept_where_the_faces_form_one_cluster_or_are_too_few_for_a_mixture():
+    means, variances, _, _ = correlated_posteriors()
+    assert fit_latent_gaussian(means, variances).mixture is None
+    assert fit_latent_gaussian(*(t[:1500] for t in two_kinds_of_faces())).mixture is None
+    assert "Gaussian fitted to 1,500" in fit_latent_gaussian(means[:1500], variances[:1500]).description(1500)
+
+
+def test_a_model_keeps_its_mixture_in_its_file_and_draws_the_same_faces_after_loading(tmp_path):
+    model = make_tiny_model(with_reference=False)
+    means, variances = two_kinds_of_faces(dim=model.latent_dim)
+    model.latent_gaussian = fit_latent_gaussian(means, variances)
+    loaded = load_model(save_inference_model(model, tmp_path / "m.safetensors", half_precision=False), device="cpu")
+    assert loaded.latent_gaussian.mixture is not None
+    assert torch.allclose(loaded.sample_latents(6, 0.8, seed=2), model.sample_latents(6, 0.8, seed=2), atol=1e-5)
+
+
 def test_a_model_with_a_fitted_gaussian_draws_random_faces_from_it_and_keeps_it_in_its_file(tmp_path):
     model = make_tiny_model(with_reference=False)
     dim = model.latent_dim
