@@ -425,6 +425,7 @@ def fit_latent_mixture(means: Tensor, noise: float) -> LatentMixture | None:
     mixture; on the bundled model one fitted this way scores 8 nats a face more than one Gaussian on held-out faces
     and its random faces come closer to real ones (README, "Random faces")."""
     from sklearn.mixture import GaussianMixture  # imported here: scikit-learn takes a second to import
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     faces = means.double().numpy()
     order = np.random.default_rng(0).permutation(len(faces))
@@ -434,7 +435,8 @@ def fit_latent_mixture(means: Tensor, noise: float) -> LatentMixture | None:
         return None
 
     def fitted(size: int, rows: np.ndarray) -> GaussianMixture:
-        with warnings.catch_warnings():   # an EM run that stops short of convergence is still a usable fit
+        # the threads torch may use (the app keeps a core for its window); a short EM run is still a usable fit
+        with warnings.catch_warnings(), threadpool_limits(torch.get_num_threads()):
             warnings.simplefilter("ignore")
             return GaussianMixture(size, reg_covar=noise, max_iter=300, random_state=0).fit(rows)
 
