@@ -432,7 +432,7 @@ def evaluate_model(label: str, source: Path | Model, evaluation: Evaluation, clo
         originals = to_unit(evaluation.holdout.images)
     with clock.stage(f"{label}: prior samples and the app's random faces"):
         samples = model.decode(sample_prior(evaluation.half, model.latent_dim, 1.0, evaluation.args.seed))
-        sampler = "the latent Gaussian stored in the model file"
+        sampler = f"stored in the model file, a {model.meta.get('random_faces', 'latent Gaussian')}"
         if model.latent_gaussian is None:
             model.latent_gaussian = fit_training_gaussian(model, evaluation)
             sampler = f"a latent Gaussian fitted here on the {len(evaluation.training):,} training faces"
@@ -630,7 +630,7 @@ def swd_table(distances: PatchDistances) -> list[str]:
             ("VAE reconstructions of half A", distances.reconstructions["VAE"]),
             ("VAE-GAN prior samples, N(0, I)", distances.samples["VAE-GAN"]),
             ("VAE prior samples, N(0, I)", distances.samples["VAE"]),
-            ("VAE-GAN random faces as the app draws them (fitted latent Gaussian)", distances.app_samples["VAE-GAN"]),
+            ("VAE-GAN random faces as the app draws them (fitted latent sampler)", distances.app_samples["VAE-GAN"]),
             ("VAE random faces, drawn the same way", distances.app_samples["VAE"])]
     levels = list(distances.floor)
     lines = ["| Set, against real half B | " + " | ".join(f"{level}px" for level in levels) + " | mean |",
@@ -768,7 +768,9 @@ def protocol_section(evaluation: Evaluation) -> list[str]:
         "reconstructions).",
         "- Random faces as the app draws them: z = m + t L eps, with m and L L^T the mean and covariance of the "
         "training faces' posteriors (covariance of the means plus the mean posterior variance, faces outside a "
-        f"Tukey fence left out), t = {DEFAULT_SAMPLE_TEMPERATURE:g} and the prior samples' eps.",
+        f"Tukey fence left out), t = {DEFAULT_SAMPLE_TEMPERATURE:g} and the prior samples' eps; where the model "
+        "file holds a Gaussian mixture fitted to the same faces, z = m + t (m_k + L_k eps - m) for a component k "
+        "drawn by weight.",
         "- Pixel MSE over all held-out faces, images in [0, 1]. Reconstructions decode posterior means.",
         f"- Edits: the first {args.edit_faces} held-out faces lacking the attribute per the CelebA labels.",
     ]
@@ -812,8 +814,8 @@ def write_report(out: Path, evaluation: Evaluation, findings: Findings, clock: S
         "![samples](quality_samples.png)", "",
         f"{SAMPLE_GRID_SIZE} prior samples per model, temperature 1, seed {args.seed}.", "",
         "![the app's random faces](quality_samples_app.png)", "",
-        f"{SAMPLE_GRID_SIZE} random faces per model as the app draws them: from a Gaussian fitted to where the "
-        f"training faces encode, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}, the same seed (VAE-GAN: "
+        f"{SAMPLE_GRID_SIZE} random faces per model as the app draws them: from the Gaussian (or Gaussian mixture) "
+        f"fitted to where the training faces encode, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}, the same seed (VAE-GAN: "
         f"{gan.sampler}; VAE: {vae.sampler}).", "",
         "![edits](quality_edits.png)", "",
         f"Per attribute: the reconstruction Dec(z) of held-out faces lacking it, then Dec(z + {args.strength:g} v).",
