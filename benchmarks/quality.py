@@ -555,7 +555,7 @@ def save_figures(out: Path, evaluation: Evaluation, gan: ModelResult, vae: Model
     save_image(recon, out / "quality_recon.png", overwrite=True)
     for name, what, pick in (
             ("quality_samples.png", "prior N(0, I), temperature 1", lambda r: r.samples),
-            ("quality_samples_app.png", f"fitted Gaussian, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}",
+            ("quality_samples_app.png", f"fitted sampler, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}",
              lambda r: r.app_samples)):
         grids = [titled(enlarged_grid(pick(result)[:SAMPLE_GRID_SIZE], 8), f"{title}, {what}")
                  for result, title in ((gan, "VAE-GAN"), (vae, "VAE"))]
@@ -607,7 +607,7 @@ def targets_table(findings: Findings, strength: float) -> list[str]:
         ("Prior samples N(0, I), temperature 1: share speckled or checkerboarded",
          f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_samples, 1), percent(vae.speckled_samples, 1),
          gan.speckled_samples <= SPECKLED_LIMIT),
-        (f"The app's random faces (fitted latent Gaussian, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}): share "
+        (f"The app's random faces (fitted latent sampler, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}): share "
          "speckled or checkerboarded", f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_app_samples, 1),
          percent(vae.speckled_app_samples, 1), gan.speckled_app_samples <= SPECKLED_LIMIT),
     ]
