@@ -137,7 +137,7 @@ class InterpolationPanel(Panel):
         self.add_current_button = push_button("Add current face", "Add the face selected on the map or elsewhere",
                                                self.add_current_face)
         self.add_image_button = push_button("Add image...", "Encode a picture and add it", self.add_image_dialog)
-        self.random_button = push_button("Random", "Add a face drawn from the prior",
+        self.random_button = push_button("Random", "Add a random face, drawn from where the training faces encode",
                                           lambda: self.add_random(seed=None))
         self.remove_button = push_button("Remove", "", self.remove_selected)
         self.up_button = push_button("Move up", "", lambda: self.move_selected(-1))

@@ -169,7 +169,7 @@ class MainWindow(QMainWindow):
         self._add_action(export_menu, "&Reconstruction grid…", lambda: self.export(ExportKind.RECONSTRUCTIONS),
                          None, "Save the Reconstruct panel's inputs above their reconstructions")
         self._add_action(export_menu, "&Samples grid…", lambda: self.export(ExportKind.SAMPLES),
-                         None, "Save a grid of random faces drawn from the prior")
+                         None, "Save a grid of random faces, drawn from where the training faces encode")
         file_menu.addSeparator()
         self._add_action(file_menu, "Open &session…", self.sessions.open_dialog, QKeySequence("Ctrl+Shift+O"),
                          "Restore saved faces, edits, bookmarks, map selections and paths")
