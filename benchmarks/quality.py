@@ -40,6 +40,7 @@ from core.latent import (DEFAULT_SAMPLE_TEMPERATURE, LatentGaussian, attribute_v
                          fit_latent_gaussian, sample_prior)
 from core.metrics import (checkerboard_score, gaussian_blur, mean_squared_error, patch_swd_many,  # noqa: E402
                           sharpness_ratio, speckled_share)
+from core.schema import RANDOM_FACES  # noqa: E402
 
 KEY_ATTRIBUTES = ("Smiling", "Eyeglasses", "Blond_Hair", "Male")
 SHARPNESS_BAND = (0.7, 1.3)
@@ -432,7 +433,7 @@ def evaluate_model(label: str, source: Path | Model, evaluation: Evaluation, clo
         originals = to_unit(evaluation.holdout.images)
     with clock.stage(f"{label}: prior samples and the app's random faces"):
         samples = model.decode(sample_prior(evaluation.half, model.latent_dim, 1.0, evaluation.args.seed))
-        sampler = f"stored in the model file, a {model.meta.get('random_faces', 'latent Gaussian')}"
+        sampler = f"stored in the model file, a {model.meta.get(RANDOM_FACES, 'latent Gaussian')}"
         if model.latent_gaussian is None:
             model.latent_gaussian = fit_training_gaussian(model, evaluation)
             sampler = f"a latent Gaussian fitted here on the {len(evaluation.training):,} training faces"

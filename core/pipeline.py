@@ -18,7 +18,7 @@ from core.data import Cancel, DataError, Progress, load_image_folder
 from core.dataset import FaceDataset, to_signed, to_unit
 from core.latent import attribute_vectors_from_labels, fit_latent_gaussian
 from core.model import batch_norms
-from core.schema import TRAIN_CONFIG
+from core.schema import RANDOM_FACES, TRAIN_CONFIG
 
 FINISH_FACES = 20_000
 """Training faces encoded for the attribute vectors and the Gaussian, evenly spread over the set."""
@@ -95,10 +95,10 @@ def complete_model(model: Model, data: FaceDataset, reference_faces: int = REFER
     means, variances = encode_images(model, data.images[index], progress)
     try:
         model.latent_gaussian = fit_latent_gaussian(means, variances)
-        model.meta["random_faces"] = model.latent_gaussian.description(len(index))
+        model.meta[RANDOM_FACES] = model.latent_gaussian.description(len(index))
     except (ValueError, RuntimeError):  # a degenerate encoder: random faces fall back to N(0, I)
         model.latent_gaussian = None
-        model.meta.pop("random_faces", None)
+        model.meta.pop(RANDOM_FACES, None)
     if data.labels is not None:
         model.attributes = attribute_vectors_from_labels(means, data.labels[index], data.label_names)
     if reference_faces == 0:
