@@ -52,7 +52,8 @@ CALIBRATION_SIGMAS = (0.7, 1.0)
 CHECKERBOARD_LIMIT = 2.0
 SPECKLED_LIMIT = 0.05
 """This benchmark's own limit for "samples free of checkerboard patterns": at most 5% of them with more Nyquist
-energy than 99% of real faces (so real faces themselves score 1%)."""
+energy than 99% of the reference set of real faces (so that set itself scores 1%; other real faces score a
+little more, as the report's calibration row shows)."""
 LATENT_OUTLIER_RADIUS = 1.5
 """A held-out face counts as encoded off the prior when |mu| > 1.5 sqrt(latent size): a prior sample's
 norm is about sqrt(latent size). Development models decoded such faces as a garish collapsed face."""
@@ -464,13 +465,18 @@ class RealMarks:
     sharpness_blurred: dict[float, float]
     """sigma -> Laplacian-variance ratio of real half A blurred by sigma px."""
     checkerboard_blurred: float
+    speckled_real: float
+    """Share of the real training faces speckled by speckled_share against half B, as the samples are judged:
+    what a sampler that drew real photographs would score (above the 1% the reference set scores against itself,
+    since the 99% line is drawn through a sample of 500)."""
 
 
 def measure_real_marks(evaluation: Evaluation) -> RealMarks:
     real_a = evaluation.half_a()
     blurred = {sigma: gaussian_blur(real_a, sigma) for sigma in CALIBRATION_SIGMAS}
     return RealMarks({sigma: sharpness_ratio(images, real_a) for sigma, images in blurred.items()},
-                     checkerboard_score(blurred[BLUR_MARK_SIGMA], real_a))
+                     checkerboard_score(blurred[BLUR_MARK_SIGMA], real_a),
+                     speckled_share(to_unit(evaluation.training.images), evaluation.half_b()))
 
 
 @dataclass
@@ -595,6 +601,7 @@ def targets_table(findings: Findings, strength: float) -> list[str]:
     low, high = SHARPNESS_BAND
     advantage = gan.sharpness / vae.sharpness if vae.sharpness > 0 else float("inf")
     blurred_mark = mean_swd(distances.blurred)
+    real_speckle = f"(real faces: {percent(findings.marks.speckled_real, 1)})"
     gan_swd, vae_swd = mean_swd(distances.reconstructions["VAE-GAN"]), mean_swd(distances.reconstructions["VAE"])
     rows = [
         ("Sharpness of reconstructions (Laplacian variance, recon / original)", f"VAE-GAN in [{low}, {high}]",
@@ -605,12 +612,13 @@ def targets_table(findings: Findings, strength: float) -> list[str]:
          f"{gan_swd:.1f}", f"{vae_swd:.1f}", gan_swd < blurred_mark),
         ("Patch SWD of reconstructions, against the VAE", "VAE-GAN < VAE", f"{gan_swd:.1f}", f"{vae_swd:.1f}",
          gan_swd < vae_swd),
-        ("Prior samples N(0, I), temperature 1: share speckled or checkerboarded",
+        (f"Prior samples N(0, I), temperature 1: share speckled or checkerboarded {real_speckle}",
          f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_samples, 1), percent(vae.speckled_samples, 1),
          gan.speckled_samples <= SPECKLED_LIMIT),
         (f"The app's random faces (fitted latent sampler, temperature {DEFAULT_SAMPLE_TEMPERATURE:g}): share "
-         "speckled or checkerboarded", f"VAE-GAN <= {percent(SPECKLED_LIMIT)}", percent(gan.speckled_app_samples, 1),
-         percent(vae.speckled_app_samples, 1), gan.speckled_app_samples <= SPECKLED_LIMIT),
+         f"speckled or checkerboarded {real_speckle}", f"VAE-GAN <= {percent(SPECKLED_LIMIT)}",
+         percent(gan.speckled_app_samples, 1), percent(vae.speckled_app_samples, 1),
+         gan.speckled_app_samples <= SPECKLED_LIMIT),
     ]
     gan_edits, vae_edits = judged_edits(gan, strength), judged_edits(vae, strength)
     for name in KEY_ATTRIBUTES:
@@ -657,7 +665,11 @@ def other_measures_table(findings: Findings) -> list[str]:
             ("Checkerboard score of the app's random faces", f"{gan.checkerboard_app_samples:.2f}",
              f"{vae.checkerboard_app_samples:.2f}", "as above"),
             ("Speckled reconstructions (more Nyquist energy than 99% of real faces)",
-             percent(gan.speckled_reconstructions, 1), percent(vae.speckled_reconstructions, 1), "real faces: 1%"),
+             percent(gan.speckled_reconstructions, 1), percent(vae.speckled_reconstructions, 1),
+             "the originals: 1% by construction"),
+            ("Speckled real faces: the training faces, judged against half B as the samples are",
+             percent(marks.speckled_real, 1), percent(marks.speckled_real, 1),
+             "what drawing real photographs would score; the prior samples and random faces above compare with it"),
             (f"Held-out faces encoded off the prior (norm of mu > {LATENT_OUTLIER_RADIUS:g} sqrt(latent size))",
              percent(gan.latent_outliers), percent(vae.latent_outliers),
              "such faces decode badly; 0% is best"),
@@ -766,7 +778,8 @@ def protocol_section(evaluation: Evaluation) -> list[str]:
         "- Checkerboard score: share of spectral power (DC removed) within 1 bin of the Nyquist frequencies "
         "(pi, pi), (pi, 0), (0, pi), over the same share for real faces. Speckled share: images whose own such "
         "share exceeds the 99th percentile of real faces' (real half B for samples, the originals for "
-        "reconstructions).",
+        "reconstructions); the training faces, judged against half B like the samples, show what real photographs "
+        "score (more than 1%: the line through 500 faces' 99th percentile is itself a noisy estimate).",
         "- Random faces as the app draws them: z = m + t L eps, with m and L L^T the mean and covariance of the "
         "training faces' posteriors (covariance of the means plus the mean posterior variance, faces outside a "
         f"Tukey fence left out), t = {DEFAULT_SAMPLE_TEMPERATURE:g} and the prior samples' eps; where the model "
