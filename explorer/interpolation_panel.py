@@ -25,7 +25,7 @@ from explorer.widgets import ImageView, Panel, push_button, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
 METHODS = (("Linear", "linear"), ("Slerp (spherical)", "slerp"))
-MIN_FRAME_CELL, MAX_FRAME_CELL = 48, 256
+MIN_FRAME_CELL, MAX_FRAME_CELL = 48, 384
 PLAYER_SIDE = 256
 ICON_SIZE = 48
 DEFAULT_FRAME_MS = 120
@@ -42,8 +42,9 @@ def keyframe_indices(points: int, steps: int) -> list[int]:
 
 
 class FrameGrid(QWidget):
-    """All frames, left to right and wrapping, each as large as lets every frame fit; endpoint frames
-    get a highlighted border."""
+    """All frames, left to right and wrapping, each as large as lets every frame fit (at most MAX_FRAME_CELL, six
+    times a 64-pixel face), the block centred in the widget so a large window has no empty band on one side;
+    endpoint frames get a highlighted border."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,14 +65,20 @@ class FrameGrid(QWidget):
                     for columns in range(1, count + 1)))
         return min(best[0], MAX_FRAME_CELL), best[1]
 
+    def block_origin(self, cell: float, columns: int) -> tuple[float, float]:
+        """Top-left corner of the block of frames, centred in the widget."""
+        rows = math.ceil(max(1, len(self._pixmaps)) / columns)
+        return max(0.0, (self.width() - columns * cell) / 2), max(0.0, (self.height() - rows * cell) / 2)
+
     def paintEvent(self, event: Any) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         cell, columns = self.cell_layout()
+        left, top = self.block_origin(cell, columns)
         highlight = QPen(self.palette().color(QPalette.ColorRole.Highlight), 3)
         for index, pixmap in enumerate(self._pixmaps):
             row, column = divmod(index, columns)
-            frame = QRectF(column * cell + 3, row * cell + 3, cell - 6, cell - 6)
+            frame = QRectF(left + column * cell + 3, top + row * cell + 3, cell - 6, cell - 6)
             painter.drawPixmap(frame, pixmap, QRectF(pixmap.rect()))
             if index in self._keyframes:
                 painter.setPen(highlight)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from PySide6.QtGui import QColor
 
 from conftest import make_tiny_model
 from test_panel_attribute import one_torch_thread  # noqa: F401 - autouse fixture
-from explorer.interpolation_panel import InterpolationPanel
+from explorer.interpolation_panel import FrameGrid, InterpolationPanel
 from explorer.selection import FaceItem, Selection
 
 
@@ -97,3 +98,23 @@ def test_strip_and_grid_exports_have_the_frame_layout(setup, tmp_path):
         assert strip.size == ((4 * 64 + 5 * 2) * 2, (64 + 2 * 2) * 2)
     with Image.open(panel.export_grid(tmp_path / "grid.png", scale=1)) as grid:
         assert grid.size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)
+
+
+def test_frames_fill_a_large_window_centred(qtbot):
+    """At 1920x1080 the strip area is about 1640 x 700: 8 frames are drawn larger than the old 256-pixel cap and
+    the block sits in the middle, not in the top-left corner with an empty band beside and below it."""
+    grid = FrameGrid()
+    qtbot.addWidget(grid)
+    red = torch.zeros(8, 3, 64, 64)
+    red[:, 0] = 1
+    grid.set_frames(red, [0, 7])
+    grid.resize(1640, 760)
+    image = grid.grab().toImage()
+    columns = [x for x in range(image.width()) if QColor(image.pixel(x, image.height() // 4)).red() > 200
+               and QColor(image.pixel(x, image.height() // 4)).green() < 50]
+    rows = [y for y in range(image.height()) if QColor(image.pixel(image.width() // 2 - 40, y)).red() > 200
+            and QColor(image.pixel(image.width() // 2 - 40, y)).green() < 50]
+    left, right = columns[0], image.width() - 1 - columns[-1]
+    top, bottom = rows[0], image.height() - 1 - rows[-1]
+    assert columns[-1] - columns[0] > 4 * 300
+    assert abs(left - right) <= 8 and abs(top - bottom) <= 8
