@@ -58,23 +58,20 @@ class FrameGrid(QWidget):
         self._keyframes = set(keyframes)
         self.update()
 
-    def cell_layout(self) -> tuple[float, int]:
-        """(cell side, columns) with the largest cells that fit all frames into the widget."""
+    def block_layout(self) -> tuple[float, int, float, float]:
+        """(cell side, columns, left, top): the largest cells that fit all frames into the widget, and the
+        top-left corner that centres their block."""
         count = max(1, len(self._pixmaps))
         best = max(((min(self.width() / columns, self.height() / math.ceil(count / columns)), columns)
                     for columns in range(1, count + 1)))
-        return min(best[0], MAX_FRAME_CELL), best[1]
-
-    def block_origin(self, cell: float, columns: int) -> tuple[float, float]:
-        """Top-left corner of the block of frames, centred in the widget."""
-        rows = math.ceil(max(1, len(self._pixmaps)) / columns)
-        return max(0.0, (self.width() - columns * cell) / 2), max(0.0, (self.height() - rows * cell) / 2)
+        cell, columns = min(best[0], MAX_FRAME_CELL), best[1]
+        rows = math.ceil(count / columns)
+        return cell, columns, max(0.0, (self.width() - columns * cell) / 2), max(0.0, (self.height() - rows * cell) / 2)
 
     def paintEvent(self, event: Any) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        cell, columns = self.cell_layout()
-        left, top = self.block_origin(cell, columns)
+        cell, columns, left, top = self.block_layout()
         highlight = QPen(self.palette().color(QPalette.ColorRole.Highlight), 3)
         for index, pixmap in enumerate(self._pixmaps):
             row, column = divmod(index, columns)

@@ -110,10 +110,13 @@ def test_frames_fill_a_large_window_centred(qtbot):
     grid.set_frames(red, [0, 7])
     grid.resize(1640, 760)
     image = grid.grab().toImage()
-    columns = [x for x in range(image.width()) if QColor(image.pixel(x, image.height() // 4)).red() > 200
-               and QColor(image.pixel(x, image.height() // 4)).green() < 50]
-    rows = [y for y in range(image.height()) if QColor(image.pixel(image.width() // 2 - 40, y)).red() > 200
-            and QColor(image.pixel(image.width() // 2 - 40, y)).green() < 50]
+
+    def red(x: int, y: int) -> bool:
+        colour = QColor(image.pixel(x, y))
+        return colour.red() > 200 and colour.green() < 50
+
+    columns = [x for x in range(image.width()) if red(x, image.height() // 4)]
+    rows = [y for y in range(image.height()) if red(image.width() // 2 - 40, y)]
     left, right = columns[0], image.width() - 1 - columns[-1]
     top, bottom = rows[0], image.height() - 1 - rows[-1]
     assert columns[-1] - columns[0] > 4 * 300
