@@ -12,7 +12,7 @@ import torch
 from core.checkpoint import Checkpoint, CheckpointError, load_model_checkpoint, save_checkpoint
 from core.device import resolve_device
 from core.latent import LatentGaussian, sample_prior
-from core.model import VAEGAN, ModelConfig
+from core.model import VAEGAN, DecoderTuning, ModelConfig, decode_tuned
 from core.schema import (ATTRIBUTE_VECTORS, ATTRIBUTES, DATA, DECODER, ENCODER, PROVENANCE, REF_COORDS, REF_LABELS,
                          REF_LATENTS, REF_PROJECTION_AXES, REF_PROJECTION_MEAN, REF_THUMBNAILS, REFERENCE, TRAINING_STATE,
                          in_groups)
@@ -104,13 +104,15 @@ class Model:
         return self.posterior(x, batch_size)[0]
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Images N x 3 x H x W in [0, 1] (on the CPU)."""
+    def decode(self, z: torch.Tensor, batch_size: int = 256, tuning: DecoderTuning | None = None) -> torch.Tensor:
+        """Images N x 3 x H x W in [0, 1] (on the CPU); through a decoder tuned on fitted faces (core.fit)
+        when `tuning` is given."""
         if z.dim() == 1:
             z = z.unsqueeze(0)
         if z.shape[-1] != self.latent_dim:
             raise ValueError(f"expected latents of size {self.latent_dim}, got {z.shape[-1]}")
-        out = [((self.net.decoder(chunk.to(self.device, torch.float32)).float() + 1) / 2).clamp_(0, 1).cpu()
+        out = [((decode_tuned(self.net.decoder, chunk.to(self.device, torch.float32), tuning).float() + 1) / 2)
+               .clamp_(0, 1).cpu()
                for chunk in z.split(batch_size)]
         return torch.cat(out)
 

@@ -2,7 +2,8 @@
 project | realism | vectors | directions | info``.
 
 Every command exits 0 on success and 2 on bad input, with exactly one ``vaegan: error: ...`` line on
-stderr and no traceback. Output files are never replaced without ``--overwrite``.
+stderr and no traceback. Output files are never replaced without ``--overwrite``. A reader that closes stdout
+early (``vaegan info MODEL | head -1``) ends the command quietly, with status 141 as after SIGPIPE.
 
 ``torchrun --nproc_per_node=N -m core.cli train ...`` trains data-parallel: the Trainer averages
 gradients across the processes and only rank 0 writes files and prints progress.
@@ -42,8 +43,8 @@ from core.api import Model, load_model
 from core.checkpoint import CheckpointError, check_model_meta, find_checkpoint_in, load_checkpoint_meta, \
     model_config_of, validated_meta
 from core.compare import compare_models, comparison_grid
-from core.data import (CROP_MODES, DataError, NoFaceError, PreparedImage, Progress, load_image_folder, load_run_data,
-                       prepare_faces, prepare_image)
+from core.data import (CROP_MODES, DataError, ImageLoadError, NoFaceError, PreparedImage, Progress, load_image_folder,
+                       load_run_data, prepare_faces, prepare_image)
 from core.dataset import FaceDataset, to_unit
 from core.device import DeviceError, resolve_device
 from core.errors import one_line
@@ -53,7 +54,8 @@ from core.map_export import save_csv
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, PROJECTION_METHODS, apply_edits, fit_projection, interpolate_path
 from core.model import MODEL_TYPES, SUPPORTED_IMAGE_SIZES, ModelConfig
 from core.options import Option, options_of
-from core.photo import edit_folder, edit_photo, run_folder_edit
+from core.fit import FAST, FitSettings
+from core.photo import edit_folder, edit_photo, fit_photo_faces, run_folder_edit
 from core.pipeline import encode_folder, encode_images, finish_run
 from core.realism import RealismMeter, nearest_names
 from core.schema import (ATTRIBUTES, DATA, KIND, LABEL_NAMES, MODEL_CONFIG, PROVENANCE, RANDOM_FACES, REFERENCE, TRAIN_CONFIG,
@@ -72,7 +74,11 @@ if _sigint_before_import is not None:
 PROG = "vaegan"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""Stdout closed by its reader (`vaegan info MODEL | head -1`): what a shell reports for a command ended by SIGPIPE."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FEW_FACES = 3
+"""More faces than this get a progress bar while they are fitted."""
 PROGRESS_KEYS = (KL, FEATURE, PIXEL, GAN, D_REAL, D_PRIOR)
 MAX_GRID_SIDE = 64
 """Rows or columns of a sample grid (64 x 64 faces of 128 px make a 67-megapixel picture)."""
@@ -95,6 +101,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (CliError, CheckpointError, DataE
                                                 ValueError, OSError, ModuleNotFoundError)
 """Errors caused by what the user asked for: reported in one line, never as a traceback.
 ImageLoadError and NoFaceError are DataErrors; FileExistsError is an OSError."""
+OVERWRITE_HINTS = ("pass overwrite=True", "allow overwriting")
+"""How core's refusals to replace files say how to allow it; the CLI says 'pass --overwrite' instead."""
 
 
 # ----------------------------------------------------------------------------------------- output
@@ -243,11 +251,16 @@ NO_VECTORS = ("this model has no attribute vectors (train on a labelled folder: 
               "file)")
 
 
+def attribute_key(name: str) -> str:
+    """An attribute name as typed or shown ('blond hair', 'Blond Hair') folded to compare with 'Blond_Hair'."""
+    return "_".join(name.replace("_", " ").split()).casefold()
+
+
 def resolve_attribute(name: str, available: Sequence[str]) -> str:
-    """The model's spelling of an attribute name (exact, else case-insensitive)."""
+    """The model's spelling of an attribute name (exact, else ignoring case and spaces for underscores)."""
     if name in available:
         return name
-    folded = [a for a in available if a.lower() == name.lower()]
+    folded = [a for a in available if attribute_key(a) == attribute_key(name)]
     if len(folded) == 1:
         return folded[0]
     if not available:
@@ -532,18 +545,59 @@ def cmd_resume(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------- model commands
 
 
+def fit_settings(args: argparse.Namespace) -> FitSettings:
+    """Each face fitted (latent optimisation, then pivotal tuning), or with --fast the encoder's mean alone."""
+    return FAST if args.fast else FitSettings()
+
+
+def readable_pictures(paths: Sequence[str], model: Model,
+                      crop: str | None) -> tuple[list[tuple[str, list[PreparedImage]]], list[str]]:
+    """(stem, faces) of each picture with a face, and a line for each one skipped (unreadable, no face). Raises
+    the picture's own error when none is usable, so a single bad picture reads as it always did."""
+    pictures, skipped, first_error = [], [], None
+    for path in paths:
+        try:
+            pictures += read_all_faces([path], model, crop)
+        except ImageLoadError as error:
+            skipped.append(f"skipped {path}: {error.reason}")
+            first_error = first_error or error
+    if not pictures and first_error is not None:
+        raise first_error
+    if len({stem for stem, _ in pictures}) != len(pictures):
+        raise CliError("two input images share a file name; write them to a single grid file instead")
+    return pictures, skipped
+
+
+def fitted_reconstructions(model: Model, pictures: list[tuple[str, list[PreparedImage]]],
+                           settings: FitSettings) -> torch.Tensor:
+    """Every face's reconstruction, the faces of a picture fitted together; a bar when there are many faces."""
+    count = sum(len(faces) for _, faces in pictures)
+    bar = tqdm(total=count, desc="fitting faces", unit="face", dynamic_ncols=True, leave=False,
+               disable=True if count <= FEW_FACES or not settings.total_steps else bar_disabled(is_main_process()))
+    try:
+        reconstructions = []
+        for _, faces in pictures:
+            fit = fit_photo_faces(model, faces, settings)
+            reconstructions.append(model.decode(fit.latents, tuning=fit.tuning))
+            bar.update(len(faces))
+    finally:
+        bar.close()
+    return torch.cat(reconstructions)
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """One file: model inputs above reconstructions. A folder: <name>_crop.png and <name>_recon.png per
-    face (<name>_<k>_... when a picture holds several faces)."""
+    face (<name>_<k>_... when a picture holds several faces). Pictures without a usable face are skipped with a
+    line each; exit 2 only when none is usable."""
     out = output_path(args.out)
     grid = bool(out.suffix)
     if grid:
         output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
     model = open_model(args)
-    pictures = read_all_faces(args.images, model, args.crop)
+    pictures, skipped = readable_pictures(args.images, model, args.crop)
     names = [name for stem, faces in pictures for name in face_names(stem, len(faces))]
     crops = to_unit(torch.stack([face.pixels for _, faces in pictures for face in faces]))
-    recon = model.reconstruct(crops)
+    recon = fitted_reconstructions(model, pictures, fit_settings(args))
     if grid:
         written = [save_image(make_grid(torch.cat([crops, recon]), len(crops)), out, overwrite=args.overwrite)]
     else:
@@ -551,6 +605,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                     output_file(str(out / f"{name}_recon.png"), args.overwrite, IMAGE_SUFFIXES)) for name in names]
         written = [save_image(image, target, overwrite=args.overwrite)
                    for pair, images in zip(targets, zip(crops, recon)) for target, image in zip(pair, images)]
+    for line in skipped:
+        say(line)
     print("\n".join(map(str, written)))
     return 0
 
@@ -624,29 +680,33 @@ def cmd_edit(args: argparse.Namespace) -> int:
     target = output_file(args.out, args.overwrite, IMAGE_SUFFIXES)
     model = open_model(args)
     edits = {resolve_attribute(name, list(model.attributes)): strength for name, strength in args.attribute}
-    result = edit_photo(model, source, edits, args.crop)
+    result = edit_photo(model, source, edits, args.crop, settings=fit_settings(args))
     if args.compare:
         crops = to_unit(torch.stack([face.pixels for face in result.faces]))
         picture = make_grid(torch.stack([crops, result.originals, result.edited], dim=1).flatten(0, 1), 3)
     else:
         picture = result.edited[0] if args.face_only else result.photo
     print(save_image(picture, target, overwrite=args.overwrite))
+    say(f"{len(result.faces)} face" + ("s" if len(result.faces) != 1 else "") + " edited")
     return 0
 
 
 def edit_folder_command(args: argparse.Namespace, folder: Path) -> int:
     if Path(args.out).suffix.lower() in IMAGE_SUFFIXES:
         raise CliError(f"{args.out}: give an output folder when editing a folder of photos")
-    if args.face_only or args.compare:
-        raise CliError("--face-only and --compare edit one photo; give a photo instead of a folder")
+    if args.compare:
+        raise CliError("--compare edits one photo; give a photo instead of a folder")
     model = open_model(args)
     edits = {resolve_attribute(name, list(model.attributes)): strength for name, strength in args.attribute}
     bar = FolderProgress("editing")
+    steps = edit_folder(model, folder, args.out, edits, args.crop, args.overwrite, settings=fit_settings(args),
+                        face_only=args.face_only)
     try:
-        report = run_folder_edit(edit_folder(model, folder, args.out, edits, args.crop, args.overwrite), bar)
+        report = run_folder_edit(steps, bar)
     finally:
         bar.close()
-    say(f"{len(report.written)} photos edited into {Path(args.out).expanduser()}")
+    what = "face crops" if args.face_only else "photos"
+    say(f"{len(report.written)} {what} edited into {Path(args.out).expanduser()}")
     for relative, reason in report.skipped:
         say(f"skipped {relative}: {reason}")
     return 0
@@ -931,6 +991,17 @@ def add_resume_parser(sub: Any, runtime: Parser) -> None:
     p.set_defaults(handler=cmd_resume)
 
 
+def add_fast_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fast", action="store_true",
+                   help="use the encoder's guess alone: instant, but a look-alike (by default each face is fitted: its "
+                        "latent optimised, then the decoder tuned around it, a few seconds a face)")
+
+
+ATTRIBUTE_HELP = (f"an attribute vector and how far to move along it, from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g} "
+                  "(repeatable): a name as 'vaegan info' lists it or the app shows it, any case, e.g. Smiling=1 or "
+                  "\"Blond Hair=-0.5\"")
+
+
 def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     both = [runtime, output]
     p = sub.add_parser("reconstruct", parents=both, help="encode and decode pictures")
@@ -938,6 +1009,7 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, metavar="FILE_OR_DIR",
                    help="an image file (originals above reconstructions) or a folder (one file per image)")
+    add_fast_option(p)
     p.set_defaults(handler=cmd_reconstruct)
 
     p = sub.add_parser("compare", parents=both, help="reconstruct the same pictures with two models: a row per "
@@ -991,10 +1063,13 @@ def add_model_parsers(sub: Any, runtime: Parser, output: Parser) -> None:
                                                   "attribute vectors")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("image", metavar="PHOTO_OR_FOLDER")
-    p.add_argument("--attribute", type=parse_edit, action="append", required=True, metavar="NAME=STRENGTH")
+    p.add_argument("--attribute", type=parse_edit, action="append", required=True, metavar="NAME=STRENGTH",
+                   help=ATTRIBUTE_HELP)
     p.add_argument("--out", required=True, metavar="FILE_OR_FOLDER",
                    help="the edited photo, its own size (a folder when editing a folder: same names inside)")
-    p.add_argument("--face-only", action="store_true", help="write the edited face crop instead of the whole photo")
+    p.add_argument("--face-only", action="store_true",
+                   help="write the edited face crop instead of the whole photo (for a folder: every face's crop)")
+    add_fast_option(p)
     p.add_argument("--compare", action="store_true",
                    help="write each face's crop, reconstruction and edit side by side (a row per face)")
     p.set_defaults(handler=cmd_edit)
@@ -1082,6 +1157,20 @@ def leave_torchrun_worker(code: int) -> NoReturn:
     os._exit(code)
 
 
+def cli_wording(message: str) -> str:
+    """A core error message as the CLI user acts on it: overwriting is --overwrite, not overwrite=True."""
+    for hint in OVERWRITE_HINTS:
+        message = message.replace(hint, "pass --overwrite")
+    return message
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of stdout has gone: end quietly, with stdout on devnull so the flush at exit cannot fail again
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
 def run_command(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -1089,13 +1178,17 @@ def run_command(argv: Sequence[str] | None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         torch.set_num_threads(cpu_threads(getattr(args, "threads", None)))
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than as "Exception ignored" at exit
+        return code
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except NoFaceError as exc:
         print(f"{PROG}: error: {one_line(exc)} (--crop center uses the middle of the picture instead)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
     except USER_ERRORS as exc:
-        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {cli_wording(one_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except MemoryError:
         print(f"{PROG}: error: out of memory (ask for fewer or smaller pictures, or a smaller batch)", file=sys.stderr)

@@ -5,10 +5,11 @@ Images inside the networks live in [-1, 1]; the public `Model` API in `core.api`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn.utils.parametrizations import spectral_norm
 
 SUPPORTED_IMAGE_SIZES = (64, 128)
@@ -182,3 +183,22 @@ class VAEGAN(nn.Module):
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+@dataclass
+class DecoderTuning:
+    """A decoder tuned on some faces (core.fit): its parameters, on the CPU. The model's own decoder is never
+    modified; decode_tuned runs it with these in their place."""
+
+    parameters: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.parameters)
+
+
+def decode_tuned(decoder: Decoder, z: torch.Tensor, tuning: DecoderTuning | None) -> torch.Tensor:
+    """decoder(z) in [-1, 1], with the tuning's parameters in place of the decoder's own when given."""
+    if not tuning:
+        return decoder(z)
+    params = {name: p.to(z.device) for name, p in tuning.parameters.items()}
+    return functional_call(decoder, params, (z,), strict=False)

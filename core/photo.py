@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Generator, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from core.data import (IMAGE_EXTENSIONS, DataError, ImageLoadError, NoFaceError,
 from core.dataset import to_unit
 from core.export import save_image
 from core.faces import paste_change
+from core.fit import Cancel, FaceFit, FitSettings, Progress, fit_faces, fitting
 from core.latent import apply_edits
 
 SAVED_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -31,10 +32,31 @@ class PhotoEdit:
     """Each face's decode of its own latent: N x 3 x S x S in [0, 1]."""
     edited: torch.Tensor
     """Each face's decode of its edited latent."""
+    fit: FaceFit
+    """The faces' fitted latents and the decoder tuned on them."""
+
+
+@dataclass
+class PhotoFit:
+    """The faces of one photo (largest first) and their fit."""
+
+    faces: list[PreparedImage]
+    fit: FaceFit
+
+
+def face_crops(faces: list[PreparedImage]) -> torch.Tensor:
+    """The faces' crops as the networks see them: N x 3 x S x S in [0, 1]."""
+    return to_unit(torch.stack([face.pixels for face in faces]))
 
 
 def face_latents(model: Model, faces: list[PreparedImage]) -> torch.Tensor:
-    return model.encode(to_unit(torch.stack([face.pixels for face in faces])))
+    return model.encode(face_crops(faces))
+
+
+def fit_photo_faces(model: Model, faces: list[PreparedImage], settings: FitSettings = FitSettings(),
+                    progress: Progress | None = None, cancel: Cancel | None = None) -> FaceFit:
+    """The faces of one photo fitted together (one batch, one tuned decoder)."""
+    return fit_faces(model, face_crops(faces), settings, progress, cancel)
 
 
 def encode_picture(model: Model, source: Path | str | Image.Image,
@@ -48,12 +70,45 @@ def encode_picture(model: Model, source: Path | str | Image.Image,
     return faces[0].original, faces, face_latents(model, faces)
 
 
+def refitting_photo(model: Model, photo: Path | str, pivots: Mapping[int, torch.Tensor], crop: str | None = None,
+                    settings: FitSettings = FitSettings()) -> Generator[tuple[int, int], None, PhotoFit]:
+    """A photo's faces found again and its decoder tuned again on latents fitted before (face number -> latent):
+    a saved session gets its fitted faces back without storing the decoder. Faces with no pivot are fitted
+    afresh. A generator for workers: yields (steps done, planned); returns the photo's faces and the fit."""
+    faces = prepare_faces(photo, model.image_size, crop or model.picture_crop)
+    kept = {index: latent for index, latent in pivots.items() if index < len(faces)}
+    if len(kept) < len(faces):
+        fit = yield from fitting(model, face_crops(faces), settings)
+        latents = torch.stack([kept.get(index, latent) for index, latent in enumerate(fit.latents)])
+    else:
+        latents = torch.stack([kept[index] for index in range(len(faces))])
+    fit = yield from fitting(model, face_crops(faces), settings, pivots=latents)
+    return PhotoFit(faces, fit)
+
+
+CHANGE_GATE = (2.0, 8.0)
+"""Grey levels: a pixel whose edit changes it by less than the first keeps the photo's own pixel, by more than
+the second takes the whole change (a smooth step between). The change is drawn at the model's size and upsampled
+several times onto a large face: its faint ripples where the edit has nothing to change would smear the photo's
+own texture, while what the edit does change (a smile, glasses, hair colour) moves by tens of grey levels."""
+
+
+def gated_changes(originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """The edits' changes in grey levels (N x 3 x S x S), faint ones faded out (see CHANGE_GATE)."""
+    changes = (edited - originals).float() * 255
+    magnitude = changes.abs().amax(dim=1, keepdim=True)
+    magnitude = torch.nn.functional.avg_pool2d(magnitude, 3, stride=1, padding=1, count_include_pad=False)
+    low, high = CHANGE_GATE
+    ramp = ((magnitude - low) / (high - low)).clamp(0, 1)
+    return changes * ramp * ramp * (3 - 2 * ramp)
+
+
 def paste_edits(photo: Image.Image, transforms: list[np.ndarray], originals: torch.Tensor,
                 edited: torch.Tensor) -> Image.Image:
-    """The photo with each face's change (edited decode minus unedited decode, N x 3 x S x S in [0, 1])
-    added where it came from; `transforms` map photo pixels to each face's crop pixels."""
+    """The photo with each face's change (edited decode minus unedited decode, N x 3 x S x S in [0, 1], faint
+    ripples left out) added where it came from; `transforms` map photo pixels to each face's crop pixels."""
     picture = np.asarray(photo.convert("RGB"))
-    changes = ((edited - originals) * 255).permute(0, 2, 3, 1).float().numpy()
+    changes = gated_changes(originals, edited).permute(0, 2, 3, 1).numpy()
     for to_crop, change in zip(transforms, changes):
         picture = paste_change(picture, to_crop, change)
     return Image.fromarray(picture)
@@ -71,20 +126,25 @@ def photo_preview(photo: Image.Image, to_crop: np.ndarray, max_side: int) -> tup
 
 
 def edit_faces(model: Model, faces: list[PreparedImage], edits: Mapping[str, float],
-               vectors: Mapping[str, torch.Tensor] | None = None) -> PhotoEdit:
-    """Encode, edit and paste back every face of one photo; `vectors` default to the model's attribute
-    vectors. Both decodes come from one batch, so a face the edit leaves alone changes by exactly zero."""
-    z = face_latents(model, faces)
-    decoded = model.decode(torch.cat([z, apply_edits(z, dict(edits), vectors or model.attributes)]))
+               vectors: Mapping[str, torch.Tensor] | None = None, settings: FitSettings = FitSettings()) -> PhotoEdit:
+    """Fit (core.fit; FAST: encode only), edit and paste back every face of one photo; `vectors` default to
+    the model's attribute vectors. Both decodes come from one batch through the same tuned decoder, so a face
+    the edit leaves alone changes by exactly zero."""
+    fit = fit_photo_faces(model, faces, settings)
+    z = fit.latents
+    decoded = model.decode(torch.cat([z, apply_edits(z, dict(edits), vectors or model.attributes)]),
+                           tuning=fit.tuning)
     originals, edited = decoded[:len(z)], decoded[len(z):]
     photo = paste_edits(faces[0].original, [face.to_crop for face in faces], originals, edited)
-    return PhotoEdit(photo, faces, originals, edited)
+    return PhotoEdit(photo, faces, originals, edited, fit)
 
 
 def edit_photo(model: Model, source: Path | str | Image.Image, edits: Mapping[str, float],
-               crop: str | None = None, vectors: Mapping[str, torch.Tensor] | None = None) -> PhotoEdit:
-    """One photo, every face edited (NoFaceError when automatic cropping finds none)."""
-    return edit_faces(model, prepare_faces(source, model.image_size, crop or model.picture_crop), edits, vectors)
+               crop: str | None = None, vectors: Mapping[str, torch.Tensor] | None = None,
+               settings: FitSettings = FitSettings()) -> PhotoEdit:
+    """One photo, every face fitted and edited (NoFaceError when automatic cropping finds none)."""
+    faces = prepare_faces(source, model.image_size, crop or model.picture_crop)
+    return edit_faces(model, faces, edits, vectors, settings)
 
 
 @dataclass
@@ -96,12 +156,21 @@ class FolderEdit:
     """(relative path, reason): photos without a face, unreadable files."""
 
 
-def edited_name(relative: str) -> str:
+def edited_name(relative: str, face_only: bool = False) -> str:
+    """The output name of an edited photo: its own name (PNG for formats not in SAVED_SUFFIXES); with
+    `face_only`, a PNG of its (first) face crop."""
     path = Path(relative)
-    return str(path if path.suffix.lower() in SAVED_SUFFIXES else path.with_suffix(".png"))
+    return str(path if path.suffix.lower() in SAVED_SUFFIXES and not face_only else path.with_suffix(".png"))
 
 
-def folder_targets(folder: Path, out: Path, overwrite: bool) -> list[tuple[str, Path]]:
+def face_file_names(target: Path, count: int) -> list[Path]:
+    """`target` for a photo's only face, `<stem>_1<suffix>`, `<stem>_2<suffix>`... when it holds several."""
+    if count == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}_{k}{target.suffix}") for k in range(1, count + 1)]
+
+
+def folder_targets(folder: Path, out: Path, overwrite: bool, face_only: bool = False) -> list[tuple[str, Path]]:
     """(relative input path, output path) for every picture under `folder`; refuses to write into the
     input folder, and (unless `overwrite`) into files that already exist."""
     folder, out = folder.expanduser().resolve(), out.expanduser().resolve()
@@ -110,7 +179,7 @@ def folder_targets(folder: Path, out: Path, overwrite: bool) -> list[tuple[str, 
     relative = scan_relative(folder)
     if not relative:
         raise DataError(f"{folder}: no pictures found (looked for {', '.join(IMAGE_EXTENSIONS)} files)")
-    targets = [(rel, out / edited_name(rel)) for rel in relative]
+    targets = [(rel, out / edited_name(rel, face_only)) for rel in relative]
     existing = [target for _, target in targets if target.exists()]
     if existing and not overwrite:
         raise DataError(f"{out}: {len(existing)} of the edited files already exist (first: {existing[0].name}); "
@@ -119,18 +188,22 @@ def folder_targets(folder: Path, out: Path, overwrite: bool) -> list[tuple[str, 
 
 
 def edit_folder(model: Model, folder: Path | str, out: Path | str, edits: Mapping[str, float],
-                crop: str | None = None, overwrite: bool = False,
-                vectors: Mapping[str, torch.Tensor] | None = None) -> Iterator[tuple[int, int, FolderEdit]]:
-    """Edit every photo under `folder` into the same relative path under `out`, yielding (done, total,
-    report so far) after each photo; photos without a face or unreadable are listed, never fatal."""
-    targets = folder_targets(Path(folder), Path(out), overwrite)
+                crop: str | None = None, overwrite: bool = False, vectors: Mapping[str, torch.Tensor] | None = None,
+                settings: FitSettings = FitSettings(),
+                face_only: bool = False) -> Iterator[tuple[int, int, FolderEdit]]:
+    """Edit every photo under `folder` into the same relative path under `out` (with `face_only`, each face's
+    edited crop as a PNG: `<name>.png`, or `<name>_1.png`... for several faces), yielding (done, total, report so
+    far) after each photo; photos without a face or unreadable are listed, never fatal."""
+    targets = folder_targets(Path(folder), Path(out), overwrite, face_only)
     report = FolderEdit()
     root = Path(folder).expanduser().resolve()
     for done, (relative, target) in enumerate(targets, start=1):
         try:
-            result = edit_photo(model, root / relative, edits, crop, vectors)
+            result = edit_photo(model, root / relative, edits, crop, vectors, settings)
             target.parent.mkdir(parents=True, exist_ok=True)
-            report.written.append(save_image(result.photo, target, overwrite=overwrite))
+            pictures = list(result.edited) if face_only else [result.photo]
+            names = face_file_names(target, len(pictures)) if face_only else [target]
+            report.written += [save_image(picture, name, overwrite=overwrite) for picture, name in zip(pictures, names)]
         except ImageLoadError as error:
             report.skipped.append((relative, error.reason))
         yield done, len(targets), report

@@ -25,20 +25,34 @@ MAX_SESSION_BYTES = 64 * 1024 * 1024
 """Far above any real session (a face is about 3 KB); a larger file is refused before it is read."""
 
 
+MAX_FACE_INDEX = 10_000
+"""Faces of one photo a session may refer to (far above any real photo)."""
+
+
 class SessionError(ValueError):
     """A session file that cannot be read: the message is one line naming the file."""
 
 
 @dataclass
 class SessionFace:
-    """A face by its latent: `source` is the picture it came from (a path), if any."""
+    """A face by its latent: `source` says where it came from (a path, "attributes"...), if anywhere.
+
+    A face of a photo also names the photo and which of its faces it is (so its edit can be pasted back), and
+    whether its latent is the face as fitted (`pivot`) rather than an edit of it: the fitted decoder is not
+    stored (megabytes), it is tuned again on the pivots when the session is opened."""
 
     name: str
     latent: torch.Tensor
     source: str | None = None
+    photo: str | None = None
+    face_index: int = 0
+    pivot: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "latent": [float(v) for v in self.latent.flatten()], "source": self.source}
+        data = {"name": self.name, "latent": [float(v) for v in self.latent.flatten()], "source": self.source}
+        if self.photo is not None:
+            data |= {"photo": self.photo, "face": self.face_index, "pivot": self.pivot}
+        return data
 
 
 @dataclass
@@ -102,9 +116,13 @@ def _face(data: Any, path: Path, where: str, latent_dim: int | None) -> SessionF
             path, f"{where} has no valid latent (a list of finite numbers)")
     _expect(latent_dim is None or len(latent) == latent_dim, path,
             f"{where} has a latent of size {len(latent)}, the others {latent_dim}")
-    source = data.get("source")
+    source, photo, index, pivot = data.get("source"), data.get("photo"), data.get("face", 0), data.get("pivot", False)
     _expect(source is None or isinstance(source, str), path, f"{where} has a source that is not a path")
-    return SessionFace(data["name"], torch.tensor(latent, dtype=torch.float32), source)
+    _expect(photo is None or isinstance(photo, str), path, f"{where} has a photo that is not a path")
+    _expect(isinstance(index, int) and not isinstance(index, bool) and 0 <= index < MAX_FACE_INDEX, path,
+            f"{where} has a face number that is not a whole number from 0 to {MAX_FACE_INDEX - 1}")
+    _expect(isinstance(pivot, bool), path, f"{where} says neither true nor false of being fitted")
+    return SessionFace(data["name"], torch.tensor(latent, dtype=torch.float32), source, photo, index, pivot)
 
 
 def load_session(path: str | Path) -> Session:

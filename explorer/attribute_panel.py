@@ -28,7 +28,7 @@ from core.photo import FolderEdit, edit_folder, paste_edits, photo_preview
 from core.realism import RealismMeter
 from core.vector_quality import conditional_vectors, cross_fitted_separation
 from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
-from explorer.selection import FaceItem, Selection, comparison_input, reference_face
+from explorer.selection import FaceItem, Selection, comparison_input, face_image, reference_face
 from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ERROR_STYLE, ImageView, Panel, push_button, start_worker
 
@@ -387,7 +387,7 @@ class AttributePanel(Panel):
         previous, self.state = self.state, state
         self._show_history(state)
         if previous is None or state.history[0].face is not previous.history[0].face:
-            self.original_image = self.model.decode(state.history[0].face.latent.float().reshape(1, -1))[0]
+            self.original_image = face_image(self.model, state.history[0].face)
         if state.base is not self.face:
             self._show_face(state.base)
         else:
@@ -412,7 +412,7 @@ class AttributePanel(Panel):
         self._preview = photo_preview(face.photo, face.to_crop, PHOTO_PREVIEW_SIDE) if has_photo else None
         self.photo_view.setVisible(has_photo)
         self.save_photo_action.setEnabled(has_photo)
-        self.before_image = self.model.decode(face.latent.float().reshape(1, -1))[0]
+        self.before_image = face_image(self.model, face)
         self.before_view.set_image(self.before_image)
         self._compare_face()
 
@@ -527,8 +527,7 @@ class AttributePanel(Panel):
             return
         self.flush()
         label = self._strengths_text()
-        face = FaceItem(self.face.name, self.edited_latent.clone(), source="attributes", photo=self.face.photo,
-                        to_crop=self.face.to_crop)
+        face = replace(self.face, latent=self.edited_latent.clone(), image=None, source="attributes", pivot=False)
         history = self.state.history[:self.state.position + 1] + (AppliedEdit(label, face),)
         self._change(f"Apply {label}", replace(self.state, strengths=(), history=history,
                                                position=len(history) - 1))
@@ -577,7 +576,7 @@ class AttributePanel(Panel):
         if self.model is None or self.face is None:
             return
         self.edited_latent = apply_edits(self.face.latent.float().reshape(-1), self.strengths(), self.edit_vectors())
-        self.after_image = self.model.decode(self.edited_latent.unsqueeze(0))[0]
+        self.after_image = face_image(self.model, self.face, self.edited_latent)
         self.after_view.set_image(self.after_image)
         if self._preview is not None:
             self.photo_view.set_image(self.pasted(*self._preview))
@@ -715,8 +714,9 @@ class AttributePanel(Panel):
 
     def show_on_map(self) -> None:
         if self.edited_latent is not None:
-            self.selection.add_faces([FaceItem(f"{self.face.name} (edited)", self.edited_latent.clone(),
-                                               self.after_image, "attributes")])
+            self.selection.add_faces([replace(self.face, name=f"{self.face.name} (edited)", pivot=False,
+                                              latent=self.edited_latent.clone(), image=self.after_image,
+                                              source="attributes")])
 
     def current_image(self) -> torch.Tensor | None:
         self.flush()
@@ -728,8 +728,10 @@ class AttributePanel(Panel):
         if self.face is None or self.edited_latent is None:
             return None
         edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
-        return FaceItem(f"{self.face.name}{f', {edits}' if edits else ''}", self.edited_latent.clone(),
-                        self.after_image, self.face.source)
+        if not edits:
+            return self.face
+        return replace(self.face, name=f"{self.face.name}, {edits}", latent=self.edited_latent.clone(),
+                       image=self.after_image, pivot=False)
 
     def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
         """Sliders, held attributes, and the applied-edit history (its faces, labels and the entry in use)."""

@@ -16,12 +16,15 @@ from superqt.utils import qthrottled
 
 from core.api import Model
 from core.compare import comparison_labels
-from core.data import IMAGE_EXTENSIONS, ImageLoadError, prepare_image
+from core.data import IMAGE_EXTENSIONS
 from core.export import make_grid, make_strip, save_gif, save_image
+from core.fit import FaceFit, fitting
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
-from explorer.selection import FaceItem, Selection, comparison_input, reference_face
+from core.model import DecoderTuning
+from explorer.selection import (FaceItem, PictureFaces, Selection, comparison_input, face_image, fitting_pictures,
+                                reference_face)
 from explorer.video_dialog import VideoDialog
-from explorer.widgets import ImageView, Panel, push_button, to_qimage
+from explorer.widgets import ImageView, Panel, WorkerBase, push_button, start_worker, to_qimage
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
 METHODS = (("Linear", "linear"), ("Slerp (spherical)", "slerp"))
@@ -108,6 +111,13 @@ class InterpolationPanel(Panel):
         self._notice = ""
         self._shown: tuple[FaceItem, ...] = ()
         """The endpoints as last set (what undo goes back to after a drag reorders the list)."""
+        self._joint: tuple[tuple[int, ...], DecoderTuning] | None = None
+        """One decoder tuned on the fitted endpoints of several photos, and which faces it was tuned on."""
+        self._joint_worker: WorkerBase | None = None
+        self._joint_key: tuple[int, ...] | None = None
+        """The faces the joint tuning under way is for."""
+        self._workers: list[WorkerBase] = []
+        """Pictures being fitted before they are added."""
         self._render = qthrottled(self.render_frames, timeout=0, leading=False, parent=self)
         self._player = QTimer(self, interval=DEFAULT_FRAME_MS)
         self._player.timeout.connect(self._next_player_frame)
@@ -224,7 +234,9 @@ class InterpolationPanel(Panel):
     # ------------------------------------------------------------------ endpoints
 
     def set_model(self, model: Model | None) -> None:
+        self.stop_background_work()
         self.model = model
+        self._joint = None
         self._show_endpoints(())
         self._frames = None
         self.message_label.clear()
@@ -247,7 +259,7 @@ class InterpolationPanel(Panel):
 
     def set_endpoints(self, faces: list[FaceItem]) -> None:
         """Replace the endpoints (at most MAX_STEPS: every endpoint needs a frame)."""
-        usable = tuple(face for face in faces if self._fits(face))
+        usable = tuple(face for face in faces if self._usable(face))
         self._notice = (f" Kept the first {MAX_STEPS} of the {len(usable)} faces sent: each endpoint needs a frame."
                         if len(usable) > MAX_STEPS else "")
         self._change("Set endpoints", usable[:MAX_STEPS])
@@ -257,12 +269,12 @@ class InterpolationPanel(Panel):
 
     def add_faces(self, faces: list[FaceItem]) -> None:
         """Add endpoints after the ones there are (as long as there is room)."""
-        added = tuple(face for face in faces if self._fits(face))[:MAX_STEPS - len(self._shown)]
+        added = tuple(face for face in faces if self._usable(face))[:MAX_STEPS - len(self._shown)]
         if added:
             self._change(f"Add endpoint {added[0].name}" if len(added) == 1 else f"Add {len(added)} endpoints",
                          self._shown + added)
 
-    def _fits(self, face: FaceItem) -> bool:
+    def _usable(self, face: FaceItem) -> bool:
         return self.model is not None and face.latent.numel() == self.model.latent_dim
 
     def _change(self, text: str, faces: tuple[FaceItem, ...]) -> None:
@@ -275,7 +287,7 @@ class InterpolationPanel(Panel):
         self._shown = faces
         self.endpoint_list.clear()
         for face in faces:
-            image = face.image if face.image is not None else self.model.decode(face.latent.float().reshape(1, -1))[0]
+            image = face.image if face.image is not None else face_image(self.model, face)
             item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)
             item.setData(Qt.ItemDataRole.UserRole, face)
             item.setToolTip(face.source or face.name)
@@ -305,14 +317,24 @@ class InterpolationPanel(Panel):
             self.add_image(Path(path))
 
     def add_image(self, path: Path) -> None:
-        """Crop and encode a picture the way the model's training set was prepared, then add it."""
-        try:
-            pixels = prepare_image(path, self.model.image_size, self.model.picture_crop).pixels
-        except ImageLoadError as error:
-            self.message_label.setText(f"Could not use {Path(path).name}: {error.reason}")
-            return
-        image = pixels.float() / 255
-        self.add_face(FaceItem(Path(path).name, self.model.encode(image.unsqueeze(0))[0], image, str(path)))
+        """Find, align and fit every face of a picture in the background, then add them as endpoints."""
+        model = self.model
+        self.message_label.setText(f"Fitting the faces of {path.name}…")
+
+        def added(result: PictureFaces) -> None:
+            self._workers = [w for w in self._workers if w.is_running]
+            if model is self.model:
+                self.add_faces(result.faces)
+                if result.problems:
+                    self.message_label.setText("; ".join(result.problems))
+
+        self._workers.append(start_worker(fitting_pictures, model, [path], on_result=added))
+
+    def stop_background_work(self) -> None:
+        for worker in [*self._workers, self._joint_worker]:
+            if worker is not None:
+                worker.quit()
+        self._workers, self._joint_worker, self._joint_key = [], None, None
 
     def remove_selected(self) -> None:
         row = self.endpoint_list.currentRow()
@@ -371,12 +393,43 @@ class InterpolationPanel(Panel):
         method, steps = self.settings()
         steps = max(steps, len(faces))
         path = interpolate_path(torch.stack([f.latent.float().reshape(-1) for f in faces]), steps, method)
-        self._frames = self.model.decode(path)
+        self._frames = self.model.decode(path, tuning=self.path_tuning(faces))
         self.selection.show_path(path)
         self.frame_grid.set_frames(self._frames, keyframe_indices(len(faces), steps))
         self._render_comparison(faces, path_of=lambda points: interpolate_path(points, steps, method))
         note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
         self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}.{self._notice}")
+
+    def path_tuning(self, faces: list[FaceItem]) -> DecoderTuning | None:
+        """The decoder the path is drawn with: the one tuned on its fitted endpoints when they share one, else
+        one tuned on all of them together (tuned in the background the first time; meanwhile the model's own)."""
+        tunings = {id(face.tuning): face.tuning for face in faces if face.fitted}
+        if len(tunings) <= 1:
+            return next(iter(tunings.values()), None)
+        fitted = tuple(face for face in faces if face.pivot and face.image is not None)
+        if not fitted:
+            return next(iter(tunings.values()))
+        key = tuple(map(id, fitted))
+        if self._joint is not None and self._joint[0] == key:
+            return self._joint[1]
+        if self._joint_key != key:
+            self._tune_jointly(fitted)
+        return None
+
+    def _tune_jointly(self, fitted: tuple[FaceItem, ...]) -> None:
+        """Tune one decoder on the fitted endpoints' own latents (several photos' faces), then draw the path again."""
+        if self._joint_worker is not None:
+            self._joint_worker.quit()
+        self._joint_key = key = tuple(map(id, fitted))
+        crops = torch.stack([face.image.float() for face in fitted])
+        pivots = torch.stack([face.latent.float().reshape(-1) for face in fitted])
+
+        def tuned(fit: FaceFit) -> None:
+            self._joint_worker, self._joint_key = None, None
+            self._joint = (key, fit.tuning)
+            self._render()
+
+        self._joint_worker = start_worker(fitting, self.model, crops, pivots=pivots, on_result=tuned)
 
     def _render_comparison(self, faces: list[FaceItem],
                            path_of: Callable[[torch.Tensor], torch.Tensor] | None) -> None:

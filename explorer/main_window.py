@@ -21,8 +21,8 @@ from explorer.interpolation_panel import InterpolationPanel
 from explorer.map_panel import MapPanel
 from explorer.panels import PANELS
 from explorer.reconstruction_panel import ReconstructionPanel
-from core.data import IMAGE_EXTENSIONS, ImageLoadError
-from explorer.selection import FaceItem, Selection, picture_faces
+from core.data import IMAGE_EXTENSIONS
+from explorer.selection import FaceItem, PictureFaces, Selection, face_image, fitting_pictures
 from explorer.settings import (add_recent_file, app_settings, compare_choice, folder_setting, recent_files,
                                 remember_compare_choice, remember_theme_choice, theme_choice)
 from explorer.shortcuts_dialog import ShortcutsDialog
@@ -30,7 +30,7 @@ from explorer.theme import SYSTEM_THEME, THEMES, Theme
 from explorer.training_panel import TrainingPanel
 from explorer.sessions import BookmarksDock, SessionKeeper
 from explorer.undo import UndoStack
-from explorer.widgets import Panel, start_worker
+from explorer.widgets import Panel, WorkerBase, start_worker
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "faces64.safetensors"
 APP_NAME = "VAE-GAN Face Explorer"
@@ -65,6 +65,8 @@ class MainWindow(QMainWindow):
         self.settings = app_settings()
         self.undo_stack = UndoStack(self)
         self.selection = Selection(self, self.undo_stack)
+        self.fitting_pictures: WorkerBase | None = None
+        """The fit of dropped pictures under way, if any."""
         self.loading_path: Path | None = None  # the model file being opened, if one is
         self.compare_request: Path | None = None
         """The comparison model asked for last (a load finishing after another choice is dropped)."""
@@ -114,33 +116,29 @@ class MainWindow(QMainWindow):
             self.use_pictures(pictures, self.current_panel_key())
 
     def use_pictures(self, pictures: list[Path], panel: str) -> None:
-        """Faces of dropped pictures, aligned and encoded in the background, go where the user dropped them:
-        the face to edit (Attributes), the endpoints (Interpolate) or stars on the map."""
+        """Faces of dropped pictures, aligned and fitted in the background (progress in the status bar), go where
+        the user dropped them: the face to edit (Attributes), the endpoints (Interpolate) or stars on the map.
+        Opening another model or closing the window stops the fit."""
         model = self.selection.model
+        self.stop_fitting_pictures()
 
-        def encode_all() -> tuple[list[FaceItem], list[str]]:
-            faces, problems = [], []
-            for path in pictures:
-                try:
-                    found = picture_faces(model, path)
-                except ImageLoadError as error:
-                    problems.append(f"{path.name}: {error.reason}")
-                    continue
-                faces += found
-                problems += [] if found else [f"no face found in {path.name} (the Reconstruct panel can use its "
-                                              "centre square)"]
-            return faces, problems
+        def deliver(result: PictureFaces) -> None:
+            self.fitting_pictures = None
+            if result.faces and model is self.selection.model:
+                {"attributes": lambda: self.selection.select_face(result.faces[0]),
+                 "interpolate": lambda: self.selection.add_endpoints(result.faces),
+                 "map": lambda: self.selection.add_faces(result.faces)}.get(panel, lambda: None)()
+            self.show_status("; ".join(result.problems) if result.problems else "")
 
-        def deliver(result: tuple[list[FaceItem], list[str]]) -> None:
-            faces, problems = result
-            if faces and model is self.selection.model:
-                {"attributes": lambda: self.selection.select_face(faces[0]),
-                 "interpolate": lambda: self.selection.add_endpoints(faces),
-                 "map": lambda: self.selection.add_faces(faces)}.get(panel, lambda: None)()
-            if problems:
-                self.show_status("; ".join(problems))
+        self.fitting_pictures = start_worker(
+            fitting_pictures, model, pictures, on_result=deliver,
+            on_progress=lambda share: self.statusBar().showMessage(f"Fitting the faces… {share:.0%}"),
+            on_error=lambda error: self.show_status(f"Cannot use: {one_line(error)}"))
 
-        start_worker(encode_all, on_result=deliver, on_error=lambda error: self.show_status(f"Cannot use: {error}"))
+    def stop_fitting_pictures(self) -> None:
+        if self.fitting_pictures is not None:
+            self.fitting_pictures.quit()
+            self.fitting_pictures = None
 
     # ----- construction -----
     def _connect_panels(self) -> None:
@@ -367,6 +365,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open model", message)
 
     def _on_model_changed(self, model: Model | None) -> None:
+        self.stop_fitting_pictures()
         if model is None:
             self.model_info.setText("No model open")
             self.stack.setCurrentWidget(self.empty_state)
@@ -405,7 +404,7 @@ class MainWindow(QMainWindow):
         image = self.panels[self.current_panel_key()].current_image()
         face, model = self.selection.current, self.selection.model
         if image is None and face is not None and model is not None:
-            image = model.decode(face.latent.unsqueeze(0))[0]
+            image = face_image(model, face)
         return image
 
     def export(self, kind: ExportKind) -> None:
@@ -463,5 +462,9 @@ class MainWindow(QMainWindow):
             return
         if self.persist:
             self.save_window_state()
+        self.stop_fitting_pictures()
+        for panel in self.panels.values():
+            panel.stop_background_work()
+        self.sessions.stop_restoring()
         self.sessions.closed_cleanly()
         event.accept()

@@ -2,7 +2,8 @@
 comparison model's, when View ▸ Compare with is on)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Generator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,21 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QPalette, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton,
-                               QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.api import Model
 from core.compare import FaceFigures, comparison_labels, face_figures
+from core.errors import one_line
 from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folder
+from core.fit import FaceFit, as_share, fitting
 from core.metrics import psnr
 from core.dataset import to_unit
+from core.model import DecoderTuning
 from core.photo import encode_picture
 from explorer.selection import FaceItem, Selection
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ERROR_STYLE, ImageView, Panel, start_worker
+from explorer.widgets import ERROR_STYLE, ImageView, Panel, WorkerBase, start_worker
 
 TILE_SIZE = 160
 CROP_SETTING = "reconstruct/crop"
@@ -46,6 +50,10 @@ class Reconstruction:
     to_crop: np.ndarray           # 2 x 3: original pixels -> crop pixels
     compared: torch.Tensor | None = None
     """The comparison model's reconstruction of the same crop (3 x S x S in [0, 1]), when comparing."""
+    tuning: DecoderTuning | None = None
+    """The decoder tuned on the picture's faces once they are fitted (core.fit); `latent` is then the fitted one."""
+    encoder_mse: float | None = None
+    """The encoder's pixel error, kept when the fitted reconstruction replaces it."""
 
     @property
     def mse(self) -> float:
@@ -82,6 +90,13 @@ def reconstruct_faces(model: Model, source: ImageSource, crop: str,
         Reconstruction(p.original, p.cropped, p.pixels, image, latent, p.method, p.to_crop, other)
         for p, image, latent, other in zip(prepared, decoded, latents, compared)],
         comparison_labels(model, comparison) if comparison is not None else None)
+
+
+def fit_picture(model: Model, crops: torch.Tensor) -> Generator[float, None, tuple[FaceFit, torch.Tensor]]:
+    """Fit a picture's faces together (a generator worker: yields the share done); returns the fit and the fitted
+    reconstructions."""
+    fit = yield from as_share(fitting(model, crops), 0.0, 1.0)
+    return fit, model.decode(fit.latents, tuning=fit.tuning)
 
 
 def describe_error(exc: Exception) -> str:
@@ -134,12 +149,17 @@ class ReconstructionItem(QFrame):
         self.tiles = [tile(), tile(), tile(), tile()]
         self.tiles[0].setToolTip("The picture as loaded")
         self.tiles[1].setToolTip("The crop the encoder sees, cropped the way the training faces were")
-        self.tiles[2].setToolTip("Decoder output for the crop's latent vector (posterior mean)")
+        self.tiles[2].setToolTip("The model's drawing of this face: the encoder's guess at once, then the face fitted "
+                                 "(its latent optimised and the decoder tuned around it)")
         self.tiles[3].setToolTip("The comparison model's reconstruction of the same crop (View ▸ Compare with)")
         self.title = QLabel(f"<b>{name}</b>")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status = QLabel("Reconstructing…")
         self.status.setWordWrap(True)
+        self.fit_progress = QProgressBar(visible=False, maximum=100, textVisible=True, format="Fitting… %p%",
+                                         toolTip="Fitting the model to this face: the reconstruction above is the "
+                                                 "encoder's guess until the fit replaces it")
+        self.fit_progress.setMaximumHeight(16)
         self.actions = [self._action("Send to attributes", "Edit this face with attribute sliders",
                                      self.sendToAttributes),
                         self._action("Send to interpolation", "Use this face as an end of a morph",
@@ -164,6 +184,7 @@ class ReconstructionItem(QFrame):
         head.addWidget(close)
         side.addLayout(head)
         side.addWidget(self.status)
+        side.addWidget(self.fit_progress)
         side.addWidget(self.centre_button)
         side.addStretch(1)
         for button in self.actions:
@@ -185,8 +206,28 @@ class ReconstructionItem(QFrame):
 
     def face(self) -> FaceItem:
         assert self.result is not None
-        return FaceItem(self.name, self.result.latent, self.result.pixels.float() / 255, "reconstruction",
-                        self.result.original, self.result.to_crop)
+        path = str(self.source) if isinstance(self.source, Path) else ""
+        return FaceItem(self.name, self.result.latent, self.result.pixels.float() / 255, path or "reconstruction",
+                        self.result.original, self.result.to_crop, self.result.tuning, self.face_index, path,
+                        self.fitted)
+
+    @property
+    def fitted(self) -> bool:
+        return self.result is not None and bool(self.result.tuning)
+
+    def set_fit_progress(self, share: float | None) -> None:
+        """Show how far the fit is (0 to 1), or hide the bar (None)."""
+        self.fit_progress.setVisible(share is not None)
+        if share is not None:
+            self.fit_progress.setValue(round(100 * share))
+
+    def set_fitted(self, latent: torch.Tensor, image: torch.Tensor, tuning: DecoderTuning,
+                   labels: tuple[str, str] | None) -> None:
+        """Replace the encoder's reconstruction with the fitted one."""
+        assert self.result is not None
+        encoder_mse = self.result.mse
+        self.set_result(replace(self.result, latent=latent, reconstruction=image, tuning=tuning,
+                                encoder_mse=encoder_mse), labels)
 
     def set_result(self, result: Reconstruction, labels: tuple[str, str] | None = None) -> None:
         """Show a reconstruction; with `labels` (the two models' names) also the comparison model's."""
@@ -203,10 +244,11 @@ class ReconstructionItem(QFrame):
                 caption.setToolTip(f"{label}: {figures.text()}")
             self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n{COMPARE_LEGEND}")
         else:
-            self.captions[2].setText("reconstruction")
+            self.captions[2].setText("fitted reconstruction" if result.tuning else "reconstruction")
             self.captions[2].setToolTip("")
+            before = f" (encoder alone: {result.encoder_mse:.4f})" if result.encoder_mse is not None else ""
             self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n"
-                                f"Pixel error (MSE): {result.mse:.4f}\nPSNR: {result.psnr:.1f} dB")
+                                f"Pixel error (MSE): {result.mse:.4f}{before}\nPSNR: {result.psnr:.1f} dB")
         self.centre_button.hide()
         self.status.setToolTip("Mean squared error over pixels in [0, 1] and peak signal-to-noise ratio; "
                                "the VAE-GAN trades pixel accuracy for sharpness, so expect moderate values. "
@@ -266,6 +308,8 @@ class ReconstructionPanel(Panel):
         """Cards the user closed (a picture's other faces stay)."""
         self.items: list[ReconstructionItem] = []
         """The cards shown: each picture's first card and its extras, less the closed ones."""
+        self.fits: dict[ReconstructionItem, WorkerBase] = {}
+        """The fits under way, by the picture's first card (a picture's faces are fitted together)."""
         self.setAcceptDrops(True)
         self._build_ui()
         selection.compareModelChanged.connect(lambda _model: self.rerun_all())
@@ -423,13 +467,71 @@ class ReconstructionPanel(Panel):
             card.set_crisp(self.crisp.isChecked())
             card.show()
         self.items = shown
+        self._update_fits()
         self._update_hint()
+
+    # ----- fitting -----
+    def _update_fits(self) -> None:
+        """Fit every picture on show whose faces are not fitted yet; stop the fits of pictures no longer shown."""
+        shown = set(self.items)
+        for item in list(self.fits):
+            if not shown & {item, *item.extras}:
+                self._stop_fit(item)
+        for item in self.pictures:
+            cards = [card for card in (item, *item.extras) if card.result is not None]
+            if cards and shown & set(cards) and item not in self.fits and not all(c.fitted for c in cards):
+                self._start_fit(item, cards)
+
+    def _start_fit(self, item: ReconstructionItem, cards: list[ReconstructionItem]) -> None:
+        model = self.selection.model
+        crops = to_unit(torch.stack([card.result.pixels for card in cards]))
+        request = item.request
+
+        def progress(share: float) -> None:
+            for card in cards:
+                card.set_fit_progress(share)
+
+        self.fits[item] = start_worker(fit_picture, model, crops, on_progress=progress,
+                                       on_result=lambda fit: self._fitted(item, cards, request, fit),
+                                       on_error=lambda exc: self._fit_failed(item, cards, exc))
+        progress(0.0)
+
+    def _fitted(self, item: ReconstructionItem, cards: list[ReconstructionItem], request: object,
+                result: tuple[FaceFit, torch.Tensor]) -> None:
+        self.fits.pop(item, None)
+        if request is not item.request:
+            return
+        fit, images = result
+        labels = comparison_labels(self.selection.model, self.selection.comparison()) \
+            if any(card.result.compared is not None for card in cards) else None
+        for card, latent, image in zip(cards, fit.latents, images):
+            card.set_fit_progress(None)
+            card.set_fitted(latent, image, fit.tuning, labels)
+
+    def _fit_failed(self, item: ReconstructionItem, cards: list[ReconstructionItem], exc: Exception) -> None:
+        self.fits.pop(item, None)
+        for card in cards:
+            card.set_fit_progress(None)
+        self.statusMessage.emit(f"Could not fit {item.name}: {one_line(exc)}; it shows the encoder's guess")
+
+    def _stop_fit(self, item: ReconstructionItem) -> None:
+        worker = self.fits.pop(item, None)
+        if worker is not None:
+            worker.quit()
+        for card in (item, *item.extras):
+            card.set_fit_progress(None)
+
+    def stop_background_work(self) -> None:
+        """Stop every fit under way."""
+        for item in list(self.fits):
+            self._stop_fit(item)
 
     def crop_mode(self, item: ReconstructionItem) -> str:
         assert self.selection.model is not None
         return item.crop_override or self.crop_combo.currentData() or self.selection.model.picture_crop
 
     def _run(self, item: ReconstructionItem) -> None:
+        self._stop_fit(item)
         model = self.selection.model
         if model is None:
             item.set_error("No model is open: open one with File ▸ Open model…")

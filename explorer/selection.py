@@ -1,6 +1,7 @@
 """The shared current-selection model that lets panels pass faces and models to each other."""
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from PySide6.QtCore import QObject, Signal
 
 from core.api import Model, ReferenceMap
 from core.compare import check_comparable
-from core.photo import encode_picture
+from core.data import ImageLoadError, NoFaceError, PreparedImage, prepare_faces
+from core.fit import FaceFit, FitSettings, as_share, fitting
+from core.model import DecoderTuning
+from core.photo import face_crops
 from explorer.undo import UndoStack
 
 
@@ -27,6 +31,25 @@ class FaceItem:
     """The whole picture the face was cut from, when it came from one (edits can be pasted back into it)."""
     to_crop: np.ndarray | None = None
     """2 x 3: photo pixels -> crop pixels."""
+    tuning: DecoderTuning | None = None
+    """The decoder tuned on this face when it was fitted (core.fit): its latent is then the fitted one."""
+    face_index: int = 0
+    """Which face of the photo it is (largest first)."""
+    photo_path: str = ""
+    """The photo's file, when it came from one."""
+    pivot: bool = False
+    """Its latent is the face as fitted (not an edit of it): the latent the decoder was tuned around."""
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.tuning)
+
+
+def face_image(model: Model, face: FaceItem, latent: torch.Tensor | None = None) -> torch.Tensor:
+    """The face as the model draws it (3 x S x S in [0, 1]): its latent, or `latent` (an edit of it), through the
+    decoder tuned on it when it was fitted."""
+    z = face.latent if latent is None else latent
+    return model.decode(z.float().reshape(1, -1), tuning=face.tuning)[0]
 
 
 def reference_face(reference: ReferenceMap, index: int) -> FaceItem:
@@ -35,12 +58,40 @@ def reference_face(reference: ReferenceMap, index: int) -> FaceItem:
                     reference.thumbnails[index].float() / 255, "map")
 
 
-def picture_faces(model: Model, path: Path) -> list[FaceItem]:
-    """Every face of a picture file, aligned and encoded (for a worker thread; empty when it holds none)."""
-    original, faces, latents = encode_picture(model, path)
+def picture_face_items(path: Path, faces: list[PreparedImage], fit: FaceFit) -> list[FaceItem]:
+    """The faces of one picture file as fitted together (or encoded, for a FAST fit)."""
     names = [path.name] if len(faces) == 1 else [f"{path.name} · face {k}" for k in range(1, len(faces) + 1)]
-    return [FaceItem(name, latent, face.pixels.float() / 255, str(path), original, face.to_crop)
-            for name, face, latent in zip(names, faces, latents)]
+    return [FaceItem(name, latent, face.pixels.float() / 255, str(path), face.original, face.to_crop,
+                     fit.tuning or None, index, str(path), bool(fit.tuning))
+            for index, (name, face, latent) in enumerate(zip(names, faces, fit.latents))]
+
+
+@dataclass
+class PictureFaces:
+    faces: list[FaceItem]
+    problems: list[str]
+    """A line for each picture that gave no face."""
+
+
+def fitting_pictures(model: Model, paths: list[Path],
+                     settings: FitSettings = FitSettings()) -> Generator[float, None, PictureFaces]:
+    """Every face of each picture, aligned and fitted (the faces of a picture together), for a generator worker:
+    yields the share done (0 to 1) and returns the faces and a line per picture that gave none."""
+    faces: list[FaceItem] = []
+    problems: list[str] = []
+    for done, path in enumerate(paths):
+        yield done / len(paths)
+        try:
+            found = prepare_faces(path, model.image_size, model.picture_crop)
+        except NoFaceError:
+            problems.append(f"no face found in {path.name} (the Reconstruct panel can use its centre square)")
+            continue
+        except ImageLoadError as error:
+            problems.append(f"{path.name}: {error.reason}")
+            continue
+        fit = yield from as_share(fitting(model, face_crops(found), settings), done / len(paths), 1 / len(paths))
+        faces += picture_face_items(path, found, fit)
+    return PictureFaces(faces, problems)
 
 
 def comparison_input(face: FaceItem, model: Model, image_size: int) -> torch.Tensor:
@@ -48,7 +99,7 @@ def comparison_input(face: FaceItem, model: Model, image_size: int) -> torch.Ten
     the open `model`'s decode of its latent (a random or map face)."""
     if face.image is not None and face.image.shape[-1] == image_size:
         return face.image.float()
-    return model.decode(face.latent.float().reshape(1, -1))[0]
+    return face_image(model, face)
 
 
 class Selection(QObject):

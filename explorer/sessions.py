@@ -3,21 +3,27 @@ offers to restore the work after a crash. The file format is core.session's; the
 (Panel.session_state) and take it back (Panel.restore_session_state)."""
 from __future__ import annotations
 
+from collections.abc import Generator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGridLayout, QListWidget, QListWidgetItem, QMessageBox,
                                QVBoxLayout, QWidget)
 
 from core.api import Model
+from core.data import ImageLoadError
 from core.errors import one_line
+from core.fit import as_share
+from core.photo import PhotoFit, refitting_photo
 from core.session import (SESSION_SUFFIX, Session, SessionError, SessionFace, file_sha256, find_session_model,
                           load_session, save_session)
-from explorer.selection import FaceItem, Selection
+from explorer.selection import FaceItem, Selection, face_image
 from explorer.settings import folder_setting
-from explorer.widgets import ask_save_path, push_button, to_qimage
+from explorer.widgets import WorkerBase, ask_save_path, push_button, start_worker, to_qimage
 
 if TYPE_CHECKING:
     from explorer.main_window import MainWindow
@@ -30,11 +36,53 @@ WINDOW_STATE = "window"
 
 
 def session_face(face: FaceItem) -> SessionFace:
-    return SessionFace(face.name, face.latent.detach().float().flatten().cpu(), face.source or None)
+    return SessionFace(face.name, face.latent.detach().float().flatten().cpu(), face.source or None,
+                       face.photo_path or None, face.face_index, face.pivot)
 
 
-def face_item(face: SessionFace) -> FaceItem:
-    return FaceItem(face.name, face.latent, source=face.source or "")
+def face_item(face: SessionFace, photos: dict[str, PhotoFit]) -> FaceItem:
+    """The face as the panels use it; a face of a photo fitted again (`photos`) gets the photo, its crop and the
+    tuned decoder back."""
+    item = FaceItem(face.name, face.latent, source=face.source or "")
+    refit = photos.get(face.photo or "")
+    if refit is None or face.face_index >= len(refit.faces):
+        return item
+    found = refit.faces[face.face_index]
+    return replace(item, image=found.pixels.float() / 255 if face.pivot else None, photo=found.original,
+                   to_crop=found.to_crop, tuning=refit.fit.tuning or None, face_index=face.face_index,
+                   photo_path=face.photo, pivot=face.pivot)
+
+
+def session_pivots(session: Session) -> dict[str, dict[int, torch.Tensor]]:
+    """{photo: {face number: fitted latent}} of every photo a face of the session was cut from (empty when only
+    edits of its faces were kept)."""
+    photos: dict[str, dict[int, torch.Tensor]] = {}
+    for face in [*session.faces.values(), *session.bookmarks]:
+        if face.photo is not None:
+            pivots = photos.setdefault(face.photo, {})
+            if face.pivot:
+                pivots[face.face_index] = face.latent
+    return photos
+
+
+def refitting_photos(model: Model, photos: dict[str, dict[int, torch.Tensor]]) -> Generator[float, None, RefitPhotos]:
+    """Each photo that is still there fitted again (a generator worker: yields the share done)."""
+    result = RefitPhotos({}, [])
+    for done, (photo, pivots) in enumerate(photos.items()):
+        yield done / len(photos)
+        try:
+            steps = refitting_photo(model, photo, pivots)
+            result.fits[photo] = yield from as_share(steps, done / len(photos), 1 / len(photos))
+        except ImageLoadError as error:
+            result.missing.append(f"{Path(photo).name}: {error.reason}")
+    return result
+
+
+@dataclass
+class RefitPhotos:
+    fits: dict[str, PhotoFit]
+    missing: list[str]
+    """A line for each photo that could not be read again."""
 
 
 class BookmarksDock(QDockWidget):
@@ -71,7 +119,7 @@ class BookmarksDock(QDockWidget):
         model = self.selection.model
         if model is None or face.latent.numel() != model.latent_dim:
             return
-        image = face.image if face.image is not None else model.decode(face.latent.float().reshape(1, -1))[0]
+        image = face.image if face.image is not None else face_image(model, face)
         item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(image))), face.name)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
         item.setData(Qt.ItemDataRole.UserRole, face)
@@ -94,7 +142,7 @@ class BookmarksDock(QDockWidget):
     @staticmethod
     def _face(item: QListWidgetItem) -> FaceItem:
         face: FaceItem = item.data(Qt.ItemDataRole.UserRole)
-        return FaceItem(item.text(), face.latent, face.image, face.source, face.photo, face.to_crop)
+        return replace(face, name=item.text())
 
     def edit_chosen(self) -> None:
         chosen = self.chosen()
@@ -132,6 +180,8 @@ class SessionKeeper(QObject):
         self._known_checksum: tuple[tuple[str, int, int] | None, str] = (None, "")
         self._autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS)
         self._autosave_timer.timeout.connect(self.autosave)
+        self._restoring: WorkerBase | None = None
+        """Fitting a session's photos again before it is restored."""
         if autosave:
             self._autosave_timer.start()
         window.selection.modelChanged.connect(self._model_changed)
@@ -161,19 +211,42 @@ class SessionKeeper(QObject):
         return self._known_checksum[1]
 
     def apply(self, session: Session) -> None:
-        """Give every panel its saved state; the open model must be the session's."""
+        """Fit the faces of the session's photos again (in the background), then give every panel its saved
+        state; the open model must be the session's."""
+        self.stop_restoring()
+        photos = session_pivots(session)
+        if not photos:
+            self._apply(session, RefitPhotos({}, []))
+            return
+        model = self.window.selection.model
+        self.window.statusBar().showMessage("Restoring the session: fitting its photos' faces…")
+        self._restoring = start_worker(
+            refitting_photos, model, photos,
+            on_progress=lambda share: self.window.statusBar().showMessage(
+                f"Restoring the session: fitting its photos' faces… {share:.0%}"),
+            on_result=lambda refit: self._apply(session, refit) if model is self.window.selection.model else None,
+            on_error=lambda exc: self.window.show_status(f"Could not restore the session: {one_line(exc)}"))
+
+    def stop_restoring(self) -> None:
+        if self._restoring is not None:
+            self._restoring.quit()
+            self._restoring = None
+
+    def _apply(self, session: Session, refit: RefitPhotos) -> None:
+        self._restoring = None
         window = self.window
         if CURRENT_FACE in session.faces:
-            window.selection.select_face(face_item(session.faces[CURRENT_FACE]))
-        window.bookmarks.set_faces([face_item(face) for face in session.bookmarks])
+            window.selection.select_face(face_item(session.faces[CURRENT_FACE], refit.fits))
+        window.bookmarks.set_faces([face_item(face, refit.fits) for face in session.bookmarks])
         for key, panel in window.panels.items():
-            faces = [face_item(face) for name, face in session.faces.items() if name.startswith(f"{key}/")]
+            faces = [face_item(face, refit.fits) for name, face in session.faces.items() if name.startswith(f"{key}/")]
             panel.restore_session_state(_dict(session.panels.get(key)), faces)
         panel_key = _dict(session.panels.get(WINDOW_STATE)).get("panel")
         if panel_key in window.panels:
             window.show_panel(panel_key)
         window.undo_stack.clear()   # the restored state is where undo starts
-        window.show_status("Session restored")
+        missing = f"; photos no longer readable: {', '.join(refit.missing)}" if refit.missing else ""
+        window.show_status(f"Session restored{missing}")
 
     # ----- files -----
     def save_dialog(self) -> None:

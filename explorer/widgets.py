@@ -219,6 +219,9 @@ class Panel(QWidget):
         """The panel's image for export (3 x H x W in [0, 1]); None lets the window use the selected face."""
         return None
 
+    def stop_background_work(self) -> None:
+        """Stop what the panel runs in the background (the window is closing)."""
+
     def current_face(self) -> FaceItem | None:
         """The face on screen, for a bookmark (Ctrl+D); by default the selected face."""
         return self.selection.current

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -18,6 +20,14 @@ from core.device import resolve_device
 from core.model import VAEGAN, ModelConfig
 
 torch.set_num_threads(1)
+
+SETTINGS_ENV = "VAEGAN_EXPLORER_SETTINGS"
+"""explorer.settings.SETTINGS_ENV, not imported here: core's tests need no Qt."""
+PRIVATE_FOLDERS = {"HOME": ".", "XDG_CONFIG_HOME": ".config", "XDG_CACHE_HOME": ".cache",
+                   "XDG_DATA_HOME": ".local/share", "XDG_STATE_HOME": ".local/state"}
+"""Where Path.home(), QSettings/QStandardPaths and core's caches look, each pointed into the private home."""
+_session_env = pytest.MonkeyPatch()
+_private_home: Path | None = None
 
 TINY_CONFIG = ModelConfig(image_size=64, latent_dim=8, width=0.125, kernel_size=4)
 
@@ -39,6 +49,30 @@ def synthetic_face(seed: int, size: int = 64) -> np.ndarray:
     return (img * 255).astype(np.uint8)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test runs or any QSettings exists: a private home and XDG folders for the whole session,
+    subprocesses included, so no test reads or writes the user's settings, caches, menu entries or runs."""
+    global _private_home
+    _private_home = Path(tempfile.mkdtemp(prefix="vaegan-tests-home-")).resolve()
+    for variable, folder in PRIVATE_FOLDERS.items():
+        _session_env.setenv(variable, str(_private_home / folder))
+    _session_env.delenv(SETTINGS_ENV, raising=False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _session_env.undo()
+    if _private_home is not None:
+        shutil.rmtree(_private_home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def private_home() -> Path:
+    """The session's stand-in for the user's home folder (see pytest_configure)."""
+    assert _private_home is not None
+    return _private_home
+
+
 @pytest.fixture(autouse=True)
 def garbage_collected_between_tests(request: pytest.FixtureRequest):
     """After a test that made widgets, wait for its background workers and run the collector here, on the GUI
@@ -53,8 +87,9 @@ def garbage_collected_between_tests(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(autouse=True)
-def private_image_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decoded folders are cached under XDG_CACHE_HOME: keep each test's out of the user's cache."""
+def private_settings_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from empty app settings and its own cache of decoded folders."""
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 

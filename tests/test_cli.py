@@ -28,12 +28,6 @@ TINY_TRAINING = ("--max-steps", "3", *TINY_NETWORK)
 TILE, PAD = 64, 2
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Decoded-folder caches go to the test's own folder, not the user's ~/.cache."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
 def vaegan(*args: object) -> int:
     return main([str(a) for a in args])
 
