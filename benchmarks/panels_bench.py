@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -113,11 +114,32 @@ def bench_slider(app: QApplication, selection: Selection, repeats: int) -> None:
 
     meter = "realism meter and safe ranges" if panel.meter else "no meter: the model has no Gaussian"
     report(f"  slider move -> every view ({meter})", 30, measure(every_view, repeats))
+    selection.select_face(fitted_photo_face(selection.model))
+    report("  same, a fitted face of a photo (tuned decoder)", 15, measure(frame, repeats))
+
+    def photo_frame() -> None:
+        frame()
+        panel.photo_view.repaint()
+
+    report("  same, with the whole photo pasted into", 30, measure(photo_frame, repeats))
     panel.source_combo.setCurrentIndex(panel.source_combo.findData("directions"))
     if "PC1" in panel.rows:
         row = panel.rows["PC1"]
         report("  principal-direction slider -> every view", 30, measure(every_view, repeats))
     panel.close()
+
+
+def fitted_photo_face(model: Model) -> FaceItem:
+    """scikit-image's astronaut (a test extra), its face found, aligned and fitted as a dropped photo's."""
+    from skimage import data
+
+    from core.data import prepare_faces
+    from core.photo import fit_photo_faces
+
+    face = prepare_faces(Image.fromarray(data.astronaut()), model.image_size, "auto")[0]
+    fit = fit_photo_faces(model, [face])
+    return FaceItem("astronaut", fit.latents[0], face.pixels.float() / 255, "astronaut", face.original, face.to_crop,
+                    fit.tuning, pivot=True)
 
 
 def bench_strip(app: QApplication, selection: Selection, repeats: int) -> None:

@@ -8,12 +8,14 @@ Public API::
     images = model.decode(z)       # -> N x 3 x H x W in [0, 1]
     model.image_size, model.latent_dim
     model.attributes               # {name: latent vector}
+    fit = core.fit_faces(model, x)  # each face fitted: fit.latents, decoded with model.decode(z, tuning=fit.tuning)
 """
 from importlib import import_module
 from typing import Any
 
-__all__ = ["Model", "ReferenceMap", "load_model", "CheckpointError"]
-_HOMES = {"Model": "core.api", "ReferenceMap": "core.api", "load_model": "core.api", "CheckpointError": "core.checkpoint"}
+__all__ = ["Model", "ReferenceMap", "load_model", "CheckpointError", "fit_faces", "FitSettings"]
+_HOMES = {"Model": "core.api", "ReferenceMap": "core.api", "load_model": "core.api", "CheckpointError": "core.checkpoint",
+          "fit_faces": "core.fit", "FitSettings": "core.fit"}
 
 
 def __getattr__(name: str) -> Any:

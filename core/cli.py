@@ -341,18 +341,16 @@ class ProgressCallbacks(TrainerCallbacks):
 
     def on_preview(self, preview: Preview) -> None:
         """RUN/previews/step_NNNNNN.png: two rows of prior samples, then training faces above their
-        reconstructions, so a run can be judged by eye while it trains."""
+        reconstructions, so a run can be judged by eye while it trains. An OSError is the trainer's to report
+        (twice in a row stops the run)."""
         assert self.trainer is not None
         if self.trainer.rank != 0:
             return
         folder = self.trainer.run_dir / PREVIEW_FOLDER
         images = torch.cat([preview.samples, preview.originals, preview.reconstructions])
-        try:
-            folder.mkdir(exist_ok=True)
-            save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
-                       scale=2, mode="crisp", overwrite=True)
-        except OSError as exc:  # a full disk: the checkpoint matters more than a preview
-            say(f"could not write a preview ({one_line(exc)}); training goes on")
+        folder.mkdir(exist_ok=True)
+        save_image(make_grid(images, columns=len(preview.originals)), folder / f"step_{preview.step:06d}.png",
+                   scale=2, mode="crisp", overwrite=True)
 
     def on_metrics(self, record: dict[str, float]) -> None:
         assert self.bar is not None and self.trainer is not None
@@ -370,27 +368,34 @@ class ProgressCallbacks(TrainerCallbacks):
             self.bar.close()
 
 
+ABORTING_PRESS = 3
+"""The Ctrl+C that abandons the stop-save: a quick double press still saves (the second press only asks)."""
+
+
 @contextmanager
 def stop_on_interrupt(callbacks: ProgressCallbacks) -> Iterator[None]:
     """Ctrl+C, SIGTERM (shutdown, kill) or SIGHUP (the terminal closed): finish the step, save a checkpoint
-    and return. A second Ctrl+C aborts at once; a repeated SIGTERM or SIGHUP lets the save finish."""
+    and return. A second Ctrl+C says the save is under way and lets it finish; a third aborts at once. A repeated
+    SIGTERM or SIGHUP lets the save finish."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    presses = 0
 
     def handle(signum: int, frame: Any) -> None:
+        nonlocal presses
         if signum == getattr(signal, "SIGHUP", None):
             silence_output()
-        if callbacks.stop_requested:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            return
-        try:
-            say(f"stopping ({signal.Signals(signum).name}): finishing the current step and saving a checkpoint"
-                + (" (Ctrl+C again to abort)" if signum == signal.SIGINT else ""))
-        except OSError:
-            pass
-        callbacks.request_stop()
+        if signum == signal.SIGINT:
+            presses += 1
+        if presses >= ABORTING_PRESS:
+            raise KeyboardInterrupt
+        if not callbacks.stop_requested:
+            quiet_say(f"stopping ({signal.Signals(signum).name}): finishing the current step and saving a checkpoint"
+                      + (" (Ctrl+C twice more to abort)" if signum == signal.SIGINT else ""))
+            callbacks.request_stop()
+        elif signum == signal.SIGINT:
+            quiet_say("saving the checkpoint, one moment (Ctrl+C once more to abort without it)")
 
     previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
     try:
@@ -398,6 +403,14 @@ def stop_on_interrupt(callbacks: ProgressCallbacks) -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def quiet_say(text: str) -> None:
+    """say() from a signal handler: a terminal that is gone (SIGHUP) must not break the stop."""
+    try:
+        say(text)
+    except OSError:
+        pass
 
 
 def silence_output() -> None:

@@ -4,10 +4,12 @@ The encoder gives a look-alike: its posterior mean decodes to a soft face of a s
 the work to the face at hand (Zhu et al. 2020, "In-Domain GAN Inversion"; Roich et al. 2021, "Pivotal Tuning
 for Latent-based Editing of Real Images"):
 
-1. the latent starts at the encoder's mean and is optimised against the crop (pixels plus a feature loss);
+1. the latent starts at the encoder's mean and is optimised against the crop (pixels, a feature loss and a loss
+   on the Laplacian, the detail blur loses first), pulled gently towards where the training faces lie;
 2. the decoder is tuned briefly around that latent, the pivot, until it draws the crop itself, while a locality
    regulariser keeps what it draws for latents away from the pivot as it was, and an edit regulariser keeps
-   what an attribute vector changes at the pivot as it was (so edits still move the fitted face as far).
+   what attribute vectors (one, or two combined) change at the pivot as it was (so edits still move the fitted
+   face as far, and what the fit drew, glasses say, stays through a strong edit).
 
 The feature loss uses the model's own encoder: its first three convolution stages (before their ReLU cuts the
 negative half) describe edges and textures at 1/2, 1/4 and 1/8 of the crop's size. Inference files ship no
@@ -17,6 +19,7 @@ pivots, so a photo's faces or a path's endpoints share it). Plain torch; never i
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from core.api import Model
+from core.metrics import LAPLACIAN_3X3
 from core.model import VAEGAN, DecoderTuning
 
 
@@ -44,9 +48,9 @@ class FitSettings:
     decoder_lr: float = 3e-4
     feature_weight: float = 0.5
     """Weight of the encoder-feature loss beside the pixel loss (both mean squared errors)."""
-    detail_weight: float = 1.0
+    detail_weight: float = 2.0
     """Weight of a loss on the 3x3 Laplacian of each colour channel: the fine detail blur loses first."""
-    prior_weight: float = 3e-4
+    prior_weight: float = 5e-4
     """Pull of the latent towards the training faces' region (squared whitened distance per dimension)."""
     locality_weight: float = 1.0
     """Weight of the locality regulariser: the decoder's output away from the pivot stays as it was."""
@@ -56,8 +60,8 @@ class FitSettings:
     """Weight of the edit regulariser: the change an attribute vector makes at the pivot stays as it was."""
     edit_samples: int = 4
     """Attribute vectors (with random strengths) checked per decoder step for the edit regulariser."""
-    edit_strength: float = 2.0
-    """Edits are drawn with strengths up to this."""
+    edit_strength: float = 3.0
+    """Edits are drawn with strengths up to this (the app's sliders reach 3)."""
     patience: int = 10
     """A stage stops early when its loss has not fallen by `min_progress` over this many steps."""
     min_progress: float = 0.01
@@ -99,24 +103,27 @@ def encoder_features(net: VAEGAN, x: Tensor) -> list[Tensor]:
 
 def feature_loss(net: VAEGAN, x: Tensor, target_features: list[Tensor]) -> Tensor:
     """Mean squared difference of the encoder's features, each stage normalised by the target's energy."""
-    losses = [F.mse_loss(a, b, reduction="none").flatten(1).mean(1) / (b.pow(2).flatten(1).mean(1) + 1e-6)
+    losses = [per_face_mse(a, b) / (b.pow(2).flatten(1).mean(1) + 1e-6)
               for a, b in zip(encoder_features(net, x), target_features)]
     return torch.stack(losses).mean(0)
 
 
+def per_face_mse(a: Tensor, b: Tensor) -> Tensor:
+    return F.mse_loss(a, b, reduction="none").flatten(1).mean(1)
+
+
 def image_loss(net: VAEGAN, x: Tensor, target: Tensor, target_features: list[Tensor], settings: FitSettings) -> Tensor:
-    """Per-face pixel MSE plus weighted feature loss, both against the crop (all in [-1, 1])."""
-    pixel = F.mse_loss(x, target, reduction="none").flatten(1).mean(1)
-    loss = pixel + settings.feature_weight * feature_loss(net, x, target_features)
+    """Per face: pixel MSE, plus the weighted feature and detail losses, against the crop (all in [-1, 1])."""
+    loss = per_face_mse(x, target) + settings.feature_weight * feature_loss(net, x, target_features)
     if settings.detail_weight:
-        loss = loss + settings.detail_weight * F.mse_loss(laplacian(x), laplacian(target), reduction="none").flatten(1).mean(1)
+        loss = loss + settings.detail_weight * per_face_mse(laplacian(x), laplacian(target))
     return loss
 
 
 def laplacian(x: Tensor) -> Tensor:
     """The 3x3 Laplacian of each channel (valid pixels only)."""
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=x.device)
-    return F.conv2d(x, kernel.view(1, 1, 3, 3).expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
+    kernel = torch.tensor(LAPLACIAN_3X3, dtype=x.dtype, device=x.device).view(1, 1, 3, 3)
+    return F.conv2d(x, kernel.expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
 
 
 class EarlyStop:
@@ -175,11 +182,13 @@ def away_from_pivots(pivots: Tensor, count: int, generator: torch.Generator) -> 
 
 def edited_pivots(pivots: Tensor, vectors: Tensor, count: int, strength: float,
                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """(pivot index, edited pivot) pairs: random pivots moved along random attribute vectors."""
+    """(pivot index, edited pivot) pairs: random pivots moved along one random attribute vector, or (half the
+    time) two combined, each with a random strength up to `strength` either way."""
     index = torch.randint(len(pivots), (count,), generator=generator)
-    which = torch.randint(len(vectors), (count,), generator=generator)
-    strengths = (torch.rand(count, 1, generator=generator) * 2 - 1) * strength
-    return index, pivots[index] + strengths.to(pivots.device) * vectors[which]
+    which = torch.randint(len(vectors), (count, 2), generator=generator)
+    strengths = (torch.rand(count, 2, generator=generator) * 2 - 1) * strength
+    strengths[:, 1] *= torch.rand(count, generator=generator) < 0.5
+    return index, pivots[index] + (strengths.to(pivots.device)[..., None] * vectors[which]).sum(1)
 
 
 def tune_decoder(net: VAEGAN, pivots: Tensor, target: Tensor, target_features: list[Tensor], settings: FitSettings,
@@ -281,6 +290,17 @@ def as_share(steps: Generator[tuple[int, int], None, FaceFit], first: float,
         except StopIteration as end:
             return end.value
         yield first + share * done / total
+
+
+def on_every_core(steps: Generator[Any, None, FaceFit]) -> Generator[Any, None, FaceFit]:
+    """A fit's steps run with torch on every core (a 2-core CPU fits a face in about half the time on both; the
+    app otherwise leaves a core to its interface), then the thread count as it was."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        return (yield from steps)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def fit_faces(model: Model, crops: Tensor, settings: FitSettings = FitSettings(), progress: Progress | None = None,

@@ -18,6 +18,7 @@ from core.export import save_image
 from core.faces import paste_change
 from core.fit import Cancel, FaceFit, FitSettings, Progress, fit_faces, fitting
 from core.latent import apply_edits
+from core.metrics import gaussian_blur
 
 SAVED_SUFFIXES = (".png", ".jpg", ".jpeg")
 """Edited photos keep their own format when it is one of these; others are written as PNG."""
@@ -86,29 +87,42 @@ def refitting_photo(model: Model, photo: Path | str, pivots: Mapping[int, torch.
     return PhotoFit(faces, fit)
 
 
-CHANGE_GATE = (2.0, 8.0)
-"""Grey levels: a pixel whose edit changes it by less than the first keeps the photo's own pixel, by more than
-the second takes the whole change (a smooth step between). The change is drawn at the model's size and upsampled
-several times onto a large face: its faint ripples where the edit has nothing to change would smear the photo's
-own texture, while what the edit does change (a smile, glasses, hair colour) moves by tens of grey levels."""
+CHANGE_BANDS_SIGMA = 1.0
+"""Model pixels: the edit's change is split into a coarse band (blurred with this Gaussian) and a fine band."""
+COARSE_GATE = (1.0, 3.0)
+FINE_GATE = (4.0, 12.0)
+"""Grey levels: where a band changes a pixel by less than the first, the photo keeps its own pixel; by more than
+the second, the band is pasted (a smooth step between)."""
+FINE_SHARE = 0.5
+"""How much of the fine band is pasted. The change is drawn at the model's size and upsampled three times or more
+onto a large face: its fine band is mostly the decoder's own 64 px texture (strands, pores), which would smear over
+the photo's finer texture, while the coarse band carries what the edit changes (colour, shading, shapes)."""
 
 
-def gated_changes(originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
-    """The edits' changes in grey levels (N x 3 x S x S), faint ones faded out (see CHANGE_GATE)."""
-    changes = (edited - originals).float() * 255
-    magnitude = changes.abs().amax(dim=1, keepdim=True)
+def band_gate(change: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """A smooth step from 0 where the change (N x 3 x S x S, grey levels) is below `low` to 1 above `high`."""
+    magnitude = change.abs().amax(dim=1, keepdim=True)
     magnitude = torch.nn.functional.avg_pool2d(magnitude, 3, stride=1, padding=1, count_include_pad=False)
-    low, high = CHANGE_GATE
     ramp = ((magnitude - low) / (high - low)).clamp(0, 1)
-    return changes * ramp * ramp * (3 - 2 * ramp)
+    return ramp * ramp * (3 - 2 * ramp)
+
+
+def blended_changes(originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """The edits' changes in grey levels (N x 3 x S x S) as pasted into a photo: the coarse band where it is more
+    than a ripple, and part of the fine band where it is strong (see FINE_SHARE)."""
+    change = (edited - originals).float() * 255
+    coarse = gaussian_blur(change, CHANGE_BANDS_SIGMA)
+    fine = change - coarse
+    return coarse * band_gate(coarse, *COARSE_GATE) + FINE_SHARE * fine * band_gate(fine, *FINE_GATE)
 
 
 def paste_edits(photo: Image.Image, transforms: list[np.ndarray], originals: torch.Tensor,
                 edited: torch.Tensor) -> Image.Image:
-    """The photo with each face's change (edited decode minus unedited decode, N x 3 x S x S in [0, 1], faint
-    ripples left out) added where it came from; `transforms` map photo pixels to each face's crop pixels."""
+    """The photo with each face's change (edited decode minus unedited decode, N x 3 x S x S in [0, 1], blended
+    to keep the photo's own detail: blended_changes) added where it came from; `transforms` map photo pixels to
+    each face's crop pixels."""
     picture = np.asarray(photo.convert("RGB"))
-    changes = gated_changes(originals, edited).permute(0, 2, 3, 1).numpy()
+    changes = blended_changes(originals, edited).permute(0, 2, 3, 1).numpy()
     for to_crop, change in zip(transforms, changes):
         picture = paste_change(picture, to_crop, change)
     return Image.fromarray(picture)

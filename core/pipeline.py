@@ -1,8 +1,9 @@
 """From a folder of pictures to an explorer-ready model, written once for the CLI, the app and the scripts.
 
-`finish_run` gives a trained model what exploring needs: attribute vectors from the training labels, a
-Gaussian fitted to where the training faces encode (random faces are drawn from it) and a reference map
-whose thumbnails the model renders itself. `encode_folder` reads any folder of pictures the way training
+`finish_run` gives a trained model what exploring needs: attribute vectors from the training labels (or, for
+unlabelled data and a run started from another model, that model's vectors carried into the new latent space), a
+Gaussian fitted to where the training faces encode (random faces are drawn from it) and a reference map whose
+thumbnails the model renders itself. `encode_folder` reads any folder of pictures the way training
 does (cached, recursive, cropped by core.data, labels kept, unlabelled pictures allowed) and encodes it.
 """
 from __future__ import annotations
@@ -14,11 +15,13 @@ import torch
 
 from core.api import Model, load_model
 from core.bundle import add_explorer_parts, build_reference_map
+from core.checkpoint import CheckpointError
 from core.data import Cancel, DataError, Progress, load_image_folder
 from core.dataset import FaceDataset, to_signed, to_unit
 from core.latent import attribute_vectors_from_labels, fit_latent_gaussian
 from core.model import batch_norms
-from core.schema import RANDOM_FACES, TRAIN_CONFIG
+from core.schema import RANDOM_FACES, TRAIN_CONFIG, TRAINING_STATE
+from core.trainer import CHECKPOINT_NAME
 
 FINISH_FACES = 20_000
 """Training faces encoded for the attribute vectors and the Gaussian, evenly spread over the set."""
@@ -109,19 +112,152 @@ def complete_model(model: Model, data: FaceDataset, reference_faces: int = REFER
     model.reference = build_reference_map(model, data.images[pick], labels, tuple(data.label_names))
 
 
+def started_from(model: Model) -> str | None:
+    """The model file a run started from (--init-from), as its checkpoint records it."""
+    return ((model.meta.get(TRAINING_STATE) or {}).get("started_from") or {}).get("model")
+
+
+def labelled_reference_count(model: Model) -> int:
+    """How many attribute vectors `model`'s labelled reference faces give: label columns with faces on both sides."""
+    ref = model.reference
+    if ref is None or ref.labels is None:
+        return 0
+    return int(((ref.labels > 0).any(0) & (ref.labels < 0).any(0)).sum())
+
+
+def carries_vectors(model: Model) -> bool:
+    """Whether `model`'s stored attribute vectors can be carried into a model started from it: it has some, and
+    reference thumbnails to relate the two latent spaces on."""
+    return bool(model.attributes) and model.reference is not None and len(model.reference.thumbnails) > 1
+
+
+def inheritable_vector_count(model: Model) -> int:
+    """How many attribute vectors a run on unlabelled pictures started from `model` gets from it: its stored
+    vectors, carried across (inherited_attribute_vectors), else those its labelled reference faces give."""
+    return len(model.attributes) if carries_vectors(model) else labelled_reference_count(model)
+
+
+def _ancestor(model: Model, device: str, wanted: Callable[[Model], bool], include_self: bool) -> Model | None:
+    """The nearest model up the chain `model` was started from (itself first when include_self) that is
+    `wanted`; None when a file in the chain is gone or unreadable before one is found, or none is."""
+    if include_self and wanted(model):
+        return model
+    seen: set[Path] = set()
+    path = started_from(model)
+    while path and Path(path).resolve() not in seen:
+        seen.add(Path(path).resolve())
+        try:
+            model = load_model(path, device=device)
+        except CheckpointError:
+            return None
+        if wanted(model):
+            return model
+        path = started_from(model)
+    return None
+
+
+def vector_ancestor(model: Model, device: str = "cpu", include_self: bool = False) -> Model | None:
+    """The nearest model up the chain `model` was started from (its --init-from model, that one's, …) that has
+    attribute vectors to pass on (inheritable_vector_count); `model` itself first when include_self (the Train
+    panel asks about the model a run will start from)."""
+    return _ancestor(model, device, lambda m: inheritable_vector_count(m) > 0, include_self)
+
+
+CARRY_RIDGE = 1e-3
+"""Ridge weight of the latent-space map, relative to the old latents' mean variance per dimension."""
+
+
+def latent_space_map(old: torch.Tensor, new: torch.Tensor,
+                     ridge: float = CARRY_RIDGE) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, b) with new ≈ old @ A.T + b over paired latents (N x D each: the same pictures encoded by two models),
+    by least squares with a ridge penalty ridge * (mean variance of `old`) * ||A - I||² pulling A towards the
+    identity: a fine-tuned model starts from the old weights, so directions the pictures do not pin down stay
+    as they were (a model identical to the old one gets exactly A = I, b = 0; pictures that all encode alike
+    get A = I)."""
+    old, new = old.double(), new.double()
+    old_mean, new_mean = old.mean(0), new.mean(0)
+    x, y = old - old_mean, new - new_mean
+    gram = x.T @ x
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype)
+    weight = ridge * gram.trace() / gram.shape[0]
+    if gram.trace() == 0:   # the pictures encode alike: nothing to fit, the space is taken as unchanged
+        a = eye
+    else:
+        a = torch.linalg.solve(gram + weight * eye, x.T @ y + weight * eye).T
+    return a, new_mean - a @ old_mean
+
+
+def carried_attribute_vectors(model: Model, start: Model) -> dict[str, torch.Tensor]:
+    """`start`'s stored attribute vectors carried into `model`'s latent space: `start`'s reference thumbnails
+    (its renderings, at the image size both share; labels not needed) encoded by both models' encoders give
+    pairs for an affine map z_model ≈ A z_start + b (latent_space_map), and each vector v becomes A v (vectors
+    are differences of latents, so b drops out: A v is the difference of the mapped class means, the vector an
+    edit moves along; benchmarks/inherited_vectors.py measures it)."""
+    thumbnails = start.reference.thumbnails
+    a, _ = latent_space_map(encode_images(start, thumbnails)[0], encode_images(model, thumbnails)[0])
+    return {name: (a @ vector.double().cpu()).float() for name, vector in start.attributes.items()}
+
+
+def recomputed_attribute_vectors(model: Model, start: Model) -> dict[str, torch.Tensor]:
+    """Attribute vectors in `model`'s latent space from `start`'s labelled reference faces, for a start with
+    labels but no stored vectors: its thumbnails encoded by `model`, then mean differences as for training
+    labels."""
+    ref = start.reference
+    if ref is None or ref.labels is None:
+        return {}
+    means, _ = encode_images(model, ref.thumbnails)
+    return attribute_vectors_from_labels(means, ref.labels, ref.label_names)
+
+
+def inherited_attribute_vectors(model: Model, start: Model) -> dict[str, torch.Tensor]:
+    """Attribute vectors for `model` from a model it was started from: `start`'s stored vectors carried into
+    `model`'s latent space when it has them (carried_attribute_vectors), else recomputed from its labelled
+    reference faces (recomputed_attribute_vectors)."""
+    if carries_vectors(start):
+        return carried_attribute_vectors(model, start)
+    return recomputed_attribute_vectors(model, start)
+
+
+def model_label(model: Model) -> str:
+    """A model's name in messages: its file's name, or its run folder's for a run's checkpoint."""
+    path = Path(model.path)
+    return path.parent.name if path.name == CHECKPOINT_NAME else path.stem
+
+
+def vectors_source(data: FaceDataset, start: Model | None) -> str:
+    """Where a finished run's attribute vectors come from, in words."""
+    if data.labels is not None:
+        return "attribute vectors from the training labels"
+    if start is None:
+        return "no labels, so no attribute vectors"
+    count, name = inheritable_vector_count(start), model_label(start)
+    if carries_vectors(start):
+        return (f"no labels, so the {count} attribute vectors of {name}, which it was started from, carried into "
+                f"its latent space")
+    return (f"no labels, so the {count} attribute vectors of {name}, which it was started from, recomputed on its "
+            f"{len(start.reference.latents):,} labelled reference faces")
+
+
 def finish_run(checkpoint: str | Path, data: FaceDataset, device: str = "cpu", say: Say | None = None,
                progress: Progress | None = None) -> Path:
     """Make a run's checkpoint explorer-ready in place (it stays resumable): `vaegan train`/`resume`, the
-    Train panel and scripts all end a run with this, so every run opens with the same map and vectors."""
+    Train panel and scripts all end a run with this, so every run opens with the same map and vectors. A run
+    on unlabelled pictures that started from another model keeps that model's attribute vectors, carried into
+    its own latent space (inherited_attribute_vectors)."""
     say = say or (lambda text: None)
-    say("preparing the model for the explorer (latent map, random faces"
-        + (", attribute vectors" if data.labels is not None else "; no labels, so no attribute vectors") + ")")
     model = load_model(checkpoint, device=device)
+    start = None if data.labels is not None else vector_ancestor(model, device)
+    say(f"preparing the model for the explorer (latent map, random faces; {vectors_source(data, start)})")
     complete_model(model, data, progress=progress)
+    how = ""
+    if start is not None:
+        how = (f", carried from {model_label(start)}'s latent space" if carries_vectors(start)
+               else f", recomputed from {model_label(start)}'s labelled reference faces")
+        model.attributes = inherited_attribute_vectors(model, start)   # after complete_model measured Enc's BN
     path = add_explorer_parts(model, checkpoint)
     say(f"explorer-ready: {len(model.reference.latents):,} faces on the map, "
         f"{len(model.attributes)} attribute vectors" + (f" ({', '.join(sorted(model.attributes))})"
-                                                        if 0 < len(model.attributes) <= 12 else ""))
+                                                        if 0 < len(model.attributes) <= 12 else "") + how)
     return path
 
 

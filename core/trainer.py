@@ -3,25 +3,30 @@ deterministic resume, metrics.jsonl, atomic checkpoints, optional torch.distribu
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
 import os
+import shutil
 import threading
 import time
+from collections import Counter
+from contextlib import suppress
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
 
 from core.api import load_model
 from core.augment import parse_policy
-from core.checkpoint import Checkpoint, CheckpointError, flatten_optimizer, load_model_checkpoint, \
-    remove_stale_temporaries, save_checkpoint, unflatten_optimizer, write_text_atomically
+from core.checkpoint import Checkpoint, CheckpointError, flatten_optimizer, load_checkpoint_meta, \
+    load_model_checkpoint, remove_stale_temporaries, save_checkpoint, unflatten_optimizer, write_text_atomically
 from core.dataset import BatchSampler, FaceDataset, device_batch, to_signed
 from core.device import autocast_for, resolve_device, uses_channels_last
+from core.errors import one_line
 from core.ema import WeightAverage
 from core.latent import LatentGaussian, fit_latent_gaussian
 from core.model import VAEGAN, ModelConfig
@@ -44,6 +49,10 @@ MAX_PLANNED_STEPS = 10**9
 SAVE_COST_SHARE = 0.02
 """Checkpoints come at most this often: every checkpoint_interval_s, or less often when a save takes longer
 than this share of that time."""
+WRITES_FAILED_IN_A_ROW = 2
+"""A checkpoint, metrics record or preview that fails to be written this many times in a row stops the run."""
+CHECKPOINT, METRICS, PREVIEW = "checkpoint", "metrics", "preview"
+"""What a run writes, each with its own count of failures in a row."""
 
 
 class TrainingError(RuntimeError):
@@ -191,7 +200,8 @@ class TrainerCallbacks:
 
     def on_metrics(self, record: dict[str, float]) -> None: ...
     def on_message(self, text: str) -> None: ...
-    def on_preview(self, preview: Preview) -> None: ...
+    def on_preview(self, preview: Preview) -> None:
+        """May write the preview to disk: an OSError it raises counts as a failed write of the run's files."""
     def on_checkpoint(self, path: Path) -> None: ...
 
 
@@ -263,6 +273,9 @@ class Trainer:
         self._running = threading.Event()
         self._running.set()
         self._good_state: dict | None = None
+        self._write_failures: Counter[str] = Counter()
+        self._unwritable: str | None = None
+        """Why the run's files cannot be written (the run stops), or None."""
         self._speed_origin: tuple[int, float] | None = None
         """(step, elapsed_s) from which a run planned in minutes measures its speed."""
         self.awaiting_speed = (self.cfg.max_minutes is not None and self.cfg.max_steps is None
@@ -280,6 +293,7 @@ class Trainer:
         self._running.set()
 
     def stop(self) -> None:
+        """Stop after the current step and save a checkpoint at it."""
         self._stop.set()
         self._running.set()
 
@@ -332,9 +346,10 @@ class Trainer:
         self._snapshot()
         self.callbacks.on_message(f"training on {self.device.type} ({self.world} process(es)), "
                                   f"{len(self.data)} images, step {self.step} of {self.planned_steps_text()}")
+        self._check_room()
         while self.step < self.total_steps:
-            stop, paused = self._agreed_control()
-            if stop:
+            stop, paused, unwritable = self._agreed_control()
+            if stop or unwritable:
                 break
             if paused:
                 self.elapsed_s += time.perf_counter() - window_start
@@ -369,12 +384,14 @@ class Trainer:
                 window, window_start = [], now
                 self._snapshot()
             if self.step % self.cfg.preview_interval == 0 or self.step == self.total_steps:
-                self.callbacks.on_preview(self.preview(fixed_z, fixed_index))
+                self._show_preview(fixed_z, fixed_index)
             if saver.due():
                 self._save_on_schedule(saver)
         if window:
             self.elapsed_s += time.perf_counter() - window_start
-        saved = self.save()
+        if self._agreed_control()[2]:
+            self._stop_unwritable()
+        saved = self._final_save()
         done = "finished" if self.step >= self.total_steps else "stopped"
         self.callbacks.on_message(f"training {done} at step {self.step}; checkpoint {saved}")
         return saved
@@ -415,13 +432,85 @@ class Trainer:
         self.awaiting_speed = False
 
     def _save_on_schedule(self, clock: "_CheckpointClock") -> None:
-        """A periodic checkpoint; if the disk is full, say so and keep training (the last checkpoint stays)."""
+        """A periodic checkpoint. One that fails is reported and training goes on until the next; see
+        _write_failed for when the run stops instead."""
         started = time.monotonic()
         try:
             self.save()
         except CheckpointError as exc:
-            self.callbacks.on_message(f"{exc}; training goes on and tries again later")
+            self._write_failed(CHECKPOINT, str(exc), _disk_full(exc))
+        else:
+            self._written(CHECKPOINT)
         clock.saved(time.monotonic() - started)
+
+    def _final_save(self) -> Path:
+        """The checkpoint at the run's last step; if it cannot be written, a one-line error saying what is kept."""
+        try:
+            return self.save()
+        except CheckpointError as exc:
+            reason = "the disk is full" if _disk_full(exc) else str(exc)
+            raise TrainingError(f"stopped: {reason}; {self._what_is_kept()}") from exc
+
+    # Nothing is trained that cannot be saved: a run whose files fail to be written twice in a row, or whose disk
+    # has no room for one more checkpoint, stops with one line saying which checkpoint it keeps.
+    def _written(self, what: str) -> None:
+        self._write_failures[what] = 0
+        if what == CHECKPOINT:
+            self._check_room()
+
+    def _write_failed(self, what: str, problem: str, disk_full: bool) -> None:
+        """The first failure is reported and training goes on; a second in a row, or a disk without room for the
+        next checkpoint, stops the run."""
+        self._write_failures[what] += 1
+        self._check_room()
+        if self._unwritable is not None:
+            return
+        if self._write_failures[what] < WRITES_FAILED_IN_A_ROW:
+            self.callbacks.on_message(f"{problem}; training goes on and tries once more")
+        elif disk_full:
+            self._unwritable = "the disk is full"
+        else:
+            self._unwritable = f"{problem}, {WRITES_FAILED_IN_A_ROW} times in a row"
+
+    def _check_room(self) -> None:
+        """Stop the run when its disk has no room for one more checkpoint."""
+        if self.rank == 0 and self._unwritable is None:
+            self._unwritable = self._room_problem()
+
+    def _room_problem(self) -> str | None:
+        """Why the run's disk cannot take one more checkpoint, or None (also when its free space is unknown)."""
+        try:
+            free = shutil.disk_usage(self.run_dir).free
+        except OSError:
+            return None
+        needed = self._checkpoint_bytes()
+        if free >= needed:
+            return None
+        return f"the disk has no room for another checkpoint ({_megabytes(free)} free, {_megabytes(needed)} needed)"
+
+    def _checkpoint_bytes(self) -> int:
+        """The size of the next checkpoint: the last one's, or for a run without one its weights and their
+        two Adam moments."""
+        with suppress(OSError):
+            return self.checkpoint_path.stat().st_size
+        weights = sum(t.nbytes for t in self.weight_tensors().values())
+        return weights + 2 * sum(p.nbytes for p in self.model.parameters())
+
+    def _stop_unwritable(self) -> NoReturn:
+        """End a run whose files cannot be written: save the current step where a checkpoint still fits (the
+        failures were elsewhere), then one line saying what is kept."""
+        if self.rank == 0 and not self._write_failures[CHECKPOINT] and self._room_problem() is None:
+            with suppress(CheckpointError):
+                self.save()
+        reason = self._unwritable or "process 0 cannot write the run's files"
+        raise TrainingError(f"stopped: {reason}; {self._what_is_kept()}")
+
+    def _what_is_kept(self) -> str:
+        try:
+            step = load_checkpoint_meta(self.checkpoint_path)[TRAINING_STATE]["step"]
+        except (CheckpointError, KeyError, TypeError):
+            return "no checkpoint is kept"
+        return f"the last checkpoint kept is step {step} in {self.checkpoint_path}"
 
     def _forget_metrics_after(self, step: int) -> None:
         """Drop metrics records past `step` (steps a killed run did after its last checkpoint, which this run
@@ -441,14 +530,15 @@ class Trainer:
         dist.all_reduce(values)
         return values / self.world
 
-    def _agreed_control(self) -> tuple[bool, bool]:
-        """(stop, pause): true when any process was asked to."""
-        flags = torch.tensor([self._stop.is_set(), not self._running.is_set()], dtype=torch.float32)
+    def _agreed_control(self) -> tuple[bool, bool, bool]:
+        """(stop, pause, unwritable): true when any process was asked to, or cannot write the run's files."""
+        flags = torch.tensor([self._stop.is_set(), not self._running.is_set(), self._unwritable is not None],
+                             dtype=torch.float32)
         if self.world > 1:
             flags = flags.to(self.device)
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        stop, paused = flags.tolist()
-        return bool(stop), bool(paused)
+        stop, paused, unwritable = flags.tolist()
+        return bool(stop), bool(paused), bool(unwritable)
 
     def _agreed_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
         """The step's metrics averaged over processes: non-finite on all of them if on any."""
@@ -490,24 +580,24 @@ class Trainer:
         return steps_left * self.cfg.batch_size * self.world / max(images_per_s, 1e-9)
 
     def _append_metrics(self, record: dict[str, float]) -> None:
-        """One line more in metrics.jsonl; when the disk is full the file is cut back to its last whole line
-        and training goes on (the record still reaches the callbacks)."""
+        """One line more in metrics.jsonl; an append that fails is cut back to the last whole line and counts as
+        a failed write (_write_failed). The record still reaches the callbacks."""
         path = self.run_dir / METRICS_NAME
-        line = memoryview((json.dumps(record) + "\n").encode())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            _append_line(path, json.dumps(record) + "\n")
         except OSError as exc:
-            self.callbacks.on_message(f"{path}: could not record metrics ({exc.strerror or exc})")
-            return
-        size = os.fstat(fd).st_size
+            self._write_failed(METRICS, f"{path}: could not record metrics ({exc.strerror or exc})", _disk_full(exc))
+        else:
+            self._written(METRICS)
+
+    def _show_preview(self, z: torch.Tensor, index: torch.Tensor) -> None:
+        """Hand a preview to the callbacks, which may write it (a failure counts as a failed write)."""
         try:
-            while line:
-                line = line[os.write(fd, line):]
+            self.callbacks.on_preview(self.preview(z, index))
         except OSError as exc:
-            os.ftruncate(fd, size)
-            self.callbacks.on_message(f"{path}: could not record metrics ({exc.strerror or exc})")
-        finally:
-            os.close(fd)
+            self._write_failed(PREVIEW, f"could not write a preview ({one_line(exc)})", _disk_full(exc))
+        else:
+            self._written(PREVIEW)
 
     def _snapshot(self) -> None:
         self._good_state = {
@@ -690,6 +780,30 @@ class _CheckpointClock:
 
     def saved(self, took_s: float) -> None:
         self.next_at = time.monotonic() + max(self.interval_s, took_s / SAVE_COST_SHARE)
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append `line` whole or not at all: a failed write is cut back to the file's previous end."""
+    data = memoryview(line.encode())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    size = os.fstat(fd).st_size
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space (a CheckpointError says so in words)."""
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
 
 
 def _record_step(line: str) -> int | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from collections.abc import Generator
 from typing import Any, Callable
 
 import torch
@@ -18,9 +19,10 @@ from core.api import Model
 from core.compare import comparison_labels
 from core.data import IMAGE_EXTENSIONS
 from core.export import make_grid, make_strip, save_gif, save_image
-from core.fit import FaceFit, fitting
+from core.fit import FaceFit, fitting, on_every_core
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
 from core.model import DecoderTuning
+from core.realism import RealismMeter
 from explorer.selection import (FaceItem, PictureFaces, Selection, comparison_input, face_image, fitting_pictures,
                                 reference_face)
 from explorer.video_dialog import VideoDialog
@@ -42,6 +44,22 @@ def keyframe_indices(points: int, steps: int) -> list[int]:
     for segment in range(points - 1):
         indices.append(indices[-1] + base + (1 if segment < extra else 0))
     return indices
+
+
+def starting_pair(model: Model) -> tuple[int, int]:
+    """Two clean, different reference faces to start from: the most typical one (the realism meter's measure, else
+    the distance from the faces' mean in their own spread), then the most typical one that differs from it in the
+    reference labels' Male (when labelled so), else the next most typical one."""
+    reference = model.reference
+    meter = RealismMeter.of_model(model)
+    latents = reference.latents.double()
+    distances = meter.squared_distance(latents) if meter is not None else \
+        ((latents - latents.mean(0)) / latents.std(0).clamp_min(1e-12)).square().sum(1)
+    first, *others = distances.argsort(stable=True).tolist()
+    if reference.labels is not None and "Male" in reference.label_names:
+        male = reference.labels[:, reference.label_names.index("Male")].tolist()
+        others = [i for i in others if male[i] * male[first] < 0] or others
+    return first, others[0]
 
 
 class FrameGrid(QWidget):
@@ -89,6 +107,11 @@ class FrameGrid(QWidget):
             painter.drawText(frame.adjusted(4, 2, 0, 0), str(index + 1))
 
 
+def tuning_jointly(model: Model, crops: torch.Tensor, pivots: torch.Tensor) -> Generator[Any, None, FaceFit]:
+    """One decoder tuned on several photos' fitted faces around their latents (a generator worker)."""
+    return (yield from on_every_core(fitting(model, crops, pivots=pivots)))
+
+
 class InterpolationPanel(Panel):
     """Decoded strips between two or more endpoints, linearly or along great circles (slerp).
 
@@ -116,8 +139,8 @@ class InterpolationPanel(Panel):
         self._joint_worker: WorkerBase | None = None
         self._joint_key: tuple[int, ...] | None = None
         """The faces the joint tuning under way is for."""
-        self._workers: list[WorkerBase] = []
-        """Pictures being fitted before they are added."""
+        self._workers: dict[object, WorkerBase] = {}
+        """Pictures being fitted before they are added, by a token of each request."""
         self._render = qthrottled(self.render_frames, timeout=0, leading=False, parent=self)
         self._player = QTimer(self, interval=DEFAULT_FRAME_MS)
         self._player.timeout.connect(self._next_player_frame)
@@ -220,9 +243,12 @@ class InterpolationPanel(Panel):
             form.addWidget(widget, index, 1)
         controls.addWidget(self.play_button)
         controls.addLayout(form)
-        for title, export in (("Save strip...", self.export_strip), ("Save grid...", self.export_grid),
-                              ("Save GIF...", self.export_gif)):
-            controls.addWidget(push_button(title, "", lambda _=False, e=export, t=title: self._save_dialog(e, t)))
+        self.save_buttons = [push_button(title, "", lambda _=False, e=export, t=title: self._save_dialog(e, t))
+                             for title, export in (("Save strip...", self.export_strip),
+                                                   ("Save grid...", self.export_grid),
+                                                   ("Save GIF...", self.export_gif))]
+        for button in self.save_buttons:
+            controls.addWidget(button)
         self.video_button = push_button("Save video...", "An MP4 or GIF through the endpoints as keyframes: time "
                                         "between them, frame rate, easing and size", self.video_dialog)
         controls.addWidget(self.video_button)
@@ -247,7 +273,7 @@ class InterpolationPanel(Panel):
         self.stack.show_content()
         reference = model.reference
         if reference is not None and len(reference.latents) >= 2:
-            self._show_endpoints(tuple(reference_face(reference, i) for i in (0, 1)))
+            self._show_endpoints(tuple(reference_face(reference, i) for i in starting_pair(model)))
         else:
             self._show_endpoints(tuple(self._random_item(seed, number) for number, seed in enumerate((0, 1), 1)))
         self._player.start()
@@ -321,20 +347,22 @@ class InterpolationPanel(Panel):
         model = self.model
         self.message_label.setText(f"Fitting the faces of {path.name}…")
 
-        def added(result: PictureFaces) -> None:
-            self._workers = [w for w in self._workers if w.is_running]
-            if model is self.model:
-                self.add_faces(result.faces)
-                if result.problems:
-                    self.message_label.setText("; ".join(result.problems))
+        token = object()
 
-        self._workers.append(start_worker(fitting_pictures, model, [path], on_result=added))
+        def added(result: PictureFaces) -> None:
+            if self._workers.pop(token, None) is None:
+                return   # stopped meanwhile (another model, the window closing)
+            self.add_faces(result.faces)
+            if result.problems:
+                self.message_label.setText("; ".join(result.problems))
+
+        self._workers[token] = start_worker(fitting_pictures, model, [path], on_result=added)
 
     def stop_background_work(self) -> None:
-        for worker in [*self._workers, self._joint_worker]:
+        for worker in [*self._workers.values(), self._joint_worker]:
             if worker is not None:
                 worker.quit()
-        self._workers, self._joint_worker, self._joint_key = [], None, None
+        self._workers, self._joint_worker, self._joint_key = {}, None, None
 
     def remove_selected(self) -> None:
         row = self.endpoint_list.currentRow()
@@ -355,7 +383,8 @@ class InterpolationPanel(Panel):
         row = self.endpoint_list.currentRow()
         self.add_current_button.setEnabled(self.selection.current is not None)
         self.remove_button.setEnabled(row >= 0)
-        self.video_button.setEnabled(self.model is not None and self.endpoint_list.count() >= 2)
+        for button in (self.video_button, *self.save_buttons):
+            button.setEnabled(self.model is not None and self.endpoint_list.count() >= 2)
         self.up_button.setEnabled(row > 0)
         self.down_button.setEnabled(0 <= row < self.endpoint_list.count() - 1)
 
@@ -389,6 +418,7 @@ class InterpolationPanel(Panel):
             self.player_view.set_image(None)
             self.player_view.set_placeholder("Add at least two endpoints")
             self.selection.show_path(None)
+            self.message_label.setText(self._too_few_note(len(faces)) if self.model is not None else "")
             return
         method, steps = self.settings()
         steps = max(steps, len(faces))
@@ -399,6 +429,11 @@ class InterpolationPanel(Panel):
         self._render_comparison(faces, path_of=lambda points: interpolate_path(points, steps, method))
         note = f" (raised to {steps} so every endpoint gets a frame)" if steps > self.settings()[1] else ""
         self.message_label.setText(f"{len(faces)} endpoints, {steps} frames{note}.{self._notice}")
+
+    @staticmethod
+    def _too_few_note(count: int) -> str:
+        have = "No endpoints" if count == 0 else "1 endpoint"
+        return f"{have}: add at least two to draw a path."
 
     def path_tuning(self, faces: list[FaceItem]) -> DecoderTuning | None:
         """The decoder the path is drawn with: the one tuned on its fitted endpoints when they share one, else
@@ -425,11 +460,13 @@ class InterpolationPanel(Panel):
         pivots = torch.stack([face.latent.float().reshape(-1) for face in fitted])
 
         def tuned(fit: FaceFit) -> None:
+            if self._joint_key != key:
+                return   # stopped meanwhile, or another set of faces is being tuned
             self._joint_worker, self._joint_key = None, None
             self._joint = (key, fit.tuning)
             self._render()
 
-        self._joint_worker = start_worker(fitting, self.model, crops, pivots=pivots, on_result=tuned)
+        self._joint_worker = start_worker(tuning_jointly, self.model, crops, pivots, on_result=tuned)
 
     def _render_comparison(self, faces: list[FaceItem],
                            path_of: Callable[[torch.Tensor], torch.Tensor] | None) -> None:

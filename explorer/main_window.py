@@ -22,7 +22,7 @@ from explorer.map_panel import MapPanel
 from explorer.panels import PANELS
 from explorer.reconstruction_panel import ReconstructionPanel
 from core.data import IMAGE_EXTENSIONS
-from explorer.selection import FaceItem, PictureFaces, Selection, face_image, fitting_pictures
+from explorer.selection import PictureFaces, Selection, face_image, fitting_pictures
 from explorer.settings import (add_recent_file, app_settings, compare_choice, folder_setting, recent_files,
                                 remember_compare_choice, remember_theme_choice, theme_choice)
 from explorer.shortcuts_dialog import ShortcutsDialog
@@ -123,6 +123,8 @@ class MainWindow(QMainWindow):
         self.stop_fitting_pictures()
 
         def deliver(result: PictureFaces) -> None:
+            if self.fitting_pictures is None:
+                return   # stopped meanwhile
             self.fitting_pictures = None
             if result.faces and model is self.selection.model:
                 {"attributes": lambda: self.selection.select_face(result.faces[0]),

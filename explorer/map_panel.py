@@ -24,6 +24,7 @@ from core.errors import one_line
 from core.latent import PROJECTION_METHODS, fit_projection
 from core.map_export import face_image_paths, save_csv, save_face_images, selection_table
 from core.pipeline import encode_folder
+from explorer.map_export import LegendEntries, with_axes_and_legend
 from explorer.selection import FaceItem, Selection
 from explorer.theme import ThemedPlotWidget
 from explorer.widgets import ImageView, Panel, ask_save_path, confirm_replace, push_button, start_worker
@@ -125,9 +126,31 @@ def score_brushes(scores: np.ndarray) -> tuple[list[QBrush], float, float]:
     return [SCORE_BRUSHES[b] for b in bins], float(low), float(high)
 
 
+def find_data(combo: QComboBox, value: Any) -> int:
+    """The index of the item whose data equals `value`, or -1 (QComboBox.findData matches a tuple only with
+    itself)."""
+    return next((i for i in range(combo.count()) if combo.itemData(i) == value), -1)
+
+
 def label_brushes(column: np.ndarray) -> list[QBrush]:
     palette = {1: HAS_LABEL_BRUSH, -1: LACKS_LABEL_BRUSH}
     return [palette.get(int(v), UNKNOWN_LABEL_BRUSH) for v in column]
+
+
+def label_entries(title: str, column: np.ndarray) -> LegendEntries:
+    """A saved map's legend of a label: who has it, who lacks it, and whose is unknown (when any)."""
+    counts = [int((column > 0).sum()), int((column < 0).sum()), int((column == 0).sum())]
+    entries = [(HAS_LABEL_BRUSH, f"{title} ({counts[0]:,})"), (LACKS_LABEL_BRUSH, f"not {title} ({counts[1]:,})"),
+               (UNKNOWN_LABEL_BRUSH, f"{title} unknown ({counts[2]:,})")]
+    return entries if counts[2] else entries[:2]
+
+
+def score_entries(name: str, low: float, high: float) -> LegendEntries:
+    """A saved map's legend of the positions along a vector: the colours of its low, middle and high end."""
+    title = f"Along {name.replace('_', ' ')}:"
+    return [(SCORE_BRUSHES[-1], f"{title} {high:.2f} and above"),
+            (SCORE_BRUSHES[SCORE_COLOURS // 2], f"{title} {(low + high) / 2:.2f}"),
+            (SCORE_BRUSHES[0], f"{title} {low:.2f} and below")]
 
 
 def map_folder(model: Model, folder: Path, method: str, progress: Progress, stage: Callable[[str], None],
@@ -248,6 +271,8 @@ class MapPanel(Panel):
         self.model: Model | None = None
         self.data: MapData | None = None
         self._arrow_note = ""
+        self._legend: LegendEntries = []
+        """What the colours mean, for a saved map's legend."""
         self._own_data: MapData | None = None
         self._axis_vectors: dict[str, torch.Tensor] = {}
         """What the X axis choices lay faces along: attribute vectors and principal directions, by name."""
@@ -455,8 +480,8 @@ class MapPanel(Panel):
             self._set_status("Use “Encode folder...” to map a folder of face pictures.")
 
     def set_data(self, data: MapData | None) -> None:
-        """Show these faces (None clears the map) on the chosen axes; the selection is cleared, added faces are
-        re-placed."""
+        """Show these faces (None clears the map) on the chosen axes; the selection stays when they are the faces
+        shown (laid out anew), else it is cleared; added faces are re-placed."""
         self._own_data = data
         name = self.axis_combo.currentData()
         problem = ""
@@ -474,8 +499,9 @@ class MapPanel(Panel):
             self.set_data(self._own_data)
 
     def _show_data(self, data: MapData | None) -> None:
+        same_faces = data is not None and self.data is not None and data.latents is self.data.latents
         self.data = data
-        self._selected = []
+        self._selected = self._selected if same_faces else []
         self.scatter.clear()
         self.reference_button.setEnabled(self.model is not None and self.model.reference is not None)
         if data is not None:
@@ -484,11 +510,11 @@ class MapPanel(Panel):
                       else METHOD_TITLES[data.method])
             self.source_label.setText(f"{data.title} · {layout}")
             self.source_label.setToolTip(self.source_label.text())
+        self._select_method(data.method if data is not None else "pca")   # what a new map would use
         self.plot_widget.showAxis("bottom", data is not None and data.axis is not None)
         if data is not None and data.axis is not None:
             self.plot_widget.setLabel("bottom", f"Position along the {data.axis.replace('_', ' ')} vector")
             self._set_status("")
-            self._select_method(data.method)
         self._fill_colour_combo()
         self._place_added_faces()
         self._place_path()
@@ -524,7 +550,7 @@ class MapPanel(Panel):
                 self.colour_combo.addItem(name.replace("_", " "), ("label", column))
             for name in sorted(self.model.attributes if self.model else ()):
                 self.colour_combo.addItem(SCORE_PREFIX + name.replace("_", " "), ("vector", name))
-        self.colour_combo.setCurrentIndex(max(0, self.colour_combo.findData(previous)))
+        self.colour_combo.setCurrentIndex(max(0, find_data(self.colour_combo, previous)))
         self.colour_combo.blockSignals(False)
         self._apply_colouring()
 
@@ -556,6 +582,7 @@ class MapPanel(Panel):
     def _apply_colouring(self) -> None:
         choice = self.colour_combo.currentData()
         self._draw_arrow(choice[1] if choice is not None and choice[0] == "vector" else None)
+        self._legend = []
         if self.data is None or choice is None:
             self.scatter.setBrush(PLAIN_BRUSH)
             self.legend_label.clear()
@@ -565,12 +592,14 @@ class MapPanel(Panel):
             column = self.data.labels[:, key].numpy()
             self.scatter.setBrush(label_brushes(column))
             self.legend_label.setText(self._label_legend(self.colour_combo.currentText(), column))
+            self._legend = label_entries(self.colour_combo.currentText(), column)
         else:
             vector = self.model.attributes[key].float()
             scores = (self.data.latents @ (vector / vector.norm().clamp_min(1e-12))).numpy()
             brushes, low, high = score_brushes(scores)
             self.scatter.setBrush(brushes)
             self.legend_label.setText(self._score_legend(key, low, high) + self._arrow_note)
+            self._legend = score_entries(key, low, high)
 
     def _draw_arrow(self, name: str | None) -> None:
         """An arrow from the average face along the vector coloured by, where the map is linear (PCA)."""
@@ -827,14 +856,25 @@ class MapPanel(Panel):
     # ------------------------------------------------------------------ export
 
     def export_current(self, path: str | Path) -> Path:
-        """Save the map as it is shown now (points, colours, selection): .svg as an SVG drawing, else a PNG."""
+        """Save the map as it is shown now (points, colours, selection) with its axes and, when coloured, a legend:
+        .svg as an SVG drawing, else a PNG."""
         path = Path(path)
-        with atomic_file(path) as temporary:
+        with atomic_file(path) as temporary, with_axes_and_legend(self.plot_widget, self._axis_titles(),
+                                                                  self._legend):
             if path.suffix.lower() == ".svg":
                 Path(temporary).write_bytes(self._map_svg())
             elif not self.plot_widget.grab().save(temporary, "PNG"):
                 raise OSError(f"{path}: could not write the image")
         return path
+
+    def _axis_titles(self) -> tuple[str, str]:
+        """What the map's x and y are, for a saved map."""
+        if self.data is None:
+            return "", ""
+        if self.data.axis is not None:
+            return self.plot_widget.getPlotItem().getAxis("bottom").labelText, "PCA of the rest"
+        method = METHOD_TITLES[self.data.method]
+        return f"{method} 1", f"{method} 2"
 
     def _map_svg(self) -> bytes:
         """The plot as drawn now, as an SVG drawing with every point a vector shape. pyqtgraph's SVGExporter
@@ -846,6 +886,7 @@ class MapPanel(Panel):
         generator.setOutputDevice(buffer)
         generator.setSize(self.plot_widget.size())
         generator.setViewBox(self.plot_widget.rect())
+        generator.setResolution(self.plot_widget.logicalDpiX())   # else the axes and the points scale apart
         generator.setTitle(self.source_label.text())
         items = [item for item in self.plot_widget.scene().items() if hasattr(item, "setExportMode")]
         painter = QPainter(generator)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, Signal
+from shiboken6 import isValid
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
@@ -19,7 +20,7 @@ from core.api import Model
 from core.compare import FaceFigures, comparison_labels, face_figures
 from core.errors import one_line
 from core.data import CROP_METHODS, IMAGE_EXTENSIONS, ImageLoadError, scan_folder
-from core.fit import FaceFit, as_share, fitting
+from core.fit import FaceFit, as_share, fitting, on_every_core
 from core.metrics import psnr
 from core.dataset import to_unit
 from core.model import DecoderTuning
@@ -92,11 +93,25 @@ def reconstruct_faces(model: Model, source: ImageSource, crop: str,
         comparison_labels(model, comparison) if comparison is not None else None)
 
 
-def fit_picture(model: Model, crops: torch.Tensor) -> Generator[float, None, tuple[FaceFit, torch.Tensor]]:
-    """Fit a picture's faces together (a generator worker: yields the share done); returns the fit and the fitted
-    reconstructions."""
-    fit = yield from as_share(fitting(model, crops), 0.0, 1.0)
-    return fit, model.decode(fit.latents, tuning=fit.tuning)
+@dataclass
+class PictureFit:
+    fit: FaceFit
+    images: torch.Tensor
+    """The fitted reconstructions."""
+    compared: torch.Tensor | None
+    """The comparison model's fitted reconstructions, when comparing."""
+
+
+def fit_picture(model: Model, crops: torch.Tensor, comparison: Model | None) -> Generator[float, None, PictureFit]:
+    """Fit a picture's faces together, by the comparison model too when comparing (so both are judged alike); a
+    generator worker: yields the share done."""
+    share = 1.0 if comparison is None else 0.5
+    fit = yield from as_share(on_every_core(fitting(model, crops)), 0.0, share)
+    compared = None
+    if comparison is not None:
+        other = yield from as_share(on_every_core(fitting(comparison, crops)), share, share)
+        compared = comparison.decode(other.latents, tuning=other.tuning)
+    return PictureFit(fit, model.decode(fit.latents, tuning=fit.tuning), compared)
 
 
 def describe_error(exc: Exception) -> str:
@@ -171,6 +186,7 @@ class ReconstructionItem(QFrame):
         close = QToolButton(text="✕", toolTip="Remove this picture", autoRaise=True)
         close.clicked.connect(lambda: self.removed.emit(self))
         self._build_layout(close)
+        self._show_tiles(True)  # no empty comparison tile while it works: the card keeps its width
 
     def _action(self, text: str, tip: str, signal: Signal) -> QPushButton:
         button = QPushButton(text, toolTip=tip, enabled=False)
@@ -222,12 +238,12 @@ class ReconstructionItem(QFrame):
             self.fit_progress.setValue(round(100 * share))
 
     def set_fitted(self, latent: torch.Tensor, image: torch.Tensor, tuning: DecoderTuning,
-                   labels: tuple[str, str] | None) -> None:
-        """Replace the encoder's reconstruction with the fitted one."""
+                   labels: tuple[str, str] | None, compared: torch.Tensor | None = None) -> None:
+        """Replace the encoder's reconstruction (and the comparison model's, when comparing) with the fitted one."""
         assert self.result is not None
         encoder_mse = self.result.mse
         self.set_result(replace(self.result, latent=latent, reconstruction=image, tuning=tuning,
-                                encoder_mse=encoder_mse), labels)
+                                encoder_mse=encoder_mse, compared=compared), labels)
 
     def set_result(self, result: Reconstruction, labels: tuple[str, str] | None = None) -> None:
         """Show a reconstruction; with `labels` (the two models' names) also the comparison model's."""
@@ -310,6 +326,8 @@ class ReconstructionPanel(Panel):
         """The cards shown: each picture's first card and its extras, less the closed ones."""
         self.fits: dict[ReconstructionItem, WorkerBase] = {}
         """The fits under way, by the picture's first card (a picture's faces are fitted together)."""
+        self._scroll_target: ReconstructionItem | None = None
+        """The first card just added, to scroll to once the list is laid out with it."""
         self.setAcceptDrops(True)
         self._build_ui()
         selection.compareModelChanged.connect(lambda _model: self.rerun_all())
@@ -355,6 +373,7 @@ class ReconstructionPanel(Panel):
         self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
         self.scroll.setWidget(self.list_widget)
         self.scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._scroll_to_target)
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -433,7 +452,17 @@ class ReconstructionPanel(Panel):
                      self.pictures + added, self.closed)
         for item in added:
             self._run(item)
-        self.scroll.ensureWidgetVisible(self.items[-1])
+        self._scroll_target = added[0]
+
+    def _scroll_to_target(self) -> None:
+        """Once the list has grown to hold the cards just added, scroll the first of them to the top of the view (as
+        far as the list goes)."""
+        card = self._scroll_target
+        if card is None or self.list_widget.height() < self.list_layout.sizeHint().height():
+            return
+        self._scroll_target = None
+        if card in self.items:
+            self.scroll.verticalScrollBar().setValue(card.y())
 
     def _new_item(self, name: str, source: ImageSource, face_index: int = 0) -> ReconstructionItem:
         item = ReconstructionItem(name, source, face_index)
@@ -463,7 +492,7 @@ class ReconstructionPanel(Panel):
             if card not in shown:
                 card.setParent(None)
         for position, card in enumerate(shown):
-            self.list_layout.insertWidget(position, card)
+            self.list_layout.insertWidget(position, card, 0, Qt.AlignmentFlag.AlignLeft)
             card.set_crisp(self.crisp.isChecked())
             card.show()
         self.items = shown
@@ -489,27 +518,29 @@ class ReconstructionPanel(Panel):
 
         def progress(share: float) -> None:
             for card in cards:
-                card.set_fit_progress(share)
+                if isValid(card):   # a panel closed without stopping its fits (no window around it) deletes them
+                    card.set_fit_progress(share)
 
-        self.fits[item] = start_worker(fit_picture, model, crops, on_progress=progress,
+        comparison = self.selection.comparison() if any(card.result.compared is not None for card in cards) else None
+        self.fits[item] = start_worker(fit_picture, model, crops, comparison, on_progress=progress,
                                        on_result=lambda fit: self._fitted(item, cards, request, fit),
                                        on_error=lambda exc: self._fit_failed(item, cards, exc))
         progress(0.0)
 
     def _fitted(self, item: ReconstructionItem, cards: list[ReconstructionItem], request: object,
-                result: tuple[FaceFit, torch.Tensor]) -> None:
-        self.fits.pop(item, None)
-        if request is not item.request:
-            return
-        fit, images = result
-        labels = comparison_labels(self.selection.model, self.selection.comparison()) \
-            if any(card.result.compared is not None for card in cards) else None
-        for card, latent, image in zip(cards, fit.latents, images):
+                result: PictureFit) -> None:
+        if self.fits.pop(item, None) is None or request is not item.request or not isValid(self):
+            return   # stopped meanwhile (the card closed, another model, the window closing) or rerun
+        comparison = self.selection.comparison()
+        labels = comparison_labels(self.selection.model, comparison) if result.compared is not None else None
+        compared = list(result.compared) if result.compared is not None else [None] * len(cards)
+        for card, latent, image, other in zip(cards, result.fit.latents, result.images, compared):
             card.set_fit_progress(None)
-            card.set_fitted(latent, image, fit.tuning, labels)
+            card.set_fitted(latent, image, result.fit.tuning, labels, other)
 
     def _fit_failed(self, item: ReconstructionItem, cards: list[ReconstructionItem], exc: Exception) -> None:
-        self.fits.pop(item, None)
+        if self.fits.pop(item, None) is None or not isValid(self):
+            return
         for card in cards:
             card.set_fit_progress(None)
         self.statusMessage.emit(f"Could not fit {item.name}: {one_line(exc)}; it shows the encoder's guess")
@@ -519,7 +550,8 @@ class ReconstructionPanel(Panel):
         if worker is not None:
             worker.quit()
         for card in (item, *item.extras):
-            card.set_fit_progress(None)
+            if isValid(card):
+                card.set_fit_progress(None)
 
     def stop_background_work(self) -> None:
         """Stop every fit under way."""

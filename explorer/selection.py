@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from core.api import Model, ReferenceMap
 from core.compare import check_comparable
 from core.data import ImageLoadError, NoFaceError, PreparedImage, prepare_faces
-from core.fit import FaceFit, FitSettings, as_share, fitting
+from core.fit import FaceFit, FitSettings, as_share, fitting, on_every_core
 from core.model import DecoderTuning
 from core.photo import face_crops
 from explorer.undo import UndoStack
@@ -89,7 +89,8 @@ def fitting_pictures(model: Model, paths: list[Path],
         except ImageLoadError as error:
             problems.append(f"{path.name}: {error.reason}")
             continue
-        fit = yield from as_share(fitting(model, face_crops(found), settings), done / len(paths), 1 / len(paths))
+        steps = on_every_core(fitting(model, face_crops(found), settings))
+        fit = yield from as_share(steps, done / len(paths), 1 / len(paths))
         faces += picture_face_items(path, found, fit)
     return PictureFaces(faces, problems)
 

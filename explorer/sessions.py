@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QLockFile, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGridLayout, QListWidget, QListWidgetItem, QMessageBox,
                                QVBoxLayout, QWidget)
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QGridLayout, QListWidge
 from core.api import Model
 from core.data import ImageLoadError
 from core.errors import one_line
-from core.fit import as_share
+from core.fit import as_share, on_every_core
 from core.photo import PhotoFit, refitting_photo
 from core.session import (SESSION_SUFFIX, Session, SessionError, SessionFace, file_sha256, find_session_model,
                           load_session, save_session)
@@ -71,7 +71,7 @@ def refitting_photos(model: Model, photos: dict[str, dict[int, torch.Tensor]]) -
     for done, (photo, pivots) in enumerate(photos.items()):
         yield done / len(photos)
         try:
-            steps = refitting_photo(model, photo, pivots)
+            steps = on_every_core(refitting_photo(model, photo, pivots))
             result.fits[photo] = yield from as_share(steps, done / len(photos), 1 / len(photos))
         except ImageLoadError as error:
             result.missing.append(f"{Path(photo).name}: {error.reason}")
@@ -169,7 +169,10 @@ class BookmarksDock(QDockWidget):
 
 class SessionKeeper(QObject):
     """Saves and opens session files for a window, autosaves while a model is open, and offers the autosave
-    back at the next start when the app did not close cleanly."""
+    back at the next start when the app did not close cleanly.
+
+    The autosave belongs to the instance holding its lock file (a dead process's lock is stale and taken over): a
+    second instance started meanwhile neither offers the first one's autosave nor writes over it."""
 
     def __init__(self, window: MainWindow, autosave: bool) -> None:
         super().__init__(window)
@@ -177,12 +180,16 @@ class SessionKeeper(QObject):
         self.pending: tuple[Session, Path] | None = None
         """A session and its model file, waiting for that model to finish loading."""
         self.autosave_path = Path(window.settings.fileName()).parent / AUTOSAVE_NAME
+        self.lock = QLockFile(str(self.autosave_path.with_suffix(".lock")))
+        self.lock.setStaleLockTime(0)  # a lock is stale only when its process is gone, however long it ran
+        self.guarding = autosave and self._take_lock()
+        """Whether this instance keeps the autosave (False without autosave or while another instance does)."""
         self._known_checksum: tuple[tuple[str, int, int] | None, str] = (None, "")
         self._autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS)
         self._autosave_timer.timeout.connect(self.autosave)
         self._restoring: WorkerBase | None = None
         """Fitting a session's photos again before it is restored."""
-        if autosave:
+        if self.guarding:
             self._autosave_timer.start()
         window.selection.modelChanged.connect(self._model_changed)
 
@@ -224,7 +231,7 @@ class SessionKeeper(QObject):
             refitting_photos, model, photos,
             on_progress=lambda share: self.window.statusBar().showMessage(
                 f"Restoring the session: fitting its photos' faces… {share:.0%}"),
-            on_result=lambda refit: self._apply(session, refit) if model is self.window.selection.model else None,
+            on_result=lambda refit: self._apply(session, refit) if self._restoring is not None else None,
             on_error=lambda exc: self.window.show_status(f"Could not restore the session: {one_line(exc)}"))
 
     def stop_restoring(self) -> None:
@@ -327,9 +334,13 @@ class SessionKeeper(QObject):
         return False
 
     # ----- crash guard -----
+    def _take_lock(self) -> bool:
+        self.autosave_path.parent.mkdir(parents=True, exist_ok=True)
+        return self.lock.tryLock(0)
+
     def autosave(self) -> None:
         model = self.window.selection.model
-        if model is None or model.path is None or self.pending is not None:
+        if not self.guarding or model is None or model.path is None or self.pending is not None:
             return
         try:
             save_session(self.current_session(), self.autosave_path)
@@ -338,11 +349,14 @@ class SessionKeeper(QObject):
 
     def closed_cleanly(self) -> None:
         self._autosave_timer.stop()
-        self.autosave_path.unlink(missing_ok=True)
+        if self.guarding:
+            self.autosave_path.unlink(missing_ok=True)
+            self.lock.unlock()
+            self.guarding = False
 
     def offer_restore(self) -> None:
         """After a crash (an autosave is left), ask whether to restore it; either way it is not asked again."""
-        if not self.autosave_path.is_file():
+        if not self.guarding or not self.autosave_path.is_file():
             return
         answer = QMessageBox.question(self.window, "Restore your work?",
                                       "The explorer did not close properly last time. Restore the faces, edits "

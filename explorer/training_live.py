@@ -3,6 +3,7 @@ reconstruction grids from the trainer's previews, speed and ETA, and the run's m
 from __future__ import annotations
 
 import math
+import re
 import time
 from functools import partial
 
@@ -11,13 +12,15 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontMetrics, QPalette
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QListWidget, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from core.export import make_grid
 from core.steps import D_PRIOR, D_REAL, D_REC, DIS_FAKE, DIS_REAL, FEATURE, GAN, KL, PIXEL, STEP_METRICS
 from core.trainer import ELAPSED_S, EPOCH, ETA_S, IMAGES_PER_S, STEP, Preview
 from explorer.export_dialog import reconstruction_grid
 from explorer.theme import ThemedPlotWidget
+from explorer.training_session import PLANNED_STEPS
 from explorer.widgets import ImageView
 
 PLOTS: dict[str, tuple[str, ...]] = {
@@ -42,6 +45,10 @@ FACES_APPEAR_IMAGES = 20_000
 they are coloured noise, then blobs (measured: README, "The panels")."""
 MANTISSAS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1,))
 """Log-axis label sets, densest first: the densest whose labels stay a text line apart is used."""
+RUN_LINE = re.compile(r"step [\d,]+ of .+$")
+"""The end of the trainer's opening message ("…, step 0 of 3,000"): that log line follows the run's current step
+and plan."""
+TITLE_SIZE = "9pt"
 PLOT_REFRESH_SPACING_MS = 30
 """New metrics redraw the plots one at a time, this far apart: the four log-scale plots repainted in one
 pass held the GUI thread for over 100 ms while the training thread competes for the GIL."""
@@ -119,9 +126,40 @@ class ReadableLogAxis(pg.AxisItem):
         return [format_tick(10 ** v * scale) for v in values]
 
 
+class LivePlot(ThemedPlotWidget):
+    """A plot whose title carries the legend. The title spans the axes too, and the curve names go on a second line
+    when one line is wider than the plot: a title wider than its column pushed the legend's end and the last x tick
+    out of the widget."""
+
+    title, names = "", ""  # a resize can come before the first show_title
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        layout, label = self.plotItem.layout, self.plotItem.titleLabel
+        layout.removeItem(label)
+        layout.addItem(label, 0, 0, 1, 3)
+
+    def show_title(self, title: str, names: str) -> None:
+        self.title, self.names = title, names
+        self._fit_title()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self.plotItem is not None:  # None: still being built
+            self._fit_title()   # first: the title sets the least width the plot item takes
+        super().resizeEvent(event)
+
+    def _fit_title(self) -> None:
+        label = self.plotItem.titleLabel
+        self.setTitle(f"{self.title}&nbsp;&nbsp;&nbsp;{self.names}" if self.names else self.title, size=TITLE_SIZE)
+        left, _, right, _ = self.plotItem.layout.getContentsMargins()
+        if self.names and label.itemRect().width() > self.contentsRect().width() - left - right:
+            self.setTitle(f"{self.title}<br>{self.names}", size=TITLE_SIZE)
+        label.setMaximumHeight(label.itemRect().height())
+
+
 class LiveView(QWidget):
-    """Four plots above three picture grids (a splitter between them), a status line with a plain hint while
-    the first faces are still noise, and the run's messages."""
+    """Four plots above three picture grids (a splitter between them), a status line with a plain hint (a new
+    model's first faces are noise; a run from a model starts with its faces), and the run's messages."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -130,6 +168,9 @@ class LiveView(QWidget):
         self.autoranged: set[str] = set()
         self.previews_shown = 0
         self.batch_size = 0
+        self.start_from: str | None = None
+        self.max_minutes: float | None = None
+        self.run_line: QListWidgetItem | None = None
         self.plots = {title: self._make_plot(title) for title in PLOTS}
         plots = QWidget()
         grid = QGridLayout(plots)
@@ -167,12 +208,11 @@ class LiveView(QWidget):
         layout.addWidget(self.hint)
         layout.addWidget(self.log)
 
-    def _make_plot(self, title: str) -> pg.PlotWidget:
+    def _make_plot(self, title: str) -> LivePlot:
         log_scale = title != "Discriminator outputs"
-        plot = ThemedPlotWidget(axisItems={"left": ReadableLogAxis()} if log_scale else None)
+        plot = LivePlot(axisItems={"left": ReadableLogAxis()} if log_scale else None)
         plot.setToolTip(PLOT_TIPS[title] + "; the horizontal axis counts training steps")
         plot.setLogMode(y=log_scale)
-        plot.plotItem.titleLabel.setMaximumHeight(2 * self.fontMetrics().height())
         self._show_title(title, plot)
         self._show_default_range(plot)
         plot.setMinimumHeight(110)
@@ -180,11 +220,11 @@ class LiveView(QWidget):
         plot.setDownsampling(auto=True)
         return plot
 
-    def _show_title(self, title: str, plot: pg.PlotWidget) -> None:
+    def _show_title(self, title: str, plot: LivePlot) -> None:
         """The title, followed by each curve's name in its colour: the legend, outside the curves."""
-        names = "&nbsp;&nbsp;".join(f"<span style='color:{curve.opts['pen'].color().name()}'>━&nbsp;"
-                                    f"{CURVE_NAMES.get(key, key)}</span>" for key, curve in self.curves[title].items())
-        plot.setTitle(title + (f"&nbsp;&nbsp;&nbsp;{names}" if names else ""), size="9pt")
+        plot.show_title(title, "&nbsp;&nbsp;".join(f"<span style='color:{curve.opts['pen'].color().name()}'>━&nbsp;"
+                                                   f"{CURVE_NAMES.get(key, key)}</span>"
+                                                   for key, curve in self.curves[title].items()))
 
     @staticmethod
     def _show_default_range(plot: pg.PlotWidget) -> None:
@@ -195,10 +235,12 @@ class LiveView(QWidget):
         plot.setYRange(*((-1, 4) if plot.getAxis("left").logMode else (0, 1)), padding=0)
 
     # ----- updates -----
-    def reset(self, model_type: str | None = None, batch_size: int = 0) -> None:
+    def reset(self, model_type: str | None = None, batch_size: int = 0, start_from: str | None = None,
+              max_minutes: float | None = None) -> None:
         """Clear the view; with a model type, also lay out its empty curves and paint them now. Built on the
         first metrics instead, with the training thread already competing for the GIL, the curves and titles
-        froze the window for a quarter of a second. `batch_size` turns steps into pictures seen for the hint."""
+        froze the window for a quarter of a second. `batch_size` turns steps into pictures seen for the hint;
+        `start_from` names the model the run starts from (None: a new model); `max_minutes` bounds the time left."""
         for title, plot in self.plots.items():
             for curve in self.curves[title].values():
                 plot.removeItem(curve)
@@ -212,13 +254,19 @@ class LiveView(QWidget):
         self.autoranged.clear()
         self.log.clear()
         self.previews_shown = 0
-        self.batch_size = batch_size
+        self.batch_size, self.start_from, self.max_minutes = batch_size, start_from, max_minutes
+        self.run_line = None
         self.samples_view.set_image(None)
         self.recon_view.set_image(None)
         self.stats.setText("Starting…" if model_type else "Not training")
-        self.hint.setText("Early samples and reconstructions are coloured noise, then blobs: that is expected."
-                          if model_type else "")
+        self.hint.setText(self._first_hint() if model_type else "")
         self.hint.setVisible(bool(model_type))
+
+    def _first_hint(self) -> str:
+        if self.start_from:
+            return (f"Samples and reconstructions start as the faces of {self.start_from}, the model this run "
+                    f"starts from, and move toward your pictures as it trains.")
+        return "Early samples and reconstructions are coloured noise, then blobs: that is expected."
 
     def add_metrics(self, record: dict[str, float]) -> None:
         step = record[STEP]
@@ -228,11 +276,29 @@ class LiveView(QWidget):
             values.append(value)
         for order, title in enumerate(PLOTS):
             QTimer.singleShot(order * PLOT_REFRESH_SPACING_MS, self, partial(self._refresh_plot, title))
-        self.stats.setText(self._stats_text(record))
+        total, seconds_left = self._plan(record)
+        self.stats.setText(self._stats_text(record, total, seconds_left))
+        if self.run_line is not None:
+            self.run_line.setText(RUN_LINE.sub(f"step {int(step):,} of {total:,}", self.run_line.text()))
         self._update_hint(record)
 
+    def _plan(self, record: dict[str, float]) -> tuple[int, float]:
+        """The planned step count and the seconds left. A run with max minutes ends by then: until it has measured
+        its speed and planned its steps, the trainer counts its step cap, so both come from the minutes here."""
+        total, seconds_left = int(record[PLANNED_STEPS]), record[ETA_S]
+        if self.max_minutes is None:
+            return total, seconds_left
+        minutes_left = max(0.0, 60 * self.max_minutes - record[ELAPSED_S])
+        if seconds_left <= minutes_left:
+            return total, seconds_left
+        fitting = round(minutes_left * record[IMAGES_PER_S] / max(self.batch_size, 1))
+        return min(total, int(record[STEP]) + fitting), minutes_left
+
     def _update_hint(self, record: dict[str, float]) -> None:
-        """Until about FACES_APPEAR_IMAGES pictures are seen, say when faces should show at this machine's speed."""
+        """Until about FACES_APPEAR_IMAGES pictures are seen, say when a new model's faces should show at this
+        machine's speed (a run from a model keeps its first hint)."""
+        if self.start_from:
+            return
         seen = record[STEP] * self.batch_size
         if not self.batch_size or seen >= FACES_APPEAR_IMAGES:
             self.hint.setVisible(False)
@@ -263,10 +329,10 @@ class LiveView(QWidget):
         return curves[key]
 
     @staticmethod
-    def _stats_text(record: dict[str, float]) -> str:
-        return (f"Step {int(record[STEP]):,} · epoch {record[EPOCH]:.1f} · "
-                f"{record[IMAGES_PER_S]:.0f} images/s · elapsed {format_duration(record[ELAPSED_S])} · "
-                f"about {format_duration(record[ETA_S])} left")
+    def _stats_text(record: dict[str, float], total: int, seconds_left: float) -> str:
+        return (f"Step {int(record[STEP]):,} of {total:,} · epoch {record[EPOCH]:.1f} · {record[IMAGES_PER_S]:.0f} "
+                f"images/s · elapsed {format_duration(record[ELAPSED_S])} · "
+                f"about {format_duration(seconds_left)} left")
 
     def show_preview(self, preview: Preview) -> None:
         self.samples_view.set_image(make_grid(preview.samples, 4))
@@ -278,5 +344,9 @@ class LiveView(QWidget):
         self.crops_view.set_image(None if images is None or not len(images) else make_grid(images[:16].float() / 255, 4))
 
     def add_message(self, text: str) -> None:
-        self.log.addItem(f"{time.strftime('%H:%M:%S')}  {text}")
+        """A timestamped log line; the run's opening line ("…, step 0 of …") then follows its step and plan."""
+        item = QListWidgetItem(f"{time.strftime('%H:%M:%S')}  {text}")
+        self.log.addItem(item)
+        if self.run_line is None and RUN_LINE.search(text):
+            self.run_line = item
         self.log.scrollToBottom()

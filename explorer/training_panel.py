@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -19,6 +20,7 @@ from core.device import available_devices
 from core.errors import one_line
 from core.model import ModelConfig
 from core.options import Option, options_of
+from core.pipeline import carries_vectors, inheritable_vector_count, model_label, vector_ancestor
 from core.schema import MODEL_CONFIG, TRAIN_CONFIG
 from core.trainer import CHECKPOINT_NAME, TrainConfig, Trainer
 from explorer.selection import Selection
@@ -264,6 +266,8 @@ class TrainingPanel(Panel):
         freeze_encoder.setEnabled(model is not None)
         if model is None:
             freeze_encoder.setChecked(False)
+        if self.dataset is not None and not self.is_training():
+            self._set_scan_status(self._data_summary())
 
     def _run_group(self) -> QGroupBox:
         box = QGroupBox("Run")
@@ -375,14 +379,33 @@ class TrainingPanel(Panel):
             return
         self.dataset = data
         skipped = data.summary.get("skipped", [])
-        labels = {"celeba": "CelebA attributes", "folders": "sub-folder names"}.get(data.summary.get("label_source"))
-        self._set_scan_status(f"{len(data):,} usable pictures" + (f", {len(skipped):,} skipped" if skipped else "")
-                              + (f"; labels from {labels} ({len(data.label_names)})" if labels else "; no labels"))
+        self._set_scan_status(self._data_summary())
         self.skipped_list.clear()
         self.skipped_list.addItems([f"{path}: {reason}" for path, reason in skipped])
         self.skipped_list.setVisible(bool(skipped))
         self.live.show_crops(data.images)
         self._update_controls()
+
+    def _data_summary(self) -> str:
+        """The scanned folder in a line, with what the finished model's attribute sliders will be when it has no
+        labels (core.pipeline.finish_run: those of the model it starts from, recomputed, or none)."""
+        data = self.dataset
+        skipped = data.summary.get("skipped", [])
+        labels = {"celeba": "CelebA attributes", "folders": "sub-folder names"}.get(data.summary.get("label_source"))
+        return (f"{len(data):,} usable pictures" + (f", {len(skipped):,} skipped" if skipped else "")
+                + (f"; labels from {labels} ({len(data.label_names)})" if labels else f"; {self._unlabelled_result()}"))
+
+    def _unlabelled_result(self) -> str:
+        """What a model trained on this unlabelled folder will have for attribute sliders, said before training."""
+        model = self.selection.model if self.start_from.currentData() else None
+        if model is None:
+            return "no labels, so the result will have no attribute vectors"
+        start = vector_ancestor(model, include_self=True)
+        if start is None:
+            return f"no labels here or in {model_label(model)}, so the result will have no attribute vectors"
+        how = "carried into its latent space" if carries_vectors(start) else "recomputed on its labelled reference faces"
+        return (f"no labels, so the result keeps the {inheritable_vector_count(start)} attribute vectors of "
+                f"{model_label(start)}, {how}")
 
     def _scan_failed(self, request: object, exc: Exception) -> None:
         if not self._latest_scan(request):
@@ -434,7 +457,7 @@ class TrainingPanel(Panel):
             return
         data = self.dataset
         self._launch(lambda callbacks: Trainer(data, run_dir, model_cfg, train_cfg, callbacks), data,
-                     model_cfg.model_type, train_cfg.batch_size)
+                     model_cfg.model_type, asdict(train_cfg))
 
     def _offer_resume(self, run_dir: Path) -> None:
         box = QMessageBox(QMessageBox.Icon.Question, "A run is already there",
@@ -476,15 +499,17 @@ class TrainingPanel(Panel):
         if self.epochs.value() > (meta.get(TRAIN_CONFIG, {}).get("epochs") or 0):
             overrides.update(epochs=self.epochs.value(), max_steps=None)
         self._launch(lambda callbacks: Trainer.from_run(run_dir, data, callbacks, **overrides), data,
-                     ModelConfig.from_dict(meta[MODEL_CONFIG]).model_type,
-                     int(meta.get(TRAIN_CONFIG, {}).get("batch_size", 0)))
+                     ModelConfig.from_dict(meta[MODEL_CONFIG]).model_type, meta.get(TRAIN_CONFIG, {}))
 
     def _resume_failed(self, run_dir: Path, exc: Exception) -> None:
         self._set_scan_status(f"Cannot resume {run_dir.name}: {one_line(exc)}", error=True)
         self._update_controls()
 
-    def _launch(self, make_trainer, data: FaceDataset, model_type: str, batch_size: int) -> None:
-        self.live.reset(model_type, batch_size)
+    def _launch(self, make_trainer, data: FaceDataset, model_type: str, train: dict) -> None:
+        """Run the trainer `make_trainer` builds; `train` is its TrainConfig as a dict (as a run saves it)."""
+        init_from = train.get("init_from")
+        self.live.reset(model_type, int(train.get("batch_size", 0)), start_from=init_from and Path(init_from).stem,
+                        max_minutes=train.get("max_minutes"))
         self.result_path = None
         thread = TrainingThread(make_trainer, data)
         thread.metrics.connect(self.live.add_metrics)
@@ -517,12 +542,13 @@ class TrainingPanel(Panel):
             self.live.show_final_state("Stopping: saving a checkpoint, then preparing the model for the explorer…")
 
     def _checkpoint_saved(self, path: str) -> None:
-        self.statusMessage.emit(f"Checkpoint saved: {path}")
+        """Said by the run folder's name: a whole path ran into the model summary of a 1024-pixel status bar."""
+        self.statusMessage.emit(f"Checkpoint saved in {Path(path).parent.name}")
 
     def _completed(self, path: str) -> None:
         self.result_path = Path(path) if path else None
         self.live.show_final_state(self._final_state() + (" · ready to open in the explorer" if path else ""))
-        self.statusMessage.emit("Training ended" + (f"; the model is ready to explore: {path}" if path else ""))
+        self.statusMessage.emit("Training ended" + ("; the model is ready: Open in explorer" if path else ""))
 
     def _final_state(self) -> str:
         """Where the run ended, e.g. 'Stopped at step 1,240 of 6,000 · trained 12m 05s · saved in …'."""

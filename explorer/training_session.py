@@ -14,6 +14,9 @@ from core.pipeline import finish_run
 from core.trainer import Preview, Trainer, TrainerCallbacks
 
 TrainerFactory = Callable[[TrainerCallbacks], Trainer]
+PLANNED_STEPS = "planned_steps"
+"""Added to every metrics record: the run's planned step count when the record was made (a run planned in minutes
+re-plans it as it measures its speed)."""
 
 
 class TrainingThread(QThread):
@@ -80,7 +83,7 @@ class _Relay(TrainerCallbacks):
         self.thread = thread
 
     def on_metrics(self, record: dict[str, float]) -> None:
-        self.thread.metrics.emit(record)
+        self.thread.metrics.emit(record | {PLANNED_STEPS: self.thread.trainer.total_steps})
 
     def on_message(self, text: str) -> None:
         self.thread.message.emit(text)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -250,12 +251,16 @@ def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], 
     Callbacks run on the GUI thread. Stop a generator early with `worker.quit()`: it stops at its
     next yield and `on_result` is not called; a plain function runs to its end after `quit()`, but its
     result is dropped. on_progress applies to generators only (a plain function's worker has no
-    `yielded` signal). fn must not touch Qt widgets."""
-    progress = on_progress if inspect.isgeneratorfunction(fn) else None
-    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error), ("yielded", progress))
-               if cb}
-    return create_worker(fn, *args, _start_thread=True, _connect=connect, _ignore_errors=on_error is not None,
-                         **kwargs)
+    `yielded` signal), and stops with `quit()` too: a report already queued is dropped, so it never reaches a
+    widget closed since. fn must not touch Qt widgets."""
+    connect = {name: cb for name, cb in (("returned", on_result), ("errored", on_error)) if cb}
+    worker = create_worker(fn, *args, _start_thread=False, _connect=connect, _ignore_errors=on_error is not None,
+                           **kwargs)
+    if on_progress is not None and inspect.isgeneratorfunction(fn):
+        alive = weakref.ref(worker)   # not the worker itself: a worker named in its own callbacks makes a cycle
+        worker.yielded.connect(lambda value: None if (w := alive()) is None or w.abort_requested else on_progress(value))
+    worker.start()
+    return worker
 
 
 def confirm_replace(parent: QWidget, question: str) -> bool:

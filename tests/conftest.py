@@ -137,3 +137,13 @@ def astronaut() -> np.ndarray:
     from skimage import data as skimage_data
 
     return skimage_data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def group_photo(astronaut: np.ndarray) -> Image.Image:
+    """Two faces of different sizes (the astronaut's, pasted twice) on a plain background."""
+    face = Image.fromarray(astronaut).crop((120, 20, 330, 230))
+    group = Image.new("RGB", (700, 330), (90, 110, 130))
+    group.paste(face.resize((170, 170)), (40, 80))
+    group.paste(face.resize((300, 300)), (330, 15))
+    return group

@@ -53,14 +53,11 @@ def test_reconstruct_skips_what_it_cannot_use_and_fails_only_when_nothing_is_lef
     assert not (tmp_path / "none").exists()
 
 
-def test_edit_writes_every_face_crop_of_a_folder_with_face_only(tiny_model_path, astronaut, tmp_path, capsys):
+def test_edit_writes_every_face_crop_of_a_folder_with_face_only(tiny_model_path, astronaut, group_photo, tmp_path,
+                                                                capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
-    face = Image.fromarray(astronaut).crop((120, 20, 330, 230))
-    group = Image.new("RGB", (700, 330), (90, 110, 130))
-    group.paste(face.resize((170, 170)), (40, 80))
-    group.paste(face.resize((300, 300)), (330, 15))
-    group.save(folder / "group.png")
+    group_photo.save(folder / "group.png")
     Image.fromarray(astronaut).save(folder / "portrait.jpg")
     out = tmp_path / "faces"
     assert run("edit", tiny_model_path, folder, "--attribute", "Smiling=1", "--face-only", "--out", out) == 0

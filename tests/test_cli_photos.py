@@ -12,15 +12,11 @@ from core.cli import main
 
 
 @pytest.fixture
-def photos(tmp_path: Path, astronaut: np.ndarray) -> Path:
+def photos(tmp_path: Path, astronaut: np.ndarray, group_photo: Image.Image) -> Path:
     folder = tmp_path / "photos"
     (folder / "more").mkdir(parents=True)
-    face = Image.fromarray(astronaut).crop((120, 20, 330, 230))
-    group = Image.new("RGB", (700, 330), (90, 110, 130))
-    group.paste(face.resize((170, 170)), (40, 80))
-    group.paste(face.resize((300, 300)), (330, 15))
     Image.fromarray(astronaut).save(folder / "portrait.jpg", quality=95)
-    group.save(folder / "more" / "group.png")
+    group_photo.save(folder / "more" / "group.png")
     Image.new("RGB", (400, 300), (70, 140, 200)).save(folder / "sky.png")
     return folder
 

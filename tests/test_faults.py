@@ -78,16 +78,17 @@ def test_saving_is_stretched_to_cost_at_most_two_percent(tmp_path, monkeypatch):
     assert clock.next_at - time.monotonic() == pytest.approx(60.0, abs=1.0)
 
 
-def test_a_full_disk_at_a_periodic_checkpoint_keeps_the_old_one_and_training_goes_on(tmp_path, monkeypatch):
+def test_a_full_disk_at_a_periodic_checkpoint_keeps_the_old_one_and_tries_once_more(tmp_path, monkeypatch):
     Trainer(tiny_dataset(), tmp_path, tiny_config(), train_config(max_steps=1)).run()
     before = (tmp_path / CHECKPOINT_NAME).read_bytes()
     monkeypatch.setattr(checkpoint_module, "save_file", no_space)
     recorder = Recorder()
     trainer = Trainer.from_run(tmp_path, tiny_dataset(), recorder, max_steps=4, checkpoint_interval_s=1e-6)
-    with pytest.raises(CheckpointError, match="No space left on device"):
-        trainer.run()  # the final save cannot succeed either, and says so
-    assert trainer.step == 4
-    assert any("could not write checkpoint (No space left on device); training goes on" in m
+    with pytest.raises(trainer_module.TrainingError) as excinfo:
+        trainer.run()  # the final save cannot succeed either, and says what is kept
+    assert str(excinfo.value) == f"stopped: the disk is full; the last checkpoint kept is step 1 in " \
+                                 f"{tmp_path / CHECKPOINT_NAME}"
+    assert any("could not write checkpoint (No space left on device); training goes on and tries once more" in m
                for m in recorder.messages)
     assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -151,8 +152,8 @@ def test_a_full_disk_during_a_metrics_append_leaves_no_torn_line(tmp_path, monke
     recorder = Recorder()
     Trainer(tiny_dataset(), tmp_path, tiny_config(), train_config(max_steps=3), recorder).run()
     assert metrics_steps(tmp_path) == [1, 3]
-    assert any(m == f"{tmp_path / METRICS_NAME}: could not record metrics (No space left on device)"
-               for m in recorder.messages)
+    assert any(m == f"{tmp_path / METRICS_NAME}: could not record metrics (No space left on device); training goes "
+                    f"on and tries once more" for m in recorder.messages)
 
 
 def test_info_reads_past_a_torn_last_metrics_line(tmp_path, capsys):

@@ -14,7 +14,7 @@ from core.data import prepare_faces
 from core.dataset import to_unit
 from core.fit import FAST, FitCancelled, FitSettings, fit_faces, fitting
 from core.metrics import mean_squared_error, sharpness_ratio
-from core.photo import edit_photo, face_crops, gated_changes, paste_edits, refitting_photo
+from core.photo import edit_photo, face_crops, blended_changes, paste_edits, refitting_photo
 
 BUNDLE = Path(__file__).resolve().parents[1] / "checkpoints" / "faces64.safetensors"
 SHORT = FitSettings(latent_steps=20, decoder_steps=25)
@@ -71,7 +71,7 @@ def test_attribute_vectors_move_the_fitted_face_as_they_move_the_untuned_one(bun
         untuned = bundle.decode(edited) - bundle.decode(fitted.latents)
         similarity = torch.nn.functional.cosine_similarity(tuned.flatten(), untuned.flatten(), dim=0)
         assert similarity > 0.93, name
-        assert 0.95 < tuned.norm() / untuned.norm() < 1.08, name
+        assert 0.9 < tuned.norm() / untuned.norm() < 1.1, name
 
 
 def test_progress_counts_up_to_the_plan_and_cancel_stops_at_once(bundle, astronaut_crop):
@@ -126,14 +126,17 @@ def test_a_saved_fit_is_tuned_again_around_its_latents(bundle, astronaut, tmp_pa
     assert mean_squared_error(again, face_crops(refit.faces)) < 0.003
 
 
-def test_faint_changes_leave_the_photo_alone_and_real_ones_are_pasted_whole():
-    originals = torch.full((1, 3, 8, 8), 0.5)
+def test_faint_changes_leave_the_photo_alone_coarse_ones_are_pasted_whole_and_fine_texture_in_part():
+    originals = torch.full((1, 3, 24, 24), 0.5)
     edited = originals.clone()
-    edited[..., :4] += 1 / 255          # a faint ripple: left out
-    edited[..., 4:] += 30 / 255         # what the edit changes: pasted whole
-    changes = gated_changes(originals, edited)
+    edited[..., :8] += 1 / 255                                          # a faint ripple: left out
+    edited[..., 8:16] += 30 / 255                                       # a colour change: pasted whole
+    edited[..., 16:] += torch.tensor([20 / 255, -20 / 255]).repeat(4)   # fine texture: pasted in part
+    changes = blended_changes(originals, edited)
     assert changes[..., :3].abs().max() == 0
-    assert torch.allclose(changes[..., 5:], torch.tensor(30.0), atol=1e-3)
+    assert torch.allclose(changes[..., 11:13], torch.tensor(30.0), atol=0.5)
+    texture = changes[..., 19:22] - changes[..., 19:22].mean()
+    assert 0.2 < texture.abs().mean() / 20 < 0.8
 
 
 def test_a_strong_edit_of_a_large_face_keeps_the_photos_detail_where_nothing_changes(bundle, astronaut):

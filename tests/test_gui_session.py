@@ -139,6 +139,7 @@ def test_after_a_crash_the_next_start_offers_the_autosave(qtbot, tiny_model_path
     crashed.sessions.autosave()          # what the timer does every 30 s
     assert crashed.sessions.autosave_path.is_file()
     crashed.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)  # a kill: no close event, the file stays
+    crashed.sessions.lock.unlock()       # and the lock of a process that is gone is stale (Qt's QLockFile)
 
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)

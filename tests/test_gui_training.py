@@ -202,7 +202,7 @@ def test_training_can_start_from_the_open_model(qtbot, panel: TrainingPanel, fac
 def early_run_records(count: int = 6) -> list[dict[str, float]]:
     """Metrics like those of a run's first minutes: feature loss falling from 600, KL from 20, Dis near 0.1."""
     return [{"step": 20 * (i + 1), "epoch": 0.1 * (i + 1), "images_per_s": 30.0, "elapsed_s": 10.0 * (i + 1),
-             "eta_s": 600.0, "kl": 20 - 3 * i, "feature": 600 - 50 * i, "gen": 3 + 0.1 * i,
+             "eta_s": 600.0, "planned_steps": 1_000, "kl": 20 - 3 * i, "feature": 600 - 50 * i, "gen": 3 + 0.1 * i,
              "dis_real": 0.09 + 0.01 * (i % 3), "dis_fake": 0.1 + 0.005 * i, "d_real": 0.7, "d_rec": 0.3,
              "d_prior": 0.2} for i in range(count)]
 
@@ -217,16 +217,17 @@ def live_view(qtbot):
     return view
 
 
-def drawn_labels(plot) -> list:
-    """The tick labels the left axis draws now: (rectangle, text) pairs."""
-    axis = plot.getAxis("left")
+def drawn_labels(plot, side: str = "left", in_scene: bool = False) -> list:
+    """The tick labels an axis draws now: (rectangle, text) pairs, the rectangles in the axis's own coordinates or
+    (`in_scene`) in the plot's scene."""
+    axis = plot.getAxis(side)
     image = QImage(10, 10, QImage.Format.Format_RGB32)
     painter = QPainter(image)
     try:
         _, _, texts = axis.generateDrawSpecs(painter)
     finally:
         painter.end()
-    return [(rect, text) for rect, _, text in texts]
+    return [(axis.mapRectToScene(rect) if in_scene else rect, text) for rect, _, text in texts]
 
 
 def test_tick_labels_never_overlap_and_no_legend_covers_a_curve(qtbot, live_view: LiveView):

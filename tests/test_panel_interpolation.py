@@ -63,12 +63,14 @@ def test_path_through_three_points_passes_each_point(setup):
         torch.testing.assert_close(frame, model.decode(face.latent)[0], atol=1e-5, rtol=0)
 
 
-def test_endpoints_can_be_added_reordered_and_removed(setup, face_image_file):
+def test_endpoints_can_be_added_reordered_and_removed(qtbot, setup, face_image_file):
     panel, selection, model = setup
     assert len(panel.endpoints()) == 2  # two random faces so a strip shows at once
     selection.select_face(FaceItem("picked", torch.ones(8)))
     panel.add_current_button.click()
-    panel.add_image(face_image_file)
+    panel.add_image(face_image_file)            # found, aligned and fitted in the background
+    qtbot.waitUntil(lambda: len(panel.endpoints()) == 4, timeout=60_000)
+    assert panel.endpoints()[3].fitted
     names = [f.name for f in panel.endpoints()]
     assert names[2:] == ["picked", face_image_file.name]
     panel.endpoint_list.setCurrentRow(3)
