@@ -21,6 +21,7 @@ from core.data import IMAGE_EXTENSIONS
 from core.export import make_grid, make_strip, save_gif, save_image
 from core.fit import FaceFit, fitting, on_every_core
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE, interpolate_path
+from core.metrics import to_grey
 from core.model import DecoderTuning
 from core.realism import RealismMeter
 from explorer.selection import (FaceItem, PictureFaces, Selection, comparison_input, face_image, fitting_pictures,
@@ -46,20 +47,32 @@ def keyframe_indices(points: int, steps: int) -> list[int]:
     return indices
 
 
+STARTING_CANDIDATES = 3
+"""The faces nearest their group's mean among which the one drawn with the most contrast starts the first path."""
+
+
 def starting_pair(model: Model) -> tuple[int, int]:
-    """Two clean, different reference faces to start from: the most typical one (the realism meter's measure, else
-    the distance from the faces' mean in their own spread), then the most typical one that differs from it in the
-    reference labels' Male (when labelled so), else the next most typical one."""
+    """Two clean, different reference faces to start from: a woman and a man when the reference faces are labelled
+    Male (else any two), each of the faces nearest the mean of its kind (whitened by the realism meter when the model
+    has one) the one drawn with the most contrast (the very nearest are often washed out)."""
     reference = model.reference
     meter = RealismMeter.of_model(model)
     latents = reference.latents.double()
-    distances = meter.squared_distance(latents) if meter is not None else \
-        ((latents - latents.mean(0)) / latents.std(0).clamp_min(1e-12)).square().sum(1)
-    first, *others = distances.argsort(stable=True).tolist()
+    spread = meter.whiten(latents) if meter is not None else latents / latents.std(0).clamp_min(1e-12)
+    contrast = to_grey(reference.thumbnails.float() / 255).flatten(1).std(1)
+    def ranked(group: torch.Tensor) -> list[int]:
+        nearest = group[(spread[group] - spread[group].mean(0)).square().sum(1).argsort(stable=True)]
+        candidates = nearest[:STARTING_CANDIDATES]
+        return candidates[contrast[candidates].argsort(descending=True, stable=True)].tolist()
+
+    everyone = torch.arange(len(latents))
     if reference.labels is not None and "Male" in reference.label_names:
-        male = reference.labels[:, reference.label_names.index("Male")].tolist()
-        others = [i for i in others if male[i] * male[first] < 0] or others
-    return first, others[0]
+        male = reference.labels[:, reference.label_names.index("Male")]
+        women, men = everyone[male < 0], everyone[male > 0]
+        if len(women) and len(men):
+            return ranked(women)[0], ranked(men)[0]
+    first, second = ranked(everyone)[:2]
+    return first, second
 
 
 class FrameGrid(QWidget):

@@ -215,7 +215,7 @@ class ReconstructionItem(QFrame):
         row.addSpacing(8)
         side_widget = QWidget()
         side_widget.setLayout(side)
-        side_widget.setMinimumWidth(240)
+        side_widget.setMinimumWidth(300)
         side_widget.setMaximumWidth(340)
         row.addWidget(side_widget, 1)
         row.addStretch(1)
@@ -262,7 +262,7 @@ class ReconstructionItem(QFrame):
         else:
             self.captions[2].setText("fitted reconstruction" if result.tuning else "reconstruction")
             self.captions[2].setToolTip("")
-            before = f" (encoder alone: {result.encoder_mse:.4f})" if result.encoder_mse is not None else ""
+            before = f"\nThe encoder alone: {result.encoder_mse:.4f}" if result.encoder_mse is not None else ""
             self.status.setText(f"Crop: {CROP_METHODS[result.method]}\n"
                                 f"Pixel error (MSE): {result.mse:.4f}{before}\nPSNR: {result.psnr:.1f} dB")
         self.centre_button.hide()

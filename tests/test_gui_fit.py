@@ -63,7 +63,7 @@ def test_the_card_shows_the_encoders_guess_then_the_fitted_face(qtbot, window, p
     crop = card.result.pixels.float() / 255
     assert mean_squared_error(card.result.reconstruction, crop) < 0.002
     assert card.result.encoder_mse > 4 * card.result.mse
-    assert "encoder alone" in card.status.text()
+    assert "The encoder alone" in card.status.text()
     assert np.abs(card.tiles[2].image_array().astype(int) - guess.astype(int)).mean() > 2  # the tile changed
     face = card.face()
     assert face.fitted and face.pivot and face.photo_path == str(portrait)
