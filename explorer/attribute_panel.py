@@ -30,7 +30,8 @@ from core.vector_quality import conditional_vectors, cross_fitted_separation
 from explorer.quality_views import RealismView, SafeRangeShade, VectorQualityDialog, display_name
 from explorer.selection import FaceItem, Selection, comparison_input, face_image, reference_face
 from explorer.settings import app_settings, folder_setting
-from explorer.widgets import ERROR_STYLE, ImageView, Panel, push_button, start_worker
+from explorer.widgets import (ERROR_STYLE, PICTURE_FORMATS, ImageView, Panel, ask_export_folder, ask_save_path,
+                              push_button, start_worker)
 
 LABEL_MAX_WIDTH = 170
 """A slider's name keeps up to this many pixels ("PC1 (12.3% of variance)" whole) before the slider shrinks."""
@@ -723,15 +724,21 @@ class AttributePanel(Panel):
         return self.after_image
 
     def current_face(self) -> FaceItem | None:
-        """The edited face (the base face when no slider is moved)."""
+        """The edited face (the base face when no slider is moved), named after the picked face and every edit:
+        the applied ones up to the entry in use, then the sliders'."""
         self.flush()
-        if self.face is None or self.edited_latent is None:
+        if self.face is None or self.edited_latent is None or self.state is None:
             return None
-        edits = ", ".join(f"{display_name(name)} {value:+.2f}" for name, value in self.strengths().items())
+        edits = self._strengths_text()
+        name = ", ".join(self._edit_labels() + ([edits] if edits else []))
         if not edits:
-            return self.face
-        return replace(self.face, name=f"{self.face.name}, {edits}", latent=self.edited_latent.clone(),
-                       image=self.after_image, pivot=False)
+            return replace(self.face, name=name) if self.state.position else self.face
+        return replace(self.face, name=name, latent=self.edited_latent.clone(), image=self.after_image, pivot=False)
+
+    def _edit_labels(self) -> list[str]:
+        """The picked face's name, then each applied edit's label up to the entry in use."""
+        history = self.state.history[:self.state.position + 1]
+        return [history[0].face.name] + [entry.label for entry in history[1:]]
 
     def session_state(self) -> tuple[dict[str, Any], list[FaceItem]]:
         """Sliders, held attributes, and the applied-edit history (its faces, labels and the entry in use)."""
@@ -790,9 +797,8 @@ class AttributePanel(Panel):
         return save_image(grid, path, scale=scale, mode=mode, overwrite=overwrite)
 
     def _save_dialog(self, export: object, what: str, scale: int = 4) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, f"Save the {what}", f"{what.replace(' ', '_')}.png",
-                                              "PNG image (*.png);;JPEG image (*.jpg)")
-        if not path:
+        path = ask_save_path(self, f"Save the {what}", f"{what.replace(' ', '_')}.png", PICTURE_FORMATS)
+        if path is None:
             return
         try:
             saved = export(path, scale=scale)
@@ -808,10 +814,9 @@ class AttributePanel(Panel):
         source = QFileDialog.getExistingDirectory(self, "Photos to edit", folder_setting(settings, "pictures/folder"))
         if not source:
             return
-        target = QFileDialog.getExistingDirectory(self, "Save the edited photos into (an empty folder)",
-                                                  str(Path(source).parent))
-        if target:
-            self.start_folder_edit(Path(source), Path(target))
+        target = ask_export_folder(self, "Save the edited photos into (an empty folder)")
+        if target is not None:
+            self.start_folder_edit(Path(source), target)
 
     def start_folder_edit(self, source: Path, target: Path) -> None:
         """Edit every photo under `source` with the current sliders into `target`, with progress and Cancel."""

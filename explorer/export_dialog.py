@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
 from core.api import Model
 from core.export import make_grid, save_image, tensor_to_pil
 from core.latent import DEFAULT_SAMPLE_TEMPERATURE
-from explorer.settings import folder_setting
+from explorer.settings import export_folder, remember_export_folder
 from explorer.widgets import ImageView, confirm_replace, start_worker
 
 PAIRS_PER_ROW = 8
@@ -164,7 +164,7 @@ class ExportDialog(QDialog):
 
     # ----- saving -----
     def choose_file_and_save(self) -> None:
-        folder = Path(folder_setting(self.settings, "export/folder"))
+        folder = export_folder(self.settings)
         name = self.export_kind.value.lower().replace(" ", "_") + ".png"
         path, _ = QFileDialog.getSaveFileName(self, "Export picture", str(folder / name), FILE_FILTERS,
                                               options=QFileDialog.Option.DontConfirmOverwrite)
@@ -186,7 +186,7 @@ class ExportDialog(QDialog):
         except (OSError, ValueError) as error:
             QMessageBox.warning(self, "Could not save", f"{path}: {error}")
             return False
-        for key, value in (("export/folder", str(path.parent)), ("export/scale", self.scale.value()),
-                           ("export/upscaling", self.mode)):
+        remember_export_folder(self.settings, path.parent)
+        for key, value in (("export/scale", self.scale.value()), ("export/upscaling", self.mode)):
             self.settings.setValue(key, value)
         return True

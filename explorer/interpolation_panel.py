@@ -27,7 +27,8 @@ from core.realism import RealismMeter
 from explorer.selection import (FaceItem, PictureFaces, Selection, comparison_input, face_image, fitting_pictures,
                                 reference_face)
 from explorer.video_dialog import VideoDialog
-from explorer.widgets import ImageView, Panel, WorkerBase, push_button, start_worker, to_qimage
+from explorer.widgets import (PICTURE_FORMATS, ImageView, Panel, WorkerBase, ask_save_path, push_button, start_worker,
+                              to_qimage)
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
 METHODS = (("Linear", "linear"), ("Slerp (spherical)", "slerp"))
@@ -580,9 +581,9 @@ class InterpolationPanel(Panel):
     def _save_dialog(self, export: Callable[..., Path], title: str) -> None:
         is_gif = export == self.export_gif
         name = "interpolation.gif" if is_gif else "interpolation.png"
-        kinds = "GIF animation (*.gif)" if is_gif else "PNG image (*.png);;JPEG image (*.jpg)"
-        path, _ = QFileDialog.getSaveFileName(self, title.rstrip("."), name, kinds)
-        if not path:
+        kinds = {".gif": "GIF animation (*.gif)"} if is_gif else PICTURE_FORMATS
+        path = ask_save_path(self, title.rstrip("."), name, kinds)
+        if path is None:
             return
         try:
             saved = export(path)

@@ -51,11 +51,25 @@ which is available for non-commercial research purposes only; faces the model ge
 that restriction. See the CelebA agreement at mmlab.ie.cuhk.edu.hk/projects/CelebA.html.</p>"""
 
 
-def recent_label(path: str | Path) -> str:
-    """A recent model as 'name — folder': runs all save checkpoint.safetensors, and two faces64 files differ
-    only by where they are."""
+def recent_label(path: str | Path, depth: int = 1) -> str:
+    """A recent model as 'name — folder' with the last `depth` folders: runs all save checkpoint.safetensors, and
+    two faces64 files differ only by where they are. A run folder is just its name at depth 0."""
     path = Path(path)
-    return f"{path.stem} — {path.parent.name}" if path.suffix else path.name
+    name = path.stem if path.suffix else path.name
+    return f"{name} — {Path(*path.parent.parts[-depth:])}" if depth else name
+
+
+def recent_labels(paths: list[str]) -> list[str]:
+    """recent_label of each path, with more of the folder where two would read the same (up to the full path)."""
+    depths = [1 if Path(path).suffix else 0 for path in paths]
+    while True:
+        labels = [recent_label(path, depth) for path, depth in zip(paths, depths)]
+        clashing = [i for i, label in enumerate(labels)
+                    if labels.count(label) > 1 and depths[i] < len(Path(paths[i]).parent.parts)]
+        if not clashing:
+            return labels
+        for i in clashing:
+            depths[i] += 1
 
 
 class MainWindow(QMainWindow):
@@ -266,8 +280,8 @@ class MainWindow(QMainWindow):
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         entries = recent_files(self.settings)
-        for path in entries:
-            action = self.recent_menu.addAction(recent_label(path))
+        for path, label in zip(entries, recent_labels(entries)):
+            action = self.recent_menu.addAction(label)
             action.setToolTip(path)
             action.triggered.connect(lambda _=False, p=path: self.open_model(p))
         self.recent_menu.setEnabled(bool(entries))

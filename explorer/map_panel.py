@@ -27,7 +27,8 @@ from core.pipeline import encode_folder
 from explorer.map_export import LegendEntries, with_axes_and_legend
 from explorer.selection import FaceItem, Selection
 from explorer.theme import ThemedPlotWidget
-from explorer.widgets import ImageView, Panel, ask_save_path, confirm_replace, push_button, start_worker
+from explorer.widgets import (ImageView, Panel, ask_export_folder, ask_save_path, confirm_replace, push_button,
+                              start_worker)
 
 METHOD_TITLES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 MAX_ENDPOINTS = 16
@@ -929,8 +930,8 @@ class MapPanel(Panel):
     def export_selection_images_dialog(self) -> None:
         if not self._selection_ready():
             return
-        folder = QFileDialog.getExistingDirectory(self, "Save the selected faces' pictures into a folder")
-        if not folder:
+        folder = ask_export_folder(self, "Save the selected faces' pictures into a folder")
+        if folder is None:
             return
         names = [self.data.names[i] for i in self._selected]
         taken = [p for p in face_image_paths(names, folder) if p.exists()]

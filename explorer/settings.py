@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QStandardPaths
 
 from explorer.theme import SYSTEM_THEME, THEMES
 
@@ -38,6 +38,25 @@ def folder_setting(settings: QSettings, key: str, default: Path | None = None) -
     if folder and Path(folder).is_dir():
         return folder
     return str(default or Path.home())
+
+
+EXPORT_FOLDER_SETTING = "export/folder"
+"""Where every save dialog for pictures, grids, GIFs, videos, tables and maps starts (sessions keep their own)."""
+
+
+def pictures_folder() -> Path:
+    """The user's Pictures folder, or home when the system has none."""
+    folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation) or Path.home())
+    return folder if folder.is_dir() else Path.home()
+
+
+def export_folder(settings: QSettings) -> Path:
+    """The folder the last export went to, at first the Pictures folder."""
+    return Path(folder_setting(settings, EXPORT_FOLDER_SETTING, pictures_folder()))
+
+
+def remember_export_folder(settings: QSettings, folder: str | Path) -> None:
+    settings.setValue(EXPORT_FOLDER_SETTING, str(folder))
 
 
 COMPARE_SETTING = "compare/model"

@@ -14,7 +14,6 @@ from core.api import Model
 from core.errors import one_line
 from core.video import (MAX_FPS, MAX_SECONDS, MAX_SIZE, MIN_FPS, MIN_SECONDS, MIN_SIZE, Cancelled, VideoSettings,
                         write_video)
-from explorer.settings import app_settings, folder_setting
 from explorer.widgets import ERROR_STYLE, ask_save_path, start_worker
 
 VIDEO_FORMATS = {".mp4": "MP4 video (*.mp4)", ".gif": "Animated GIF (*.gif)"}
@@ -67,11 +66,8 @@ class VideoDialog(QDialog):
                              f"({'slerp' if self.method == 'slerp' else 'linear'} path)")
 
     def choose_file(self) -> None:
-        settings = app_settings()
-        target = ask_save_path(self, "Save video", Path(folder_setting(settings, "export/folder")) / "path.mp4",
-                               VIDEO_FORMATS)
+        target = ask_save_path(self, "Save video", "path.mp4", VIDEO_FORMATS)
         if target is not None:
-            settings.setValue("export/folder", str(target.parent))
             self.start(target)
 
     def start(self, target: Path) -> None:

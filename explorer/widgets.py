@@ -17,6 +17,7 @@ from superqt.utils import WorkerBase, create_worker
 
 from core.api import Model
 from explorer.selection import FaceItem, Selection
+from explorer.settings import app_settings, export_folder, remember_export_folder
 
 ImageLike = Union[torch.Tensor, np.ndarray, Image.Image]
 ERROR_STYLE = "color: palette(bright-text);"
@@ -271,9 +272,19 @@ def confirm_replace(parent: QWidget, question: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+PICTURE_FORMATS = {".png": "PNG image (*.png)", ".jpg": "JPEG image (*.jpg)"}
+"""ask_save_path's formats for a picture."""
+
+
 def ask_save_path(parent: QWidget, title: str, start: str | Path, formats: dict[str, str]) -> Path | None:
     """A file name from the save dialog with one of `formats`' suffixes (suffix -> file-type filter; the filter
-    chosen decides when the name has none); an existing file only if the user agrees to replace it."""
+    chosen decides when the name has none); an existing file only if the user agrees to replace it. A bare file
+    name `start` opens in the export folder, which then remembers the chosen file's folder; a path with a folder
+    opens there, and the caller remembers it."""
+    settings = app_settings()
+    exporting = not Path(start).is_absolute()
+    if exporting:
+        start = export_folder(settings) / start
     text, chosen = QFileDialog.getSaveFileName(parent, title, str(start), ";;".join(formats.values()),
                                                options=QFileDialog.Option.DontConfirmOverwrite)
     if not text:
@@ -283,7 +294,19 @@ def ask_save_path(parent: QWidget, title: str, start: str | Path, formats: dict[
         path = path.with_name(path.name + next((s for s, f in formats.items() if f == chosen), next(iter(formats))))
     if path.exists() and not confirm_replace(parent, f"{path.name} already exists. Replace it?"):
         return None
+    if exporting:
+        remember_export_folder(settings, path.parent)
     return path
+
+
+def ask_export_folder(parent: QWidget, title: str) -> Path | None:
+    """A folder to save into, starting from (and remembered as) the export folder."""
+    settings = app_settings()
+    folder = QFileDialog.getExistingDirectory(parent, title, str(export_folder(settings)))
+    if not folder:
+        return None
+    remember_export_folder(settings, folder)
+    return Path(folder)
 
 
 def push_button(title: str, tip: str, slot: Callable[[], None]) -> QPushButton:

@@ -87,9 +87,11 @@ def garbage_collected_between_tests(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(autouse=True)
-def private_settings_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from empty app settings and its own cache of decoded folders."""
-    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
+def private_settings_and_cache(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from empty app settings (beside, not in, its tmp_path, which tests list) and its own cache
+    of decoded folders."""
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path_factory.mktemp("settings") / "settings.ini"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 

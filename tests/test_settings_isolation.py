@@ -22,8 +22,9 @@ def test_home_and_xdg_folders_are_the_private_home(private_home: Path):
     assert training_panel.RUNS_ROOT.is_relative_to(private_home)
 
 
-def test_each_test_has_its_own_settings_file_and_cache(tmp_path: Path):
-    assert Path(app_settings().fileName()).parent == tmp_path
+def test_each_test_has_its_own_settings_file_and_cache(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    settings_file = Path(app_settings().fileName())
+    assert settings_file.is_relative_to(tmp_path_factory.getbasetemp()) and not settings_file.exists()
     assert default_cache_dir().is_relative_to(tmp_path)
 
 
