@@ -72,6 +72,10 @@ def recent_labels(paths: list[str]) -> list[str]:
             depths[i] += 1
 
 
+STATUS_MARGIN = 40
+"""Pixels kept free between a status message and the model summary beside it."""
+
+
 class MainWindow(QMainWindow):
     def __init__(self, model_path: str | Path | None = None, persist: bool = True) -> None:
         super().__init__()
@@ -404,7 +408,12 @@ class MainWindow(QMainWindow):
             action.setChecked(action.data() == PANELS[index].key)
 
     def show_status(self, text: str) -> None:
-        self.statusBar().showMessage(text, 8000)
+        """A message in the status bar for 8 s, elided in the middle to the room left of the model summary (the
+        whole text in the status bar's tooltip)."""
+        bar = self.statusBar()
+        room = bar.width() - self.model_info.sizeHint().width() - STATUS_MARGIN
+        bar.setToolTip(text)
+        bar.showMessage(bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(room, 0)), 8000)
 
     def bookmark_current_face(self) -> None:
         face = self.panels[self.current_panel_key()].current_face()

@@ -235,3 +235,20 @@ def test_new_cards_are_scrolled_to_and_do_not_stretch_across_a_wide_window(qtbot
     for card in panel.items:
         assert card.x() < 40 and card.width() < viewport.width() * 0.6
         assert card.actions[0].geometry().right() < card.width()
+
+
+# ----- item 9: the status bar at 1024x640
+
+
+def test_a_long_status_message_is_elided_beside_the_model_summary(qtbot, tiny_model_path):
+    window = open_window(qtbot, tiny_model_path, persist=False)
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.width() <= 1024)
+    long = "Checkpoint saved: " + "/home/someone/vaegan-runs/a-folder-with-a-long-name" * 4 + "/checkpoint.safetensors"
+    window.show_status(long)
+    bar = window.statusBar()
+    shown = bar.currentMessage()
+    assert "…" in shown and shown.startswith("Checkpoint saved") and shown.endswith("checkpoint.safetensors")
+    width = bar.fontMetrics().horizontalAdvance(shown)
+    assert width + window.model_info.sizeHint().width() < bar.width()
+    assert bar.toolTip() == long
