@@ -149,6 +149,13 @@ def whitening(gaussian_mean: Tensor | None, scale_tril: Tensor | None) -> Callab
     return lambda z: (z - gaussian_mean.to(z.device)) @ inverse.to(z.device).T
 
 
+def descend(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    """One optimisation step on `loss`."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 Stage = Generator[None, None, Any]
 """One stage of a fit: yields after each optimisation step, returns what it made."""
 
@@ -162,9 +169,7 @@ def optimise_latents(net: VAEGAN, start: Tensor, target: Tensor, target_features
     for _ in range(settings.latent_steps):
         loss = image_loss(net, net.decoder(z), target, target_features, settings).sum()
         loss = loss + settings.prior_weight * whiten(z).pow(2).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss)
         yield
         if stop(loss.item()):
             break
@@ -216,9 +221,7 @@ def tune_decoder(net: VAEGAN, pivots: Tensor, target: Tensor, target_features: l
             change_now = after[n + len(away):] - after[:n][index]
             change_before = before[len(away):] - pivot_images[index]
             loss = loss + settings.edit_weight * F.mse_loss(change_now, change_before)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss)
         yield
         if stop(fit_loss.item()):
             break
